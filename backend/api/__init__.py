@@ -1,0 +1,41 @@
+"""HTTP entry point: marshmallow schemas and flask-smorest blueprints, one package per area."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+
+from backend.api import clients, health
+from backend.api.errors import error_response
+from backend.api.extension import Api
+
+API_BLUEPRINTS = (clients.blueprint,)
+JSON_BODY_TYPES = ("application/json", "multipart/form-data")
+
+
+def refuse_unexpected_body_type():
+    """A body that is neither JSON nor multipart is refused before any parsing (400)."""
+    if request.method in ("POST", "PUT", "PATCH") and request.content_length:
+        if request.mimetype not in JSON_BODY_TYPES and not request.mimetype.endswith("+json"):
+            return error_response(400, "bad_request", "expected application/json")
+    return None
+
+
+def init_api(app: Flask) -> Api:
+    app.config.update(
+        API_TITLE="Workspace API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    )
+    api = Api(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    app.before_request(refuse_unexpected_body_type)
+    app.register_blueprint(health.blueprint)
+    for blueprint in API_BLUEPRINTS:
+        api.register_blueprint(blueprint)
+    return api

@@ -1,0 +1,68 @@
+"""Per-request identity and tenant resolution.
+
+The tenant comes only from the verified token's `tenant_id` claim and is checked against the
+registry on every request (membership still there, same role): a removed membership or a
+disabled tenant takes effect within the cache TTL, not at token expiry.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+from cachetools import TTLCache
+from flask import g, request
+
+from backend.api.context import runtime
+from backend.domain.errors import Unauthenticated
+from backend.domain.identity import AccessRecord, Principal
+from backend.infrastructure.sql.identity import load_access
+
+ACCESS_CACHE_TTL_S = 2.0
+_cache: TTLCache = TTLCache(maxsize=10_000, ttl=ACCESS_CACHE_TTL_S)
+_cache_lock = threading.Lock()
+
+
+def bearer_token() -> str:
+    header = request.headers.get("Authorization")
+    if not header:
+        raise Unauthenticated("missing_token")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthenticated("invalid_token")
+    return value.strip()
+
+
+def cached_access(user_id: uuid.UUID, tenant_id: uuid.UUID) -> AccessRecord | None:
+    key = (user_id, tenant_id)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+    record = load_access(runtime().engine, user_id, tenant_id)
+    with _cache_lock:
+        _cache[key] = record
+    return record
+
+
+def forget_access(user_id: uuid.UUID | None = None, tenant_id: uuid.UUID | None = None) -> None:
+    """Drop cached registry answers (after a membership or tenant change in this process)."""
+    with _cache_lock:
+        for key in list(_cache):
+            if user_id in (None, key[0]) and tenant_id in (None, key[1]):
+                del _cache[key]
+
+
+def authenticate() -> Principal:
+    claims = runtime().tokens.verify(bearer_token())
+    access = cached_access(claims.user_id, claims.tenant_id)
+    if access is None or access.role.value != claims.role or access.client_id != claims.client_id:
+        raise Unauthenticated("invalid_token")
+    principal = Principal(
+        user_id=access.user_id,
+        tenant_id=access.tenant_id,
+        role=access.role,
+        client_id=access.client_id,
+    )
+    g.principal = principal
+    g.access = access
+    return principal

@@ -1,0 +1,3 @@
+from backend.api.clients.routes import blueprint
+
+__all__ = ["blueprint"]

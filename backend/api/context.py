@@ -1,0 +1,34 @@
+"""What the api layer takes from the composition root (backend/app.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, g
+from sqlalchemy.engine import Engine
+
+from backend.core.config import Settings
+from backend.core.tokens import TokenService
+from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork, TenantUnitOfWork
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine  # runtime role: DML only, serves every request
+    owner_engine: Engine  # owner role: provisioning (signup), deletion purge
+    runtime_role: str | None  # granted access to what the owner role creates
+    tokens: TokenService
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["saas"]
+
+
+def registry_uow() -> RegistryUnitOfWork:
+    return RegistryUnitOfWork(runtime().engine)
+
+
+def tenant_uow() -> TenantUnitOfWork:
+    """A unit of work scoped to the caller's tenant (set by authentication)."""
+    return TenantUnitOfWork(runtime().engine, g.access.tenant_schema)

@@ -1,0 +1,32 @@
+"""Liveness and readiness, outside /api/v1 and without authentication."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from sqlalchemy.exc import SQLAlchemyError
+
+from backend.api.context import runtime
+from backend.api.errors import error_response
+from backend.infrastructure.migrations import head_revision, shared_revision
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/health")
+def health():
+    """The process is alive (no database call)."""
+    return jsonify(status="ok")
+
+
+@blueprint.get("/health/ready")
+def ready():
+    """PostgreSQL is reachable and the shared schema is at head."""
+    try:
+        with runtime().engine.connect() as connection:
+            current = shared_revision(connection)
+            connection.rollback()
+    except SQLAlchemyError:
+        return error_response(503, "database_unavailable", headers={"Retry-After": "5"})
+    if current != head_revision("shared"):
+        return error_response(503, "schema_not_ready", f"shared schema at {current}")
+    return jsonify(status="ready", shared_schema=current)

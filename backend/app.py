@@ -1,0 +1,61 @@
+"""The composition root: settings -> engine -> token service -> Flask app + CLI."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from flask import Flask
+from sqlalchemy.engine import make_url
+
+from backend.api import init_api
+from backend.api.context import Runtime
+from backend.cli.tenants import tenants_cli
+from backend.core.config import ConfigError, Settings
+from backend.core.db import create_db_engine, sqlalchemy_url
+from backend.core.logging import configure_logging
+from backend.core.tokens import TokenService, load_signing_keys
+from backend.infrastructure import embedded_postgres
+
+
+def with_database(settings: Settings) -> Settings:
+    """Development without DATABASE_URL: start (or join) the embedded PostgreSQL under var/."""
+    if settings.database_url:
+        return settings
+    if not settings.is_development:
+        raise ConfigError(f"DATABASE_URL is required when APP_ENV={settings.env}")
+    database = embedded_postgres.start(settings.var_dir / "pgdata", cleanup=None)
+    return replace(
+        settings, database_url=database.runtime_url, migration_database_url=database.owner_url
+    )
+
+
+def runtime_role(settings: Settings) -> str | None:
+    """The runtime role to grant to, or None when API and owner are the same role."""
+    runtime_user = make_url(sqlalchemy_url(settings.database_url)).username
+    owner_user = make_url(sqlalchemy_url(settings.owner_database_url)).username
+    return runtime_user if runtime_user != owner_user else None
+
+
+def build_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    configure_logging()
+    app = Flask("backend")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    app.cli.add_command(tenants_cli)
+    settings = with_database(settings)
+    app.extensions["saas"] = Runtime(
+        settings=settings,
+        engine=create_db_engine(settings.database_url, settings),
+        owner_engine=create_db_engine(
+            settings.owner_database_url, settings, application_name="saas-owner", pool_size=2
+        ),
+        runtime_role=runtime_role(settings),
+        tokens=TokenService(
+            load_signing_keys(settings),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_s=settings.access_token_ttl_s,
+        ),
+    )
+    init_api(app)
+    return app

@@ -1,0 +1,1 @@
+"""Operator commands (`flask --app backend tenants ...`, `scripts/tenants.py ...`)."""

@@ -1,0 +1,1 @@
+"""Shared foundations: config, database engine and tenant scope, tokens, logging."""

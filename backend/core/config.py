@@ -1,0 +1,105 @@
+"""Settings read from the environment, with development defaults.
+
+Outside development and test, every secret must come from the environment: a missing one
+stops start-up with a one-line error that names it (see `ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEVELOPMENT_ENVS = frozenset({"development", "test"})
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    # Runtime role (the API); the owner role runs migrations, provisioning and purge.
+    database_url: str | None = None
+    migration_database_url: str | None = None
+    var_dir: Path = PROJECT_ROOT / "var"
+    # Connection pool: bounded, recycled (catalog caches grow on connections that touch
+    # many schemas), and quick to give up so an exhausted pool answers 503, not a hang.
+    pool_size: int = 10
+    pool_max_overflow: int = 5
+    pool_timeout_s: int = 5
+    pool_recycle_s: int = 1800
+    statement_timeout_ms: int = 15000
+    # Tokens.
+    jwt_issuer: str = "http://127.0.0.1:8000"
+    jwt_audience: str = "saas-api"
+    jwt_private_keys: str | None = None  # JSON JWK set with private keys (production)
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    # Product.
+    trial_days: int = 14
+    max_content_length: int = 10 * 1024 * 1024
+
+    @property
+    def is_development(self) -> bool:
+        return self.env in DEVELOPMENT_ENVS
+
+    @property
+    def media_dir(self) -> Path:
+        return self.var_dir / "media"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.var_dir / "mail"
+
+    @property
+    def owner_database_url(self) -> str | None:
+        return self.migration_database_url or self.database_url
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        settings = cls(
+            env=env.get("APP_ENV", "development"),
+            database_url=env.get("DATABASE_URL") or None,
+            migration_database_url=env.get("MIGRATION_DATABASE_URL") or None,
+            var_dir=Path(env.get("VAR_DIR", str(PROJECT_ROOT / "var"))),
+            pool_size=_int(env, "DB_POOL_SIZE", 10),
+            pool_max_overflow=_int(env, "DB_POOL_MAX_OVERFLOW", 5),
+            pool_timeout_s=_int(env, "DB_POOL_TIMEOUT_S", 5),
+            pool_recycle_s=_int(env, "DB_POOL_RECYCLE_S", 1800),
+            statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 15000),
+            jwt_issuer=env.get("JWT_ISSUER", "http://127.0.0.1:8000"),
+            jwt_audience=env.get("JWT_AUDIENCE", "saas-api"),
+            jwt_private_keys=env.get("JWT_PRIVATE_KEYS") or None,
+            access_token_ttl_s=_int(env, "ACCESS_TOKEN_TTL_S", 900),
+            refresh_token_ttl_s=_int(env, "REFRESH_TOKEN_TTL_S", 30 * 24 * 3600),
+            trial_days=_int(env, "TRIAL_DAYS", 14),
+            max_content_length=_int(env, "MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse to start outside development without the secrets production needs."""
+        if self.is_development:
+            return
+        for name, value in (
+            ("DATABASE_URL", self.database_url),
+            ("JWT_PRIVATE_KEYS", self.jwt_private_keys),
+        ):
+            if not value:
+                raise ConfigError(f"{name} is required when APP_ENV={self.env}")

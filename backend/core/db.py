@@ -1,0 +1,106 @@
+"""Engines, the pool guard and the tenant scope.
+
+Decisions (see docs/architecture.md):
+- The search path is set per transaction with `set_config('search_path', ..., true)`;
+  a session-level `SET` on a pooled connection is how peers served one tenant's rows to
+  another. Every connection starts with `search_path=pg_catalog` (no `public`, no tenant):
+  an unqualified name outside a tenant scope fails instead of reading the wrong table.
+- The pool guard checks that search path at every checkout and refuses (invalidates) a
+  connection that carries anything else.
+- `prepare_threshold=None`: psycopg never prepares server-side statements. The same SQL
+  text runs against many schemas, possibly at different migration versions; a prepared
+  plan whose result type changes fails with "cached plan must not change result type".
+  It also keeps the app compatible with PgBouncer in transaction mode.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DisconnectionError
+
+from backend.core.config import Settings
+from backend.core.tenancy import quoted_schema
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEARCH_PATH = "pg_catalog"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept libpq-style URLs (postgresql://) and pin the psycopg 3 driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_db_engine(
+    url: str, settings: Settings, *, application_name: str = "saas-api", pool_size: int | None = None
+) -> Engine:
+    engine = create_engine(
+        sqlalchemy_url(url),
+        pool_size=pool_size or settings.pool_size,
+        max_overflow=settings.pool_max_overflow,
+        pool_timeout=settings.pool_timeout_s,
+        pool_recycle=settings.pool_recycle_s,
+        pool_pre_ping=True,
+        connect_args={
+            "prepare_threshold": None,
+            "application_name": application_name,
+            "options": f"-c search_path={DEFAULT_SEARCH_PATH}",
+        },
+    )
+    install_pool_guard(engine)
+    return engine
+
+
+def _search_path_of(dbapi_connection) -> str:
+    # PostgreSQL 18 reports search_path to the client: no round trip needed.
+    reported = dbapi_connection.info.parameter_status("search_path")
+    if reported is not None:
+        return reported
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT current_setting('search_path')")
+        (value,) = cursor.fetchone()
+        return value
+    finally:
+        cursor.close()
+        dbapi_connection.rollback()
+
+
+def install_pool_guard(engine: Engine) -> None:
+    @event.listens_for(engine, "checkout")
+    def _refuse_dirty_connection(dbapi_connection, connection_record, connection_proxy):
+        current = _search_path_of(dbapi_connection)
+        if current != DEFAULT_SEARCH_PATH:
+            log.error("pool guard: connection with search_path=%r refused", current)
+            # DisconnectionError makes the pool discard this connection and check out another.
+            raise DisconnectionError(f"search_path is {current!r}, not the default")
+
+
+@contextmanager
+def tenant_scope(engine: Engine, schema_name: str) -> Iterator[Connection]:
+    """A transaction whose search path is the tenant's schema, and only for its duration."""
+    with engine.begin() as connection:
+        set_tenant_search_path(connection, schema_name)
+        yield connection
+
+
+def set_tenant_search_path(connection: Connection, schema_name: str) -> None:
+    connection.execute(
+        text("SELECT set_config('search_path', :path, true)"),
+        {"path": quoted_schema(schema_name)},
+    )
+
+
+@contextmanager
+def shared_scope(engine: Engine) -> Iterator[Connection]:
+    """A transaction with the default search path: shared tables are schema-qualified."""
+    with engine.begin() as connection:
+        yield connection

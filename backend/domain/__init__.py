@@ -1,0 +1,1 @@
+"""Entities, enums and pure policy. Imports nothing of the project but itself."""

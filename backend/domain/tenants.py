@@ -1,0 +1,77 @@
+"""The tenant (workspace): its entity, its lifecycle states and its slug rules."""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from backend.domain.errors import Invalid
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38})[a-z0-9]$")
+RESERVED_SLUGS = frozenset(
+    {
+        "admin", "api", "app", "auth", "billing", "docs", "help", "internal", "login",
+        "logout", "mail", "metrics", "public", "root", "shared", "signup", "static",
+        "status", "support", "system", "tenant", "tenants", "www",
+    }
+)  # fmt: skip
+
+
+class TenantStatus(enum.StrEnum):
+    PROVISIONING = "provisioning"
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    DELETION_SCHEDULED = "deletion_scheduled"
+    DELETED = "deleted"
+
+
+class Plan(enum.StrEnum):
+    TRIAL = "trial"
+    PAID = "paid"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: uuid.UUID
+    slug: str
+    name: str
+    schema_name: str
+    status: TenantStatus
+    plan: Plan
+    trial_ends_at: datetime | None
+    created_at: datetime
+    schema_version: str | None = None
+    disabled_at: datetime | None = None
+    deletion_due_at: datetime | None = None
+    deleted_at: datetime | None = None
+    last_migration_error: str | None = None
+
+
+def schema_name_for(tenant_id: uuid.UUID) -> str:
+    """Schema names derive from the opaque tenant id, never from the slug (user input)."""
+    return f"tenant_{tenant_id.hex}"
+
+
+def validate_slug(slug: str) -> str:
+    """Return the slug if it follows the rules: lowercase, 3-40 chars of [a-z0-9-], not reserved."""
+    problems = []
+    if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug) or "--" in slug:
+        problems.append(
+            "3 to 40 characters of lowercase letters, digits and single hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    elif slug in RESERVED_SLUGS or slug.startswith("pg-"):
+        problems.append("this name is reserved")
+    if problems:
+        raise Invalid({"slug": problems})
+    return slug
+
+
+def validate_workspace_name(name: str) -> str:
+    cleaned = (name or "").strip()
+    if not 1 <= len(cleaned) <= 120:
+        raise Invalid({"name": ["1 to 120 characters"]})
+    return cleaned

@@ -1,0 +1,1 @@
+"""Adapters to the outside world: PostgreSQL, Alembic, media storage, mail, pg_dump."""

@@ -1,0 +1,9 @@
+"""SQL adapters: table definitions and repositories, one module per business area.
+
+Importing this package registers every table on its metadata (Alembic's env.py relies on it).
+"""
+
+from backend.infrastructure.sql import audit, clients, identity, tenants  # noqa: F401
+from backend.infrastructure.sql.metadata import shared_metadata, tenant_metadata
+
+__all__ = ["shared_metadata", "tenant_metadata"]

@@ -1,0 +1,104 @@
+"""The tenant registry (`shared.tenants`) and its repository."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    Table,
+    Text,
+    Uuid,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+from backend.domain.tenants import Plan, Tenant, TenantStatus
+from backend.infrastructure.sql.metadata import shared_metadata
+
+tenants = Table(
+    "tenants",
+    shared_metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("slug", Text, nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("schema_name", Text, nullable=False, unique=True),
+    Column("status", Text, nullable=False),
+    Column("plan", Text, nullable=False, server_default="trial"),
+    Column("trial_ends_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("disabled_at", DateTime(timezone=True)),
+    Column("deletion_due_at", DateTime(timezone=True)),
+    Column("deleted_at", DateTime(timezone=True)),
+    Column("schema_version", Text),
+    Column("last_migration_error", Text),
+    CheckConstraint(
+        "status IN ('provisioning','active','disabled','deletion_scheduled','deleted')",
+        name="status",
+    ),
+    CheckConstraint("plan IN ('trial','paid')", name="plan"),
+    CheckConstraint("schema_name ~ '^tenant_[0-9a-f]{32}$'", name="schema_name"),
+)
+
+
+def _to_tenant(row) -> Tenant:
+    return Tenant(
+        id=row.id,
+        slug=row.slug,
+        name=row.name,
+        schema_name=row.schema_name,
+        status=TenantStatus(row.status),
+        plan=Plan(row.plan),
+        trial_ends_at=row.trial_ends_at,
+        created_at=row.created_at,
+        schema_version=row.schema_version,
+        disabled_at=row.disabled_at,
+        deletion_due_at=row.deletion_due_at,
+        deleted_at=row.deleted_at,
+        last_migration_error=row.last_migration_error,
+    )
+
+
+class SqlTenantRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def add(self, tenant: Tenant) -> None:
+        self._connection.execute(
+            insert(tenants).values(
+                id=tenant.id,
+                slug=tenant.slug,
+                name=tenant.name,
+                schema_name=tenant.schema_name,
+                status=tenant.status.value,
+                plan=tenant.plan.value,
+                trial_ends_at=tenant.trial_ends_at,
+                created_at=tenant.created_at,
+                schema_version=tenant.schema_version,
+            )
+        )
+
+    def get(self, tenant_id: uuid.UUID) -> Tenant | None:
+        row = self._connection.execute(select(tenants).where(tenants.c.id == tenant_id)).first()
+        return _to_tenant(row) if row else None
+
+    def get_by_slug(self, slug: str) -> Tenant | None:
+        row = self._connection.execute(select(tenants).where(tenants.c.slug == slug)).first()
+        return _to_tenant(row) if row else None
+
+    def list(self, status: TenantStatus | None = None) -> list[Tenant]:
+        query = select(tenants).order_by(tenants.c.created_at, tenants.c.id)
+        if status is not None:
+            query = query.where(tenants.c.status == status.value)
+        return [_to_tenant(row) for row in self._connection.execute(query)]
+
+    def record_migration(self, tenant_id: uuid.UUID, version: str | None, error: str | None) -> None:
+        values: dict = {"last_migration_error": error}
+        if version is not None:
+            values["schema_version"] = version
+        self._connection.execute(update(tenants).where(tenants.c.id == tenant_id).values(**values))

@@ -1,0 +1,81 @@
+"""Units of work: one transaction each, rolled back unless `commit()` was called.
+
+`RegistryUnitOfWork` works on the shared schema (as the owner role for provisioning and
+operator commands, as the runtime role for requests); `TenantUnitOfWork` works inside one
+tenant's scope (transaction-local search path). Both translate known constraint
+violations into domain conflicts.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from backend.core.db import set_tenant_search_path
+from backend.infrastructure.sql.audit import SqlAuditLog
+from backend.infrastructure.sql.clients import SqlClientRepository
+from backend.infrastructure.sql.errors import as_domain_error
+from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository
+from backend.infrastructure.sql.schemas import SqlSchemaManager
+from backend.infrastructure.sql.tenants import SqlTenantRepository
+
+
+class _SqlUnitOfWork:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.connection: Connection | None = None
+
+    def __enter__(self):
+        self.connection = self._engine.connect()
+        self.connection.begin()
+        self._bind(self.connection)
+        return self
+
+    def _bind(self, connection: Connection) -> None:
+        self.audit = SqlAuditLog(connection)
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self.rollback()
+        finally:
+            self.connection.close()
+            self.connection = None
+        if isinstance(exc, IntegrityError):
+            translated = as_domain_error(exc)
+            if translated is not exc:
+                raise translated from exc
+        return False
+
+    def commit(self) -> None:
+        try:
+            self.connection.commit()
+        except IntegrityError as error:  # deferred constraints surface at commit
+            raise as_domain_error(error) from error
+
+    def rollback(self) -> None:
+        if self.connection is not None and self.connection.in_transaction():
+            self.connection.rollback()
+
+
+class RegistryUnitOfWork(_SqlUnitOfWork):
+    def __init__(self, engine: Engine, runtime_role: str | None = None) -> None:
+        super().__init__(engine)
+        self._runtime_role = runtime_role
+
+    def _bind(self, connection: Connection) -> None:
+        super()._bind(connection)
+        self.tenants = SqlTenantRepository(connection)
+        self.users = SqlUserRepository(connection)
+        self.memberships = SqlMembershipRepository(connection)
+        self.schemas = SqlSchemaManager(connection, self._runtime_role)
+
+
+class TenantUnitOfWork(_SqlUnitOfWork):
+    def __init__(self, engine: Engine, schema_name: str) -> None:
+        super().__init__(engine)
+        self.schema_name = schema_name
+
+    def _bind(self, connection: Connection) -> None:
+        set_tenant_search_path(connection, self.schema_name)
+        super()._bind(connection)
+        self.clients = SqlClientRepository(connection)

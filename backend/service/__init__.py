@@ -1,0 +1,1 @@
+"""Business rules and use cases. Depends on domain and on the ports in `ports.py`."""

@@ -1,0 +1,42 @@
+"""Alembic environment applied to one tenant schema.
+
+The schema comes from the caller (`config.attributes["tenant_schema"]`) or from
+`-x tenant=<schema>`; it is validated and only ever used quoted. Tenant tables carry no
+schema in their metadata: the transaction-local search path decides where they live, and
+each tenant keeps its own `<schema>.alembic_version`.
+"""
+
+from alembic import context
+
+from backend.core.db import set_tenant_search_path
+from backend.core.tenancy import validate_schema_name
+from backend.infrastructure.migration_env import migration_connection
+from backend.infrastructure.sql import tenant_metadata
+
+config = context.config
+
+
+def tenant_schema() -> str:
+    schema = config.attributes.get("tenant_schema") or context.get_x_argument(as_dictionary=True).get(
+        "tenant"
+    )
+    return validate_schema_name(schema)
+
+
+def run_migrations_online() -> None:
+    schema = tenant_schema()
+    with migration_connection(config) as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=tenant_metadata,
+            version_table_schema=schema,
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            set_tenant_search_path(connection, schema)
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline mode is not supported: migrations run against a database")
+run_migrations_online()

@@ -1,0 +1,106 @@
+"""Test session: a real PostgreSQL (embedded, or DATABASE_URL + MIGRATION_DATABASE_URL),
+migrated once; every test makes its own tenants with unique slugs."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from backend.core.config import Settings
+from backend.infrastructure import embedded_postgres
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def database() -> dict:
+    """URLs of the test database: owner (migrations) and runtime (the API)."""
+    if os.environ.get("DATABASE_URL"):
+        runtime = os.environ["DATABASE_URL"]
+        return {"runtime": runtime, "owner": os.environ.get("MIGRATION_DATABASE_URL", runtime)}
+    pgdata = Path(tempfile.mkdtemp(prefix="pgtest-", dir=tempfile.gettempdir())) / "pgdata"
+    db = embedded_postgres.start(pgdata, cleanup="delete")
+    yield {"runtime": db.runtime_url, "owner": db.owner_url, "superuser": db.superuser_url, "server": db}
+    db.server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def settings(database, tmp_path_factory) -> Settings:
+    var_dir = tmp_path_factory.mktemp("var")
+    return replace(
+        Settings(env="test"),
+        database_url=database["runtime"],
+        migration_database_url=database["owner"],
+        var_dir=var_dir,
+    )
+
+
+@pytest.fixture(scope="session")
+def app(settings):
+    from backend import create_app
+    from backend.cli.tenants import migrate_shared
+
+    application = create_app(settings)
+    with application.app_context():
+        migrate_shared()
+    return application
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def runtime(app):
+    return app.extensions["saas"]
+
+
+def unique_slug(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture()
+def make_tenant(app, runtime):
+    """Provision a tenant the way operators do; returns the domain Tenant."""
+    from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+    from backend.service.tenants import provision_tenant
+
+    def make(slug: str | None = None, owner_email: str | None = None):
+        slug = slug or unique_slug()
+        return provision_tenant(
+            slug=slug,
+            name=f"Workspace {slug}",
+            owner_email=owner_email or f"owner-{slug}@example.com",
+            trial_days=14,
+            now=datetime.now(UTC),
+            uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+        )
+
+    return make
+
+
+@pytest.fixture()
+def worker_token(runtime):
+    """A valid access token for the tenant's owner (worker)."""
+    from sqlalchemy import select
+
+    from backend.infrastructure.sql.identity import memberships
+
+    def token(tenant) -> dict:
+        with runtime.owner_engine.connect() as connection:
+            user_id = connection.execute(
+                select(memberships.c.user_id).where(
+                    memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
+                )
+            ).scalar_one()
+        value = runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="worker")
+        return {"Authorization": f"Bearer {value}"}
+
+    return token
