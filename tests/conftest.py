@@ -104,3 +104,31 @@ def worker_token(runtime):
         return {"Authorization": f"Bearer {value}"}
 
     return token
+
+
+@pytest.fixture()
+def client_token(runtime):
+    """Create a client record in the tenant, a user and a client membership linked to it;
+    return (client_id, headers with a valid client access token)."""
+    from sqlalchemy import insert
+
+    from backend.core.db import set_tenant_search_path
+    from backend.domain.identity import Role
+    from backend.infrastructure.sql.clients import clients
+    from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository
+
+    def make(tenant, name: str = "A Client") -> tuple[uuid.UUID, dict]:
+        client_id, user_id = uuid.uuid4(), uuid.uuid4()
+        with runtime.owner_engine.begin() as connection:
+            set_tenant_search_path(connection, tenant.schema_name)
+            connection.execute(insert(clients).values(id=client_id, name=name))
+            SqlUserRepository(connection).add(user_id, f"c-{user_id.hex[:10]}@example.com", name, None)
+            SqlMembershipRepository(connection).add(
+                user_id=user_id, tenant_id=tenant.id, role=Role.CLIENT, client_id=client_id
+            )
+        value = runtime.tokens.issue(
+            user_id=user_id, tenant_id=tenant.id, role="client", client_id=client_id
+        )
+        return client_id, {"Authorization": f"Bearer {value}"}
+
+    return make
