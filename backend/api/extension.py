@@ -29,10 +29,16 @@ class Api(flask_smorest.Api):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    def protected(self, *roles: Role) -> Callable:
+    def protected(
+        self, *roles: Role, read_only_ok: bool = False, deletion_ok: bool = False
+    ) -> Callable:
         """Authenticate the bearer token, resolve the tenant and check the caller's role.
 
-        The roles appear in the OpenAPI document (`x-roles`), with the 401/403 answers."""
+        A route that mutates (POST/PUT/PATCH/DELETE) is refused in read-only mode unless
+        `read_only_ok` (export, logout, the deletion request). A tenant scheduled for deletion
+        is blocked except on routes marked `deletion_ok` (export, cancelling the deletion).
+        Roles and these marks appear in the OpenAPI document (`x-roles`, `x-access`)."""
+        access = {"read_only_ok": read_only_ok, "deletion_ok": deletion_ok}
 
         def decorator(view: Callable) -> Callable:
             @functools.wraps(view)
@@ -42,9 +48,11 @@ class Blueprint(flask_smorest.Blueprint):
                     raise Forbidden("forbidden")
                 return view(*args, **kwargs)
 
-            guarded = self.doc(security=[{"bearerAuth": []}], **{"x-roles": [r.value for r in roles]})(
-                guarded
-            )
+            guarded.access_marks = access
+            guarded = self.doc(
+                security=[{"bearerAuth": []}],
+                **{"x-roles": [r.value for r in roles], "x-access": access},
+            )(guarded)
             guarded = self.alt_response(401, description="Missing, invalid or expired token")(guarded)
             return self.alt_response(403, description="Role or access mode forbids it")(guarded)
 
