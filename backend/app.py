@@ -9,7 +9,7 @@ from sqlalchemy.engine import make_url
 
 from backend.api import init_api
 from backend.api.context import Runtime
-from backend.cli.tenants import tenants_cli
+from backend.cli import tenants_cli
 from backend.core.config import ConfigError, Settings
 from backend.core.db import create_db_engine, sqlalchemy_url
 from backend.core.logging import configure_logging

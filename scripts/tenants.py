@@ -11,7 +11,7 @@ import sys
 from flask.cli import ScriptInfo
 
 from backend import create_app
-from backend.cli.tenants import tenants_cli
+from backend.cli import tenants_cli
 
 if __name__ == "__main__":
     sys.exit(tenants_cli.main(obj=ScriptInfo(create_app=create_app), prog_name="tenants"))

@@ -1,1 +1,9 @@
-"""Operator commands (`flask --app backend tenants ...`, `scripts/tenants.py ...`)."""
+"""Operator commands (`flask --app backend tenants ...`, `scripts/tenants.py ...`).
+
+Each module attaches its commands to the one `tenants` group; importing this package
+registers them all.
+"""
+
+from backend.cli.tenants import tenants_cli
+
+__all__ = ["tenants_cli"]
