@@ -23,6 +23,11 @@ def tenant_schema() -> str:
     return validate_schema_name(schema)
 
 
+def include_name(name, type_, parent_names) -> bool:
+    # The version table lives in the tenant schema, which is also the default schema here.
+    return not (type_ == "table" and name == "alembic_version")
+
+
 def run_migrations_online() -> None:
     schema = tenant_schema()
     with migration_connection(config) as connection:
@@ -30,6 +35,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=tenant_metadata,
             version_table_schema=schema,
+            include_name=include_name,
             compare_type=True,
         )
         with context.begin_transaction():

@@ -1,0 +1,22 @@
+import pytest
+
+from backend.core.config import ConfigError, Settings
+
+
+def test_development_needs_no_secret():
+    assert Settings.from_env({}).is_development
+
+
+def test_production_refuses_to_start_without_the_signing_key():
+    with pytest.raises(ConfigError, match="^JWT_PRIVATE_KEYS is required when APP_ENV=production$"):
+        Settings.from_env({"APP_ENV": "production", "DATABASE_URL": "postgresql://x@/db"})
+
+
+def test_production_refuses_to_start_without_a_database():
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        Settings.from_env({"APP_ENV": "production", "JWT_PRIVATE_KEYS": "{}"})
+
+
+def test_malformed_integer_names_the_setting():
+    with pytest.raises(ConfigError, match="DB_POOL_SIZE"):
+        Settings.from_env({"DB_POOL_SIZE": "lots"})
