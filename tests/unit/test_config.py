@@ -8,7 +8,7 @@ def test_development_needs_no_secret():
 
 
 def test_production_refuses_to_start_without_the_signing_key():
-    with pytest.raises(ConfigError, match="^JWT_PRIVATE_KEYS is required when APP_ENV=production$"):
+    with pytest.raises(ConfigError, match=r"^JWT_PRIVATE_KEYS is required when APP_ENV=production$"):
         Settings.from_env({"APP_ENV": "production", "DATABASE_URL": "postgresql://x@/db"})
 
 

@@ -23,7 +23,9 @@ def _lint(root: Path) -> subprocess.CompletedProcess:
 
 
 def test_contracts_hold_and_a_forbidden_import_breaks_them(tmp_path):
-    shutil.copytree(PROJECT_ROOT / "backend", tmp_path / "backend", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        PROJECT_ROOT / "backend", tmp_path / "backend", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(PROJECT_ROOT / "setup.cfg", tmp_path / "setup.cfg")
     assert _lint(tmp_path).returncode == 0
 

@@ -63,7 +63,9 @@ def test_garbage_token_is_401_invalid_token(client):
 
 def test_body_of_the_wrong_content_type_is_400(client, make_tenant, worker_token):
     response = client.post(
-        "/api/v1/clients", data="name=x", headers={**worker_token(make_tenant()), "Content-Type": "text/plain"}
+        "/api/v1/clients",
+        data="name=x",
+        headers={**worker_token(make_tenant()), "Content-Type": "text/plain"},
     )
     assert response.status_code == 400
     assert response.json["detail"] == "bad_request"

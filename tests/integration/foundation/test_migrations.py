@@ -20,8 +20,9 @@ from backend.infrastructure import migrations
 
 def _tables(connection, schema):
     return set(
-        connection.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = :s"), {"s": schema})
-        .scalars()
+        connection.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = :s"), {"s": schema}
+        ).scalars()
     )
 
 

@@ -33,7 +33,9 @@ def _run(settings, *args, launcher="flask"):
 
 def test_provision_creates_the_schema_and_list_shows_it(settings, runtime):
     slug = unique_slug("cli")
-    done = _run(settings, "provision", "--slug", slug, "--name", "Acme", "--owner-email", f"{slug}@example.com")
+    done = _run(
+        settings, "provision", "--slug", slug, "--name", "Acme", "--owner-email", f"{slug}@example.com"
+    )
     assert done.returncode == 0, done.stderr
     assert f"provisioned {slug}" in done.stdout
 

@@ -54,9 +54,7 @@ def test_alternating_tenants_on_one_pooled_connection(one_connection_app, runtim
 
 def test_pool_guard_discards_a_connection_with_a_session_search_path(settings, runtime, make_tenant):
     tenant = make_tenant()
-    engine = create_db_engine(
-        settings.database_url, replace(settings, pool_size=1, pool_max_overflow=0)
-    )
+    engine = create_db_engine(settings.database_url, replace(settings, pool_size=1, pool_max_overflow=0))
     try:
         with engine.connect() as connection:
             dirty_pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
@@ -75,7 +73,7 @@ def test_pool_guard_discards_a_connection_with_a_session_search_path(settings, r
 def test_unqualified_names_fail_outside_a_tenant_scope(runtime, make_tenant):
     make_tenant()
     with runtime.engine.connect() as connection:
-        with pytest.raises(Exception, match="relation \"clients\" does not exist"):
+        with pytest.raises(Exception, match='relation "clients" does not exist'):
             connection.execute(text("SELECT count(*) FROM clients"))
 
 
