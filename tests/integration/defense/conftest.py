@@ -61,3 +61,17 @@ def runtime_role(runtime) -> str:
 @pytest.fixture(scope="module")
 def owner_role(runtime) -> str:
     return runtime.owner_engine.url.username
+
+
+def worker_headers(runtime, tenant) -> dict:
+    """A valid access token of the tenant's owner (worker), without a function fixture."""
+    from backend.infrastructure.sql.identity import memberships
+
+    with runtime.owner_engine.connect() as connection:
+        user_id = connection.execute(
+            select(memberships.c.user_id).where(
+                memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
+            )
+        ).scalar_one()
+    value = runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="worker")
+    return {"Authorization": f"Bearer {value}"}
