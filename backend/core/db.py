@@ -101,15 +101,16 @@ def tenant_role_name(schema_name: str) -> str:
 
 
 # One statement, no extra round trip: the transaction-local search path, and the tenant's
-# role unless the session user holds the schema owner's privileges (the owner role running
-# migrations, provisioning or purge works as itself). The runtime role owns nothing, so it
-# always switches; if the switch were skipped it would still fail closed, having no privilege
-# of its own on tenant schemas. Both settings end with the transaction (`is_local`).
+# role unless the session user may CREATE in the schema, i.e. is the owner role running
+# migrations, provisioning or purge, which works as itself. The runtime role may create
+# nothing anywhere, so it always switches; and were the switch skipped (no such schema) it
+# would still fail closed, having no privilege of its own on tenant schemas. Function calls
+# only (no catalog subquery to plan), and both settings end with the transaction.
 _TENANT_SCOPE = text(
     "SELECT pg_catalog.set_config('search_path', :path, true),"
-    " CASE WHEN (SELECT NOT pg_catalog.pg_has_role(session_user, n.nspowner, 'USAGE')"
-    "            FROM pg_catalog.pg_namespace n WHERE n.nspname = :schema)"
-    " THEN pg_catalog.set_config('role', :role, true) END"
+    " CASE WHEN pg_catalog.has_schema_privilege("
+    "          session_user, pg_catalog.to_regnamespace(:schema), 'CREATE') IS NOT FALSE"
+    " THEN NULL ELSE pg_catalog.set_config('role', :role, true) END"
 )
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from backend.core.db import tenant_role_name
-from backend.core.tenancy import schema_identifier
+from backend.core.tenancy import schema_identifier, validate_schema_name
 
 SHARED = sql.Identifier("shared")
 AUDIT_TABLE = sql.SQL("shared.audit_events")
@@ -80,7 +80,8 @@ def _revoke_all(schema: sql.Identifier, role: sql.Identifier) -> list[sql.Compos
 
 
 def grant_shared(connection: Connection, runtime_role: str | None) -> None:
-    """After a shared migration: the runtime role and the tenant group may use `shared`."""
+    """After a shared migration: the runtime role and the tenant group may use `shared`;
+    a tenant schema still without its role (made before tenant roles existed) gets one."""
     if not runtime_role:
         return
     group = tenant_group_role(runtime_role)
@@ -95,6 +96,21 @@ def grant_shared(connection: Connection, runtime_role: str | None) -> None:
             sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(AUDIT_TABLE, role)
         )
     _exec(connection, *statements)
+    for schema_name in _schemas_without_role(connection):
+        grant_tenant(connection, schema_name, runtime_role)
+
+
+def _schemas_without_role(connection: Connection) -> list[str]:
+    """Tenant schemas that have no tenant role: one catalog query, normally empty."""
+    rows = connection.execute(
+        text(
+            "SELECT n.nspname FROM pg_catalog.pg_namespace n"
+            " WHERE n.nspname ~ '^tenant_[0-9a-f]{32}$'"
+            " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = n.nspname)"
+            " ORDER BY n.nspname"
+        )
+    )
+    return [validate_schema_name(row.nspname) for row in rows]
 
 
 def grant_tenant(connection: Connection, schema_name: str, runtime_role: str | None) -> None:

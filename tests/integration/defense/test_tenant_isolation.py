@@ -241,3 +241,23 @@ def test_api_requests_run_as_the_callers_tenant_role(client, runtime, alpha, bet
         assert response.status_code == 200, response.json
         assert sorted(item["name"] for item in response.json) == names
     assert seen == [alpha.schema_name, beta.schema_name]
+
+
+def test_shared_grants_give_a_role_to_a_tenant_schema_made_before_tenant_roles(runtime, runtime_role):
+    """Upgrading a database whose tenants predate tenant roles: `tenants migrate` (shared
+    grants) creates the missing roles, even for tenants already at head."""
+    from backend.infrastructure.sql.privileges import grant_shared
+
+    name = f"tenant_{uuid.uuid4().hex}"
+    with runtime.owner_engine.begin() as connection:
+        SqlSchemaManager(connection, runtime_role).create(name)
+        drop_tenant_role(connection, name)  # as if made by the previous release
+    try:
+        with runtime.owner_engine.begin() as connection:
+            grant_shared(connection, runtime_role)
+        with tenant_scope(runtime.engine, name) as connection:
+            assert scalar(connection, "SELECT current_user") == name
+            assert scalar(connection, "SELECT count(*) FROM clients") == 0
+    finally:
+        with runtime.owner_engine.begin() as connection:
+            SqlSchemaManager(connection, runtime_role).drop(name)
