@@ -14,6 +14,7 @@ speed is compared only as a ratio within one run (docs/security-database.md).
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import sys
 import tempfile
@@ -102,6 +103,7 @@ def main(iterations: int) -> None:
     runtime.engine.dispose()
     runtime.owner_engine.dispose()
     database.server.cleanup()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
