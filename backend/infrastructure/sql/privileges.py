@@ -1,50 +1,151 @@
-"""Grants that let the runtime role (the API) use what the owner role creates.
+"""Grants that let the API use what the owner role creates, and nothing more.
 
-The runtime role gets USAGE and DML only: it creates nothing, owns nothing, and may only
-insert into the audit trail. Grants are re-applied after every migration, so a table added
-by a migration is usable by the API without a manual step.
+Roles (docs/security-database.md):
+- owner: owns the database, every schema and table; runs migrations, provisioning and purge;
+  CREATEROLE (and nothing else) so that it can manage the tenant roles below.
+- runtime (the API's login): USAGE + DML on `shared`, INSERT-only on `shared.audit_events`,
+  and nothing at all on tenant schemas. It is a member of every tenant role WITH SET TRUE,
+  INHERIT FALSE: it can assume a tenant role, never use one's privileges by itself.
+- one NOLOGIN role per tenant, named like its schema (`core.db.tenant_role_name`): USAGE + DML
+  on its own schema only. A request transaction assumes it together with the search path
+  (`core.db.set_tenant_search_path`), so a statement naming another tenant's schema fails.
+- the tenant group `<runtime>_tenant` (NOLOGIN), granted to every tenant role: what a tenant
+  transaction needs in `shared` (the runtime's own shared privileges: the audit trail, and the
+  identity rows some tenant use cases touch).
+
+Grants are re-applied after every migration, so a table added by a migration is usable
+without a manual step. When API and owner are the same role (`runtime_role` None) nothing is
+granted and no tenant role exists: a degraded set-up without database-enforced isolation.
 """
 
 from __future__ import annotations
 
 from psycopg import sql
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from backend.core.tenancy import schema_identifier
+from backend.core.db import tenant_role_name
+from backend.core.tenancy import schema_identifier, validate_schema_name
+
+SHARED = sql.Identifier("shared")
+AUDIT_TABLE = sql.SQL("shared.audit_events")
+MAX_IDENTIFIER_LENGTH = 63  # NAMEDATALEN - 1: PostgreSQL would silently truncate a longer name
 
 
-def _exec(connection: Connection, statement: sql.Composed) -> None:
-    connection.exec_driver_sql(statement.as_string(None))
+def _exec(connection: Connection, *statements: sql.Composable) -> None:
+    """Send the statements in one round trip (no parameters: simple query protocol)."""
+    script = sql.SQL("; ").join(statements).as_string(None)
+    connection.exec_driver_sql(script)
 
 
-def grant_schema(connection: Connection, schema: sql.Identifier, runtime_role: str) -> None:
-    role = sql.Identifier(runtime_role)
-    _exec(connection, sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, role))
-    _exec(
-        connection,
+def tenant_group_role(runtime_role: str) -> str:
+    """The NOLOGIN role every tenant role belongs to, named after the deployment's runtime."""
+    name = f"{runtime_role}_tenant"
+    if len(name.encode()) > MAX_IDENTIFIER_LENGTH:
+        raise ValueError(f"runtime role name too long for its tenant group: {runtime_role!r}")
+    return name
+
+
+def _existing_roles(connection: Connection, *names: str) -> set[str]:
+    rows = connection.execute(
+        text("SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY(:names)"),
+        {"names": list(names)},
+    )
+    return {row.rolname for row in rows}
+
+
+def _create_role(name: str) -> sql.Composed:
+    # NOLOGIN: nobody connects as it; the runtime role assumes it inside a transaction.
+    return sql.SQL("CREATE ROLE {} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS").format(
+        sql.Identifier(name)
+    )
+
+
+def _dml_grants(schema: sql.Identifier, role: sql.Identifier) -> list[sql.Composed]:
+    return [
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, role),
         sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(
             schema, role
         ),
-    )
-    _exec(
-        connection,
         sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {} TO {}").format(schema, role),
-    )
+    ]
+
+
+def _revoke_all(schema: sql.Identifier, role: sql.Identifier) -> list[sql.Composed]:
+    return [
+        sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(schema, role),
+        sql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {} FROM {}").format(schema, role),
+        sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(schema, role),
+    ]
 
 
 def grant_shared(connection: Connection, runtime_role: str | None) -> None:
+    """After a shared migration: the runtime role and the tenant group may use `shared`;
+    a tenant schema still without its role (made before tenant roles existed) gets one."""
     if not runtime_role:
         return
-    grant_schema(connection, sql.Identifier("shared"), runtime_role)
-    # The audit trail is append-only for the API.
-    _exec(
-        connection,
-        sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON shared.audit_events FROM {}").format(
-            sql.Identifier(runtime_role)
-        ),
+    group = tenant_group_role(runtime_role)
+    statements: list[sql.Composable] = []
+    if not _existing_roles(connection, group):
+        statements.append(_create_role(group))
+    for name in (runtime_role, group):
+        role = sql.Identifier(name)
+        statements += _dml_grants(SHARED, role)
+        # The audit trail is append-only for the API.
+        statements.append(
+            sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(AUDIT_TABLE, role)
+        )
+    _exec(connection, *statements)
+    for schema_name in _schemas_without_role(connection):
+        grant_tenant(connection, schema_name, runtime_role)
+
+
+def _schemas_without_role(connection: Connection) -> list[str]:
+    """Tenant schemas that have no tenant role: one catalog query, normally empty."""
+    rows = connection.execute(
+        text(
+            "SELECT n.nspname FROM pg_catalog.pg_namespace n"
+            " WHERE n.nspname ~ '^tenant_[0-9a-f]{32}$'"
+            " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = n.nspname)"
+            " ORDER BY n.nspname"
+        )
     )
+    return [validate_schema_name(row.nspname) for row in rows]
 
 
 def grant_tenant(connection: Connection, schema_name: str, runtime_role: str | None) -> None:
-    if runtime_role:
-        grant_schema(connection, schema_identifier(schema_name), runtime_role)
+    """After creating or migrating a tenant schema: only its own tenant role may use it."""
+    if not runtime_role:
+        return
+    schema = schema_identifier(schema_name)
+    name = tenant_role_name(schema_name)
+    role, runtime = sql.Identifier(name), sql.Identifier(runtime_role)
+    statements: list[sql.Composable] = []
+    if not _existing_roles(connection, name):
+        statements.append(_create_role(name))
+    statements += [
+        sql.SQL("GRANT {} TO {}").format(sql.Identifier(tenant_group_role(runtime_role)), role),
+        # SET: the runtime may assume it; INHERIT FALSE: outside a tenant transaction the
+        # runtime has none of its privileges (PostgreSQL 16+ syntax).
+        sql.SQL("GRANT {} TO {} WITH INHERIT FALSE, SET TRUE").format(role, runtime),
+        *_dml_grants(schema, role),
+        # Direct access by the runtime role (granted before tenant roles existed) is removed.
+        *_revoke_all(schema, runtime),
+    ]
+    _exec(connection, *statements)
+
+
+def drop_tenant_role(connection: Connection, schema_name: str) -> None:
+    """At purge: drop the tenant's role. Idempotent; works before or after the schema is dropped."""
+    name = tenant_role_name(schema_name)
+    if not _existing_roles(connection, name):
+        return
+    statements: list[sql.Composable] = []
+    schema_exists = connection.execute(
+        text("SELECT to_regnamespace(:schema) IS NOT NULL"), {"schema": schema_name}
+    ).scalar_one()
+    if schema_exists:
+        # Privileges on objects are dependencies that DROP ROLE refuses to break.
+        statements += _revoke_all(schema_identifier(schema_name), sql.Identifier(name))
+    statements.append(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+    _exec(connection, *statements)

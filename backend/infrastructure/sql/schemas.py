@@ -7,7 +7,7 @@ from sqlalchemy.engine import Connection
 
 from backend.core.tenancy import schema_identifier
 from backend.infrastructure import migrations
-from backend.infrastructure.sql.privileges import grant_tenant
+from backend.infrastructure.sql.privileges import drop_tenant_role, grant_tenant
 
 
 class SqlSchemaManager:
@@ -31,5 +31,7 @@ class SqlSchemaManager:
         return version
 
     def drop(self, schema_name: str) -> None:
+        """Drop the schema and its tenant role (idempotent)."""
         statement = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(schema_identifier(schema_name))
         self._connection.exec_driver_sql(statement.as_string(None))
+        drop_tenant_role(self._connection, schema_name)

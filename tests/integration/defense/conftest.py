@@ -1,0 +1,77 @@
+"""Fixtures of the defense suite: tenants made once per module, and the roles in play."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import unique_slug
+
+
+@pytest.fixture(scope="module")
+def module_tenants(app, runtime):
+    """Provision tenants the way operators do, once for the module (provisioning is the slow
+    part of these tests); returns a factory that caches by label."""
+    from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+    from backend.service.tenants import provision_tenant
+
+    made: dict[str, object] = {}
+
+    def tenant(label: str):
+        if label not in made:
+            slug = unique_slug(label)
+            made[label] = provision_tenant(
+                slug=slug,
+                name=f"Workspace {slug}",
+                owner_email=f"owner-{slug}@example.com",
+                trial_days=14,
+                now=datetime.now(UTC),
+                uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+            )
+        return made[label]
+
+    return tenant
+
+
+@pytest.fixture(scope="module")
+def owner_user_id(runtime):
+    """The worker (owner) user id of a tenant."""
+    from backend.infrastructure.sql.identity import memberships
+
+    def user_id(tenant):
+        with runtime.owner_engine.connect() as connection:
+            return connection.execute(
+                select(memberships.c.user_id).where(
+                    memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
+                )
+            ).scalar_one()
+
+    return user_id
+
+
+@pytest.fixture(scope="module")
+def runtime_role(runtime) -> str:
+    if runtime.runtime_role is None:
+        pytest.skip("API and owner are the same role: no least-privilege set-up to check")
+    return runtime.runtime_role
+
+
+@pytest.fixture(scope="module")
+def owner_role(runtime) -> str:
+    return runtime.owner_engine.url.username
+
+
+def worker_headers(runtime, tenant) -> dict:
+    """A valid access token of the tenant's owner (worker), without a function fixture."""
+    from backend.infrastructure.sql.identity import memberships
+
+    with runtime.owner_engine.connect() as connection:
+        user_id = connection.execute(
+            select(memberships.c.user_id).where(
+                memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
+            )
+        ).scalar_one()
+    value = runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="worker")
+    return {"Authorization": f"Bearer {value}"}

@@ -1,0 +1,201 @@
+"""Least privilege, proved twice: from the catalogs (pg_roles, pg_namespace, has_*_privilege)
+and by trying as the runtime role (the API's login) what it must not be able to do."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.core.db import tenant_scope
+from backend.infrastructure.sql.privileges import tenant_group_role
+from tests.integration.defense.sqlcheck import column, refused, scalar
+
+DML = ("SELECT", "INSERT", "UPDATE", "DELETE")
+NOT_GRANTED = ("TRUNCATE", "REFERENCES", "TRIGGER")
+
+
+@pytest.fixture(scope="module")
+def tenant(module_tenants):
+    return module_tenants("privileges")
+
+
+@pytest.fixture()
+def as_runtime(runtime):
+    with runtime.engine.connect() as connection:
+        yield connection
+        connection.rollback()
+
+
+def test_runtime_role_attributes(as_runtime, runtime_role):
+    row = as_runtime.exec_driver_sql(
+        "SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, rolcanlogin"
+        " FROM pg_roles WHERE rolname = current_user"
+    ).one()
+    assert scalar(as_runtime, "SELECT current_user") == runtime_role
+    assert tuple(row) == (False, False, False, False, False, True)
+
+
+def test_owner_role_is_not_a_superuser_either(as_runtime, owner_role):
+    row = as_runtime.exec_driver_sql(
+        "SELECT rolsuper, rolcreatedb, rolreplication, rolbypassrls, rolcreaterole"
+        f" FROM pg_roles WHERE rolname = '{owner_role}'"
+    ).one()
+    # CREATEROLE is what it needs to manage the per-tenant roles, and all it has.
+    assert tuple(row) == (False, False, False, False, True)
+
+
+def test_runtime_owns_nothing_and_not_the_database(as_runtime, owner_role):
+    owned = scalar(
+        as_runtime,
+        "SELECT count(*) FROM pg_shdepend"
+        " WHERE refclassid = 'pg_authid'::regclass AND refobjid = current_user::regrole"
+        " AND deptype = 'o'",
+    )
+    assert owned == 0
+    for catalog, owner_column in (
+        ("pg_namespace", "nspowner"),
+        ("pg_class", "relowner"),
+        ("pg_proc", "proowner"),
+        ("pg_type", "typowner"),
+    ):
+        count = f"SELECT count(*) FROM {catalog} WHERE {owner_column} = current_user::regrole"
+        assert scalar(as_runtime, count) == 0, catalog
+    database_owner = "SELECT datdba::regrole::text FROM pg_database WHERE datname = current_database()"
+    assert scalar(as_runtime, database_owner) == owner_role
+
+
+def _roles_that_must_not_create(runtime_role: str, tenant) -> list[str]:
+    return [runtime_role, tenant_group_role(runtime_role), tenant.schema_name]
+
+
+def test_no_create_anywhere_in_the_catalog(as_runtime, runtime_role, tenant):
+    for role in _roles_that_must_not_create(runtime_role, tenant):
+        database = "SELECT has_database_privilege(:role, current_database(), :privilege)"
+        assert scalar(as_runtime, database, role=role, privilege="CREATE") is False, role
+        assert scalar(as_runtime, database, role=role, privilege="TEMPORARY") is False, role
+        creatable = column(
+            as_runtime,
+            "SELECT nspname FROM pg_namespace WHERE has_schema_privilege(:role, oid, 'CREATE')",
+            role=role,
+        )
+        assert creatable == [], role
+
+
+def test_no_create_anywhere_by_trying(as_runtime, tenant):
+    refused(as_runtime, "CREATE SCHEMA intruder")
+    refused(as_runtime, "CREATE TABLE public.intruder (id int)")
+    refused(as_runtime, "CREATE TABLE shared.intruder (id int)")
+    refused(as_runtime, f'CREATE TABLE "{tenant.schema_name}".intruder (id int)')
+    refused(as_runtime, "CREATE TEMPORARY TABLE intruder (id int)")
+    refused(as_runtime, "CREATE FUNCTION shared.intruder() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    refused(as_runtime, "CREATE ROLE intruder")
+    refused(as_runtime, "ALTER TABLE shared.tenants ADD COLUMN intruder int")
+    refused(as_runtime, "DROP TABLE shared.users")
+    refused(as_runtime, "TRUNCATE shared.tenants")
+
+
+def test_no_create_inside_a_tenant_scope(runtime, tenant):
+    with tenant_scope(runtime.engine, tenant.schema_name) as connection:
+        assert scalar(connection, "SELECT current_user") == tenant.schema_name
+        refused(connection, "CREATE TABLE intruder (id int)")
+        refused(connection, f'CREATE TABLE "{tenant.schema_name}".intruder (id int)')
+        refused(connection, "CREATE TABLE shared.intruder (id int)")
+        refused(connection, "CREATE TEMPORARY TABLE intruder (id int)")
+        refused(connection, "ALTER TABLE clients ADD COLUMN intruder int")
+        refused(connection, "DROP TABLE clients")
+        connection.rollback()
+
+
+def test_public_is_closed_and_searched_by_nobody(runtime, tenant):
+    with runtime.engine.connect() as connection:
+        for privilege in ("CREATE", "USAGE"):
+            check = "SELECT has_schema_privilege(:role, 'public', :privilege)"
+            assert scalar(connection, check, role="public", privilege=privilege) is False
+            assert scalar(connection, check, role=runtime.runtime_role, privilege=privilege) is False
+        grants_to_public = scalar(
+            connection,
+            "SELECT count(*) FROM pg_namespace n, aclexplode(n.nspacl) a"
+            " WHERE n.nspname = 'public' AND a.grantee = 0",
+        )
+        assert grants_to_public == 0
+        # Even looking a name up in public is refused (no USAGE), whether it exists or not.
+        refused(connection, "SELECT * FROM public.anything")
+        connection.rollback()
+    for engine in (runtime.engine, runtime.owner_engine):
+        with engine.connect() as connection:
+            assert scalar(connection, "SELECT current_setting('search_path')") == "pg_catalog"
+            assert "public" not in scalar(connection, "SELECT current_schemas(true)")
+            connection.rollback()
+    with tenant_scope(runtime.engine, tenant.schema_name) as connection:
+        assert scalar(connection, "SELECT current_schemas(true)") == ["pg_catalog", tenant.schema_name]
+
+
+def test_shared_tables_are_dml_only(as_runtime, runtime_role):
+    tables = column(as_runtime, "SELECT tablename FROM pg_tables WHERE schemaname = 'shared'")
+    assert "tenants" in tables and "audit_events" in tables
+    for role in (runtime_role, tenant_group_role(runtime_role)):
+        for table in tables:
+            granted = {
+                privilege
+                for privilege in DML + NOT_GRANTED
+                if scalar(
+                    as_runtime,
+                    "SELECT has_table_privilege(:role, :table, :privilege)",
+                    role=role,
+                    table=f"shared.{table}",
+                    privilege=privilege,
+                )
+            }
+            expected = {"SELECT", "INSERT"} if table == "audit_events" else set(DML)
+            if table == "alembic_version":
+                expected = set(DML)  # read by the readiness probe; grants cover every table
+            assert granted == expected, (role, table)
+
+
+def test_audit_rows_are_insert_only_for_the_runtime(as_runtime):
+    as_runtime.exec_driver_sql("INSERT INTO shared.audit_events (event) VALUES ('defense.test')")
+    refused(as_runtime, "UPDATE shared.audit_events SET event = 'forged' WHERE event = 'defense.test'")
+    refused(as_runtime, "DELETE FROM shared.audit_events WHERE event = 'defense.test'")
+    refused(as_runtime, "TRUNCATE shared.audit_events")
+
+
+def test_audit_rows_are_insert_only_inside_a_tenant_transaction(runtime, tenant):
+    from backend.infrastructure.sql.unit_of_work import TenantUnitOfWork
+
+    with TenantUnitOfWork(runtime.engine, tenant.schema_name) as uow:
+        assert scalar(uow.connection, "SELECT current_user") == tenant.schema_name
+        uow.audit.record("defense.test", tenant_id=tenant.id)  # through the tenant group
+        refused(uow.connection, "UPDATE shared.audit_events SET event = 'forged'")
+        refused(uow.connection, "DELETE FROM shared.audit_events")
+
+
+def test_runtime_timeouts_are_set_on_the_role(as_runtime, runtime_role, tenant, runtime):
+    settings = scalar(
+        as_runtime,
+        "SELECT setconfig FROM pg_db_role_setting"
+        " WHERE setrole = CAST(:role AS regrole) AND setdatabase = 0",
+        role=runtime_role,
+    )
+    names = {entry.split("=", 1)[0] for entry in settings}
+    timeouts = {"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"}
+    assert timeouts <= names
+    effective = "SELECT setting::bigint FROM pg_settings WHERE name = :name"
+    for name in timeouts:
+        assert scalar(as_runtime, effective, name=name) > 0, name
+    # Assuming a tenant role keeps the login role's timeouts.
+    with tenant_scope(runtime.engine, tenant.schema_name) as connection:
+        for name in timeouts:
+            assert scalar(connection, effective, name=name) > 0, name
+
+
+def test_embedded_database_timeouts(database, as_runtime):
+    if "superuser" not in database:
+        pytest.skip("external database: values are the administrator's choice")
+    shown = {
+        name: scalar(as_runtime, f"SHOW {name}")
+        for name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
+    }
+    assert shown == {
+        "statement_timeout": "15s",
+        "lock_timeout": "5s",
+        "idle_in_transaction_session_timeout": "1min",
+    }
