@@ -64,9 +64,7 @@ def _create_role(name: str) -> sql.Composed:
 def _dml_grants(schema: sql.Identifier, role: sql.Identifier) -> list[sql.Composed]:
     return [
         sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, role),
-        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(
-            schema, role
-        ),
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(schema, role),
         sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {} TO {}").format(schema, role),
     ]
 
@@ -92,9 +90,7 @@ def grant_shared(connection: Connection, runtime_role: str | None) -> None:
         role = sql.Identifier(name)
         statements += _dml_grants(SHARED, role)
         # The audit trail is append-only for the API.
-        statements.append(
-            sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(AUDIT_TABLE, role)
-        )
+        statements.append(sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(AUDIT_TABLE, role))
     _exec(connection, *statements)
     for schema_name in _schemas_without_role(connection):
         grant_tenant(connection, schema_name, runtime_role)
@@ -125,14 +121,29 @@ def grant_tenant(connection: Connection, schema_name: str, runtime_role: str | N
         statements.append(_create_role(name))
     statements += [
         sql.SQL("GRANT {} TO {}").format(sql.Identifier(tenant_group_role(runtime_role)), role),
-        # SET: the runtime may assume it; INHERIT FALSE: outside a tenant transaction the
-        # runtime has none of its privileges (PostgreSQL 16+ syntax).
-        sql.SQL("GRANT {} TO {} WITH INHERIT FALSE, SET TRUE").format(role, runtime),
+        _membership_grant(connection, role, runtime_role),
         *_dml_grants(schema, role),
         # Direct access by the runtime role (granted before tenant roles existed) is removed.
         *_revoke_all(schema, runtime),
     ]
     _exec(connection, *statements)
+
+
+def _membership_grant(connection: Connection, role: sql.Identifier, runtime_role: str) -> sql.Composed:
+    """SET: the runtime may assume the tenant role; INHERIT FALSE: outside a tenant transaction
+    it has none of its privileges. The per-grant options exist from PostgreSQL 16; on 15 the
+    runtime role's own NOINHERIT attribute (set by the bootstrap, required in production:
+    docs/security-database.md) gives the same guarantee, and is checked here."""
+    runtime = sql.Identifier(runtime_role)
+    if connection.dialect.server_version_info >= (16,):
+        return sql.SQL("GRANT {} TO {} WITH INHERIT FALSE, SET TRUE").format(role, runtime)
+    inherits = connection.execute(
+        text("SELECT rolinherit FROM pg_catalog.pg_roles WHERE rolname = :name"),
+        {"name": runtime_role},
+    ).scalar_one()
+    if inherits:
+        raise RuntimeError("on PostgreSQL 15 the runtime role must be NOINHERIT (ALTER ROLE ... NOINHERIT)")
+    return sql.SQL("GRANT {} TO {}").format(role, runtime)
 
 
 def drop_tenant_role(connection: Connection, schema_name: str) -> None:
