@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from flask import g
 from flask.views import MethodView
 
-from backend.api.clients.schemas import ClientQuerySchema, ClientSchema
+from backend.api.clients.schemas import ClientQuerySchema, ClientSchema, ClientUpdateSchema
 from backend.api.context import tenant_uow
 from backend.api.extension import Blueprint, PaginationParameters
 from backend.domain.identity import Role
@@ -50,7 +50,7 @@ class ClientById(MethodView):
         return service.get_client(client_id=client_id, uow=tenant_uow())
 
     @blueprint.protected(Role.WORKER)
-    @blueprint.arguments(ClientSchema(partial=True))
+    @blueprint.arguments(ClientUpdateSchema)
     @blueprint.response(200, ClientSchema)
     @blueprint.alt_response(404, description="No such client in this workspace")
     @blueprint.alt_response(409, description="`client_email_taken`")

@@ -24,3 +24,9 @@ class ClientQuerySchema(ma.Schema):
         validate=ma.validate.Length(min=1, max=SEARCH_MAX),
         metadata={"description": "Name or email prefix, case-insensitive"},
     )
+
+
+class ClientUpdateSchema(ClientSchema):
+    """A partial update: only the fields sent change; `name` cannot be emptied."""
+
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=NAME_MAX))
