@@ -25,6 +25,10 @@ EXTENSIONS = {
     "application/pdf": ".pdf",
 }
 
+SAME_TYPE = {".jpg": (".jpg", ".jpeg", ".jpe"), ".tif": (".tif", ".tiff")}
+SAME_TYPE.update({ext: (ext,) for ext in EXTENSIONS.values() if ext not in SAME_TYPE})
+KNOWN_EXTENSIONS = frozenset(ext for group in SAME_TYPE.values() for ext in group)
+
 
 @dataclass(frozen=True)
 class Media:
@@ -71,11 +75,11 @@ def clean_filename(name: str | None) -> str:
 
 def download_name(filename: str, content_type: str) -> str:
     """The name offered on download: the display name with the extension of the type the
-    bytes really are, so a PDF saved as `x.png` downloads as `x.pdf`."""
+    bytes really are, so a PDF uploaded as `x.png` downloads as `x.pdf`."""
     extension = EXTENSIONS.get(content_type, "")
     stem, dot, ext = filename.rpartition(".")
-    if dot and stem and ("." + ext.lower()) in EXTENSIONS.values():
+    if dot and stem and "." + ext.lower() in KNOWN_EXTENSIONS:
+        if "." + ext.lower() in SAME_TYPE.get(extension, ()):
+            return filename  # already right, keep the uploader's spelling (.JPEG, .jpeg)
         filename = stem
-    if extension == ".jpg" and filename.lower().endswith((".jpg", ".jpeg")):
-        return filename
     return filename + extension
