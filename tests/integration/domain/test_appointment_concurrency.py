@@ -29,8 +29,10 @@ def test_simultaneous_bookings_of_one_slot_let_exactly_one_win(app, workspace):
     with ThreadPoolExecutor(max_workers=CONTENDERS) as pool:
         for round_ in range(ROUNDS):
             barrier = threading.Barrier(CONTENDERS)
-            start = round_ * 10 + 0.25 * round_  # a fresh slot each round, overlapping per round only
-            results = list(pool.map(lambda person: book(barrier, person, start), people))
+            # Each round a fresh slot; within a round every request overlaps every other one,
+            # exactly (first contender) or partly (shifted by 6 minutes each).
+            starts = [round_ * 10 + 0.1 * k for k in range(CONTENDERS)]
+            results = list(pool.map(book, [barrier] * CONTENDERS, people, starts))
             statuses = sorted(status for status, _ in results)
             assert statuses == [201] + [409] * (CONTENDERS - 1), results
             assert all(body == {"detail": "appointment_overlap"} for status, body in results if status == 409)

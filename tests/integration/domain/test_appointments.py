@@ -39,7 +39,11 @@ def test_book_then_get(workspace):
 def test_instants_with_any_offset_are_normalised_to_utc(workspace):
     ws = workspace()
     person = ws.create_client(name="A")
-    body = {"client_id": person["id"], "starts_at": "2030-06-03T11:00:00+02:00", "ends_at": "2030-06-03T10:30:00Z"}
+    body = {
+        "client_id": person["id"],
+        "starts_at": "2030-06-03T11:00:00+02:00",
+        "ends_at": "2030-06-03T10:30:00Z",
+    }
     response = ws.http.post(f"{API}/appointments", json=body, headers=ws.worker)
     assert response.status_code == 201
     assert response.json["starts_at"] == "2030-06-03T09:00:00+00:00"
@@ -107,10 +111,14 @@ def test_overlapping_appointments_conflict_unless_cancelled(workspace):
     cancelled = ws.http.post(f"{API}/appointments/{first['id']}/cancel", headers=ws.worker)
     assert cancelled.status_code == 200
     replacement = ws.book(b["id"], 0, 2)  # the cancelled one no longer holds the slot
-    reopen = ws.http.patch(f"{API}/appointments/{first['id']}", json={"status": "scheduled"}, headers=ws.worker)
+    reopen = ws.http.patch(
+        f"{API}/appointments/{first['id']}", json={"status": "scheduled"}, headers=ws.worker
+    )
     assert reopen.status_code == 409
     assert reopen.json == {"detail": "appointment_overlap"}
-    move = ws.http.patch(f"{API}/appointments/{replacement['id']}", json={"ends_at": at(2.5)}, headers=ws.worker)
+    move = ws.http.patch(
+        f"{API}/appointments/{replacement['id']}", json={"ends_at": at(2.5)}, headers=ws.worker
+    )
     assert move.status_code == 409
 
 
@@ -124,7 +132,9 @@ def test_patch_changes_time_status_and_notes(workspace):
     ws = workspace()
     booked = ws.book(ws.create_client(name="A")["id"], 0, 1)
     url = f"{API}/appointments/{booked['id']}"
-    moved = ws.http.patch(url, json={"starts_at": at(0.5), "ends_at": at(1.5), "notes": "late"}, headers=ws.worker)
+    moved = ws.http.patch(
+        url, json={"starts_at": at(0.5), "ends_at": at(1.5), "notes": "late"}, headers=ws.worker
+    )
     assert moved.status_code == 200
     assert (moved.json["starts_at"], moved.json["ends_at"], moved.json["notes"]) == (at(0.5), at(1.5), "late")
     cancelled = ws.http.patch(url, json={"status": "cancelled"}, headers=ws.worker).json
@@ -231,7 +241,9 @@ def test_a_client_sees_only_their_own_appointments_without_private_notes(workspa
     one = ws.http.get(f"{API}/appointments/{mine['id']}", headers=my_headers)
     assert one.status_code == 200 and set(one.json) == CLIENT_FIELDS
     assert ws.http.get(f"{API}/appointments/{theirs['id']}", headers=my_headers).status_code == 404
-    filtered = ws.http.get(f"{API}/appointments", query_string={"client_id": someone["id"]}, headers=my_headers)
+    filtered = ws.http.get(
+        f"{API}/appointments", query_string={"client_id": someone["id"]}, headers=my_headers
+    )
     assert filtered.status_code == 200 and filtered.json == []
 
 

@@ -67,7 +67,9 @@ def test_unknown_or_read_only_fields_are_refused(workspace, extra):
 def test_email_is_unique_per_workspace_case_insensitively(workspace):
     ws, other = workspace(), workspace()
     ws.create_client(name="A", email="same@example.com")
-    response = ws.http.post(f"{API}/clients", json={"name": "B", "email": "SAME@example.com"}, headers=ws.worker)
+    response = ws.http.post(
+        f"{API}/clients", json={"name": "B", "email": "SAME@example.com"}, headers=ws.worker
+    )
     assert response.status_code == 409
     assert response.json == {"detail": "client_email_taken"}
     other.create_client(name="C", email="same@example.com")  # another workspace: no conflict
@@ -91,7 +93,12 @@ def test_patch_changes_only_given_fields(workspace):
     )
     assert response.status_code == 200
     body = response.json
-    assert (body["name"], body["email"], body["phone"], body["notes"]) == ("A", "a@example.com", "0123 456", None)
+    assert (body["name"], body["email"], body["phone"], body["notes"]) == (
+        "A",
+        "a@example.com",
+        "0123 456",
+        None,
+    )
     assert body["updated_at"] > created["updated_at"]
     assert body["created_at"] == created["created_at"]
 

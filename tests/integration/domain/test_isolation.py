@@ -97,7 +97,11 @@ def test_a_worker_cannot_reach_another_workspace(worlds):
         assert response.json["detail"] == "not_found"
     # Ids in bodies and filters.
     foreign = theirs.first
-    booking = {"client_id": foreign.client_id, "starts_at": "2031-01-01T09:00:00Z", "ends_at": "2031-01-01T10:00:00Z"}
+    booking = {
+        "client_id": foreign.client_id,
+        "starts_at": "2031-01-01T09:00:00Z",
+        "ends_at": "2031-01-01T10:00:00Z",
+    }
     assert ws.http.post(f"{API}/appointments", json=booking, headers=ws.worker).status_code == 404
     assert upload(ws.http, ws.worker, client_id=foreign.client_id).status_code == 404
     linked = upload(ws.http, ws.worker, client_id=mine.first.client_id, appointment_id=foreign.appointment)

@@ -155,7 +155,10 @@ def test_upload_without_a_file_part_is_refused(workspace):
     ws = workspace()
     person = ws.create_client(name="A")
     missing = ws.http.post(
-        f"{API}/media", data={"client_id": person["id"]}, headers=ws.worker, content_type="multipart/form-data"
+        f"{API}/media",
+        data={"client_id": person["id"]},
+        headers=ws.worker,
+        content_type="multipart/form-data",
     )
     assert missing.status_code == 422 and "file" in missing.json["errors"]
     as_text = ws.http.post(
@@ -232,7 +235,9 @@ def test_delete_is_soft_then_purge_removes_row_and_file(workspace, runtime):
     now = datetime.now(UTC)
     with tenant_scope(runtime.owner_engine, ws.tenant.schema_name) as connection:
         connection.execute(
-            update(media).where(media.c.id == uuid.UUID(old["id"])).values(deleted_at=now - timedelta(days=40))
+            update(media)
+            .where(media.c.id == uuid.UUID(old["id"]))
+            .values(deleted_at=now - timedelta(days=40))
         )
     purged = purge_deleted_media(
         tenant_id=ws.tenant.id,
