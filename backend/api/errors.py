@@ -32,6 +32,8 @@ DOMAIN_STATUS = {
     domain.NotFound: 404,
     domain.Conflict: 409,
     domain.Invalid: 422,
+    domain.TooLarge: 413,
+    domain.UnsupportedType: 415,
     domain.Unauthenticated: 401,
     domain.Forbidden: 403,
     domain.Unavailable: 503,

@@ -13,6 +13,14 @@ from pathlib import Path
 
 DEVELOPMENT_ENVS = frozenset({"development", "test"})
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MEDIA_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "image/heic",
+    "application/pdf",
+)
 
 
 class ConfigError(RuntimeError):
@@ -27,6 +35,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,11 @@ class Settings:
     refresh_token_ttl_s: int = 30 * 24 * 3600
     # Product.
     trial_days: int = 14
-    max_content_length: int = 10 * 1024 * 1024
+    max_content_length: int = 10 * 1024 * 1024  # any request body (Flask MAX_CONTENT_LENGTH)
+    # Media uploads: the file's own limit (keep it below max_content_length, which also
+    # counts the multipart envelope) and the types accepted, as sniffed from the bytes.
+    media_max_bytes: int = 8 * 1024 * 1024
+    media_allowed_types: tuple[str, ...] = DEFAULT_MEDIA_TYPES
 
     @property
     def is_development(self) -> bool:
@@ -89,6 +108,8 @@ class Settings:
             refresh_token_ttl_s=_int(env, "REFRESH_TOKEN_TTL_S", 30 * 24 * 3600),
             trial_days=_int(env, "TRIAL_DAYS", 14),
             max_content_length=_int(env, "MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
+            media_max_bytes=_int(env, "MEDIA_MAX_BYTES", 8 * 1024 * 1024),
+            media_allowed_types=_list(env, "MEDIA_ALLOWED_TYPES", DEFAULT_MEDIA_TYPES),
         )
         settings.check()
         return settings

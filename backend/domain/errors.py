@@ -31,6 +31,18 @@ class Invalid(DomainError):
         self.errors = errors
 
 
+class TooLarge(DomainError):
+    """A body or an uploaded file above its configured limit."""
+
+    code = "payload_too_large"
+
+
+class UnsupportedType(DomainError):
+    """Content whose type (as sniffed from its bytes) is not allowed."""
+
+    code = "unsupported_media_type"
+
+
 class Unauthenticated(DomainError):
     code = "invalid_token"
 

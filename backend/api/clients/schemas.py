@@ -1,11 +1,32 @@
 import marshmallow as ma
 
+from backend.domain.clients import EMAIL_MAX, NAME_MAX, NOTES_MAX, PHONE_MAX, SEARCH_MAX
+
 
 class ClientSchema(ma.Schema):
+    """A client as workers see it (clients never read client records)."""
+
     id = ma.fields.UUID(dump_only=True)
-    name = ma.fields.String(required=True)
-    email = ma.fields.Email(allow_none=True)
-    phone = ma.fields.String(allow_none=True)
-    notes = ma.fields.String(allow_none=True)
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=NAME_MAX))
+    email = ma.fields.Email(allow_none=True, validate=ma.validate.Length(max=EMAIL_MAX))
+    phone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=PHONE_MAX))
+    notes = ma.fields.String(
+        allow_none=True,
+        validate=ma.validate.Length(max=NOTES_MAX),
+        metadata={"description": "The worker's private notes"},
+    )
     created_at = ma.fields.AwareDateTime(dump_only=True)
     updated_at = ma.fields.AwareDateTime(dump_only=True)
+
+
+class ClientQuerySchema(ma.Schema):
+    q = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=SEARCH_MAX),
+        metadata={"description": "Name or email prefix, case-insensitive"},
+    )
+
+
+class ClientUpdateSchema(ClientSchema):
+    """A partial update: only the fields sent change; `name` cannot be emptied."""
+
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=NAME_MAX))

@@ -3,7 +3,14 @@
 Importing this package registers every table on its metadata (Alembic's env.py relies on it).
 """
 
-from backend.infrastructure.sql import audit, clients, identity, tenants  # noqa: F401
+from backend.infrastructure.sql import (  # noqa: F401
+    appointments,
+    audit,
+    clients,
+    identity,
+    media,
+    tenants,
+)
 from backend.infrastructure.sql.metadata import shared_metadata, tenant_metadata
 
 __all__ = ["shared_metadata", "tenant_metadata"]

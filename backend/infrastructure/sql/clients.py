@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, Table, Text, Uuid, func, select
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, Index, Table, Text, Uuid, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from backend.domain.clients import Client
+from backend.domain.clients import Client, search_pattern
 from backend.infrastructure.sql.metadata import tenant_metadata
 
 clients = Table(
@@ -21,6 +24,26 @@ clients = Table(
 )
 # Unique per workspace, case-insensitively -> 409 client_email_taken.
 Index("uq_clients_email_lower", func.lower(clients.c.email), unique=True)
+# The list order (name, case-insensitively; id breaks ties so pages are stable).
+Index("ix_clients_lower_name_id", func.lower(clients.c.name), clients.c.id)
+# Prefix search (`?q=`): `lower(x) LIKE 'ab%'` can use a btree only with the pattern
+# operator class whatever the database collation (docs/index-review.md).
+Index(
+    "ix_clients_lower_name_pattern",
+    func.lower(clients.c.name).label("lower_name"),
+    postgresql_ops={"lower_name": "text_pattern_ops"},
+)
+Index(
+    "ix_clients_lower_email_pattern",
+    func.lower(clients.c.email).label("lower_email"),
+    postgresql_ops={"lower_email": "text_pattern_ops"},
+)
+
+WRITABLE = ("name", "email", "phone", "notes")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
 
 
 def _to_client(row) -> Client:
@@ -30,8 +53,8 @@ def _to_client(row) -> Client:
         email=row.email,
         phone=row.phone,
         notes=row.notes,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
     )
 
 
@@ -39,9 +62,56 @@ class SqlClientRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
-    def list_page(self, *, offset: int, limit: int) -> tuple[list[Client], int]:
-        total = self._connection.execute(select(func.count()).select_from(clients)).scalar_one()
-        rows = self._connection.execute(
-            select(clients).order_by(clients.c.name, clients.c.id).offset(offset).limit(limit)
-        )
+    def add(self, client: Client) -> Client:
+        row = self._connection.execute(
+            insert(clients)
+            .values(
+                id=client.id,
+                name=client.name,
+                email=client.email,
+                phone=client.phone,
+                notes=client.notes,
+                created_at=client.created_at,
+                updated_at=client.updated_at,
+            )
+            .returning(clients)
+        ).one()
+        return _to_client(row)
+
+    def get(self, client_id: uuid.UUID) -> Client | None:
+        row = self._connection.execute(select(clients).where(clients.c.id == client_id)).first()
+        return _to_client(row) if row is not None else None
+
+    def exists(self, client_id: uuid.UUID) -> bool:
+        query = select(clients.c.id).where(clients.c.id == client_id)
+        return self._connection.execute(query).first() is not None
+
+    def update(self, client_id: uuid.UUID, changes: dict, now: datetime) -> Client | None:
+        values = {key: changes[key] for key in WRITABLE if key in changes}
+        row = self._connection.execute(
+            update(clients)
+            .where(clients.c.id == client_id)
+            .values(**values, updated_at=now)
+            .returning(clients)
+        ).first()
+        return _to_client(row) if row is not None else None
+
+    def delete(self, client_id: uuid.UUID) -> bool:
+        result = self._connection.execute(delete(clients).where(clients.c.id == client_id))
+        return result.rowcount > 0
+
+    def list_page(self, *, offset: int, limit: int, search: str | None = None) -> tuple[list[Client], int]:
+        condition = None
+        if search:
+            # lower() on both sides: PostgreSQL folds case the same way for value and pattern.
+            pattern = func.lower(search_pattern(search))
+            condition = or_(
+                func.lower(clients.c.name).like(pattern), func.lower(clients.c.email).like(pattern)
+            )
+        count = select(func.count()).select_from(clients)
+        page = select(clients).order_by(func.lower(clients.c.name), clients.c.id)
+        if condition is not None:
+            count, page = count.where(condition), page.where(condition)
+        total = self._connection.execute(count).scalar_one()
+        rows = self._connection.execute(page.offset(offset).limit(limit))
         return [_to_client(row) for row in rows], total

@@ -11,6 +11,8 @@ CONFLICT_CODES = {
     "uq_tenants_slug": "slug_taken",
     "uq_users_email_lower": "email_taken",
     "uq_clients_email_lower": "client_email_taken",
+    # An ExclusionViolation is an IntegrityError too: two non-cancelled appointments overlap.
+    "ex_appointments_no_overlap": "appointment_overlap",
     "uq_memberships_user_id_tenant_id": "already_member",
 }
 

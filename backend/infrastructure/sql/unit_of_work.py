@@ -12,10 +12,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from backend.core.db import set_tenant_search_path
+from backend.infrastructure.sql.appointments import SqlAppointmentRepository
 from backend.infrastructure.sql.audit import SqlAuditLog
 from backend.infrastructure.sql.clients import SqlClientRepository
 from backend.infrastructure.sql.errors import as_domain_error
 from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository
+from backend.infrastructure.sql.media import SqlMediaRepository
 from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.infrastructure.sql.tenants import SqlTenantRepository
 
@@ -79,3 +81,5 @@ class TenantUnitOfWork(_SqlUnitOfWork):
         set_tenant_search_path(connection, self.schema_name)
         super()._bind(connection)
         self.clients = SqlClientRepository(connection)
+        self.appointments = SqlAppointmentRepository(connection)
+        self.media = SqlMediaRepository(connection)

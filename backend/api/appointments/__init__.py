@@ -1,0 +1,3 @@
+from backend.api.appointments.routes import blueprint
+
+__all__ = ["blueprint"]

@@ -1,0 +1,3 @@
+from backend.api.media.routes import blueprint
+
+__all__ = ["blueprint"]
