@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from backend.api import clients, health
+from backend.api import clients, exports, health, tenant
 from backend.api.errors import error_response
 from backend.api.extension import Api
 
-API_BLUEPRINTS = (clients.blueprint,)
+API_BLUEPRINTS = (clients.blueprint, tenant.blueprint, exports.blueprint)
 JSON_BODY_TYPES = ("application/json", "multipart/form-data")
 
 

@@ -29,6 +29,18 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _days(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw) if raw else None
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -52,6 +64,15 @@ class Settings:
     # Product.
     trial_days: int = 14
     max_content_length: int = 10 * 1024 * 1024
+    # Data lifecycle (docs/data-lifecycle.md): grace period and retention, in days.
+    deletion_grace_days: int = 30
+    media_retention_days: int = 30
+    export_retention_days: int = 14
+    audit_retention_days: int = 365
+    exports_path: Path | None = None  # EXPORTS_DIR; default var/exports
+    pg_bin_dir: Path | None = None  # PG_BIN_DIR: where pg_dump/pg_restore live
+    # The worker's export holds one snapshot open; these bound how long (seconds).
+    export_timeout_s: int = 3600
 
     @property
     def is_development(self) -> bool:
@@ -60,6 +81,10 @@ class Settings:
     @property
     def media_dir(self) -> Path:
         return self.var_dir / "media"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.exports_path or self.var_dir / "exports"
 
     @property
     def mail_dir(self) -> Path:
@@ -89,6 +114,13 @@ class Settings:
             refresh_token_ttl_s=_int(env, "REFRESH_TOKEN_TTL_S", 30 * 24 * 3600),
             trial_days=_int(env, "TRIAL_DAYS", 14),
             max_content_length=_int(env, "MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
+            deletion_grace_days=_days(env, "DELETION_GRACE_DAYS", 30),
+            media_retention_days=_days(env, "MEDIA_RETENTION_DAYS", 30),
+            export_retention_days=_days(env, "EXPORT_RETENTION_DAYS", 14),
+            audit_retention_days=_days(env, "AUDIT_RETENTION_DAYS", 365),
+            exports_path=_path(env, "EXPORTS_DIR"),
+            pg_bin_dir=_path(env, "PG_BIN_DIR"),
+            export_timeout_s=_int(env, "EXPORT_TIMEOUT_S", 3600),
         )
         settings.check()
         return settings
