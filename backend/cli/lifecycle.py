@@ -162,9 +162,7 @@ def restore(path: Path, new_slug: str | None) -> None:
                 new_slug=new_slug,
                 now=datetime.now(UTC),
                 actor=OPERATOR,
-                uow_factory=lambda: RestoreUnitOfWork(
-                    rt.owner_engine, rt.runtime_role, settings.pg_bin_dir
-                ),
+                uow_factory=lambda: RestoreUnitOfWork(rt.owner_engine, rt.runtime_role, settings.pg_bin_dir),
             )
     except OPERATOR_ERRORS as error:
         fail(_reason(error))

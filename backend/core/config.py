@@ -71,8 +71,10 @@ class Settings:
     audit_retention_days: int = 365
     exports_path: Path | None = None  # EXPORTS_DIR; default var/exports
     pg_bin_dir: Path | None = None  # PG_BIN_DIR: where pg_dump/pg_restore live
-    # The worker's export holds one snapshot open; these bound how long (seconds).
+    # The worker's export holds one snapshot (and one pooled connection) open: how long at
+    # most (seconds), and how many at once per process (more answer 429 + Retry-After).
     export_timeout_s: int = 3600
+    export_max_concurrent: int = 2
 
     @property
     def is_development(self) -> bool:
@@ -121,6 +123,7 @@ class Settings:
             exports_path=_path(env, "EXPORTS_DIR"),
             pg_bin_dir=_path(env, "PG_BIN_DIR"),
             export_timeout_s=_int(env, "EXPORT_TIMEOUT_S", 3600),
+            export_max_concurrent=_int(env, "EXPORT_MAX_CONCURRENT", 2),
         )
         settings.check()
         return settings

@@ -101,9 +101,7 @@ def _shared_rows(connection: Connection, tenant_id: uuid.UUID) -> dict:
 
 
 def _schema_version(connection: Connection, schema_name: str) -> str | None:
-    statement = sql.SQL("SELECT version_num FROM {}").format(
-        sql.Identifier(schema_name, "alembic_version")
-    )
+    statement = sql.SQL("SELECT version_num FROM {}").format(sql.Identifier(schema_name, "alembic_version"))
     return connection.exec_driver_sql(statement.as_string(None)).scalar_one_or_none()
 
 

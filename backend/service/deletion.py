@@ -96,9 +96,7 @@ def schedule_deletion(
     return replace(tenant, status=TenantStatus.DELETION_SCHEDULED, deletion_due_at=due_at)
 
 
-def cancel_deletion(
-    *, tenant_id: uuid.UUID, now: datetime, actor: Actor, uow: DeletionUnitOfWork
-) -> None:
+def cancel_deletion(*, tenant_id: uuid.UUID, now: datetime, actor: Actor, uow: DeletionUnitOfWork) -> None:
     """Cancels a scheduled deletion during its grace period; the tenant returns to the state
     it was in before (a disabled tenant stays disabled)."""
     with uow:

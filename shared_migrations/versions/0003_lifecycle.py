@@ -14,15 +14,14 @@ branch_labels = None
 depends_on = None
 
 S = "shared"
-TOMBSTONE_RULE = (
-    "status <> 'deleted' OR (name = '' AND slug = 'deleted-' || replace(id::text, '-', ''))"
-)
+TOMBSTONE_RULE = "status <> 'deleted' OR (name = '' AND slug = 'deleted-' || replace(id::text, '-', ''))"
 
 
 def upgrade() -> None:
     op.add_column("tenants", sa.Column("deletion_previous_status", sa.Text()), schema=S)
+    # op.f(): the names are final, the metadata's naming convention must not prefix them again.
     op.create_check_constraint(
-        "ck_tenants_deletion_previous_status",
+        op.f("ck_tenants_deletion_previous_status"),
         "tenants",
         "deletion_previous_status IN ('provisioning','active','disabled')",
         schema=S,
@@ -33,10 +32,10 @@ def upgrade() -> None:
         "UPDATE shared.tenants SET name = '', slug = 'deleted-' || replace(id::text, '-', '') "
         "WHERE status = 'deleted'"
     )
-    op.create_check_constraint("ck_tenants_tombstone", "tenants", TOMBSTONE_RULE, schema=S)
+    op.create_check_constraint(op.f("ck_tenants_tombstone"), "tenants", TOMBSTONE_RULE, schema=S)
 
 
 def downgrade() -> None:
-    op.drop_constraint("ck_tenants_tombstone", "tenants", schema=S)
-    op.drop_constraint("ck_tenants_deletion_previous_status", "tenants", schema=S)
+    op.drop_constraint(op.f("ck_tenants_tombstone"), "tenants", schema=S)
+    op.drop_constraint(op.f("ck_tenants_deletion_previous_status"), "tenants", schema=S)
     op.drop_column("tenants", "deletion_previous_status", schema=S)

@@ -14,9 +14,7 @@ from backend.domain.lifecycle import Actor
 from backend.infrastructure.sql.deletion import DeletionUnitOfWork
 from backend.service import deletion as service
 
-blueprint = Blueprint(
-    "tenant", __name__, url_prefix="/api/v1/tenant", description="The workspace (tenant)"
-)
+blueprint = Blueprint("tenant", __name__, url_prefix="/api/v1/tenant", description="The workspace (tenant)")
 
 
 def _actor() -> Actor:

@@ -59,9 +59,7 @@ class SqlDeletionRepository:
         a deleted row cannot be refreshed, replayed or accepted."""
         removed = 0
         for table in (refresh_tokens, one_time_tokens):
-            removed += self._connection.execute(
-                delete(table).where(table.c.tenant_id == tenant_id)
-            ).rowcount
+            removed += self._connection.execute(delete(table).where(table.c.tenant_id == tenant_id)).rowcount
         return removed
 
     def remove_members(self, tenant_id: uuid.UUID) -> tuple[int, int]:

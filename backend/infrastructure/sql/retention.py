@@ -83,9 +83,9 @@ class SqlMediaRetention:
         """Delete the rows for good; only soft-deleted ones, so a live item is never lost."""
         if not names:
             return 0
-        statement = text(
-            "DELETE FROM media WHERE id = ANY(:ids) AND deleted_at IS NOT NULL"
-        ).bindparams(bindparam("ids", type_=ARRAY(Uuid())))
+        statement = text("DELETE FROM media WHERE id = ANY(:ids) AND deleted_at IS NOT NULL").bindparams(
+            bindparam("ids", type_=ARRAY(Uuid()))
+        )
         ids = [uuid.UUID(name) for name in names]
         return self._connection.execute(statement, {"ids": ids}).rowcount
 

@@ -158,9 +158,7 @@ def user_exists(engine, user_id: uuid.UUID) -> bool:
 def audit_events_of(engine, tenant_id: uuid.UUID) -> list[tuple[str, str]]:
     with engine.connect() as connection:
         rows = connection.execute(
-            text(
-                "SELECT event, outcome FROM shared.audit_events WHERE tenant_id = :t ORDER BY id"
-            ),
+            text("SELECT event, outcome FROM shared.audit_events WHERE tenant_id = :t ORDER BY id"),
             {"t": tenant_id},
         )
         return [(row.event, row.outcome) for row in rows]
