@@ -100,7 +100,8 @@ def purge(dry_run: bool) -> None:
     )
     verb = "would remove" if dry_run else "removed"
     click.echo(f"{'DRY RUN: ' if dry_run else ''}retention applied at {datetime.now(UTC).isoformat()}")
-    click.echo(f"tenants purged (due deletions): {len(report.tenants_purged)}")
+    finished = "to finish" if dry_run else "finished"
+    click.echo(f"due tenant deletions {finished}: {len(report.tenants_purged)}")
     for tenant_id in report.tenants_purged:
         click.echo(f"  {tenant_id}")
     click.echo(f"soft-deleted media {verb}: {sum(report.media_removed.values())}")

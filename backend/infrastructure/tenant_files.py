@@ -46,9 +46,12 @@ class TenantMediaDirectory:
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(names):
                 path = Path(folder, name)
-                if name.startswith(".") or not stat.S_ISREG(path.lstat().st_mode):
+                try:
+                    regular = stat.S_ISREG(path.lstat().st_mode)
+                except FileNotFoundError:  # removed while we walk
                     continue
-                yield path.relative_to(base).as_posix()
+                if regular and not name.startswith("."):
+                    yield path.relative_to(base).as_posix()
 
     def _path(self, tenant_id: uuid.UUID, name: str) -> Path:
         return self.directory(tenant_id).joinpath(*safe_relative(name).parts)

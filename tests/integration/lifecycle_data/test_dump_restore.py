@@ -51,7 +51,9 @@ def archive_path(settings, request):
     path.unlink(missing_ok=True)
 
 
-def test_export_purge_restore_gives_the_same_tenant_back(app, owner, media_root, workspace, archive_path):
+def test_export_purge_restore_gives_the_same_tenant_back(
+    app, client, worker_token, owner, media_root, workspace, archive_path
+):
     ws = workspace()
     tenant = ws.tenant
     rows_before = table_rows(owner, tenant.schema_name, "clients")
@@ -74,6 +76,10 @@ def test_export_purge_restore_gives_the_same_tenant_back(app, owner, media_root,
     assert media_checksums(media_root, tenant.id) == media_before
     assert emails_of(owner, tenant.id) == people_before
     assert user_exists(owner, ws.worker_id)
+    # The runtime role can serve the restored schema (grants re-applied).
+    listed = client.get("/api/v1/clients", headers=worker_token(tenant))
+    assert listed.status_code == 200
+    assert sorted(c["id"] for c in listed.json) == sorted(str(row[0]) for row in rows_before)
     events = [event for event, _ in audit_events_of(owner, tenant.id)]
     assert "export.dumped" in events and "export.restored" in events
     assert events.index("tenant.purged") < events.index("export.restored")
