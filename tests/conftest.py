@@ -23,7 +23,8 @@ def database() -> dict:
     """URLs of the test database: owner (migrations) and runtime (the API)."""
     if os.environ.get("DATABASE_URL"):
         runtime = os.environ["DATABASE_URL"]
-        return {"runtime": runtime, "owner": os.environ.get("MIGRATION_DATABASE_URL", runtime)}
+        yield {"runtime": runtime, "owner": os.environ.get("MIGRATION_DATABASE_URL", runtime)}
+        return
     pgdata = Path(tempfile.mkdtemp(prefix="pgtest-", dir=tempfile.gettempdir())) / "pgdata"
     db = embedded_postgres.start(pgdata, cleanup="delete")
     yield {"runtime": db.runtime_url, "owner": db.owner_url, "superuser": db.superuser_url, "server": db}

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from backend.api import appointments, clients, health, media
+from backend.api import appointments, clients, exports, health, media, tenant
 from backend.api.errors import error_response
 from backend.api.extension import Api
 
-API_BLUEPRINTS = (clients.blueprint, appointments.blueprint, media.blueprint)
+API_BLUEPRINTS = (
+    clients.blueprint,
+    appointments.blueprint,
+    media.blueprint,
+    tenant.blueprint,
+    exports.blueprint,
+)
 JSON_BODY_TYPES = ("application/json", "multipart/form-data")
 
 

@@ -42,6 +42,16 @@ def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[
     if raw is None or raw.strip() == "":
         return default
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+def _days(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw) if raw else None
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,18 @@ class Settings:
     # counts the multipart envelope) and the types accepted, as sniffed from the bytes.
     media_max_bytes: int = 8 * 1024 * 1024
     media_allowed_types: tuple[str, ...] = DEFAULT_MEDIA_TYPES
+    max_content_length: int = 10 * 1024 * 1024
+    # Data lifecycle (docs/data-lifecycle.md): grace period and retention, in days.
+    deletion_grace_days: int = 30
+    media_retention_days: int = 30
+    export_retention_days: int = 14
+    audit_retention_days: int = 365
+    exports_path: Path | None = None  # EXPORTS_DIR; default var/exports
+    pg_bin_dir: Path | None = None  # PG_BIN_DIR: where pg_dump/pg_restore live
+    # The worker's export holds one snapshot (and one pooled connection) open: how long at
+    # most (seconds), and how many at once per process (more answer 429 + Retry-After).
+    export_timeout_s: int = 3600
+    export_max_concurrent: int = 2
 
     @property
     def is_development(self) -> bool:
@@ -79,6 +101,10 @@ class Settings:
     @property
     def media_dir(self) -> Path:
         return self.var_dir / "media"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.exports_path or self.var_dir / "exports"
 
     @property
     def mail_dir(self) -> Path:
@@ -110,6 +136,14 @@ class Settings:
             max_content_length=_int(env, "MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
             media_max_bytes=_int(env, "MEDIA_MAX_BYTES", 8 * 1024 * 1024),
             media_allowed_types=_list(env, "MEDIA_ALLOWED_TYPES", DEFAULT_MEDIA_TYPES),
+            deletion_grace_days=_days(env, "DELETION_GRACE_DAYS", 30),
+            media_retention_days=_days(env, "MEDIA_RETENTION_DAYS", 30),
+            export_retention_days=_days(env, "EXPORT_RETENTION_DAYS", 14),
+            audit_retention_days=_days(env, "AUDIT_RETENTION_DAYS", 365),
+            exports_path=_path(env, "EXPORTS_DIR"),
+            pg_bin_dir=_path(env, "PG_BIN_DIR"),
+            export_timeout_s=_int(env, "EXPORT_TIMEOUT_S", 3600),
+            export_max_concurrent=_int(env, "EXPORT_MAX_CONCURRENT", 2),
         )
         settings.check()
         return settings

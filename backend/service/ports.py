@@ -7,13 +7,16 @@ and unit tests pass small fakes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime
+from pathlib import Path
 from typing import BinaryIO, Protocol, Self
 
 from backend.domain.appointments import Appointment, AppointmentFilter
 from backend.domain.clients import Client
 from backend.domain.identity import Role
+from backend.domain.lifecycle import ArchiveContents, ArchivedUser, ArchiveSummary
 from backend.domain.media import Media, MediaFilter
 from backend.domain.tenants import Tenant, TenantStatus
 
@@ -108,3 +111,97 @@ class TenantUnitOfWork(UnitOfWork, Protocol):
     clients: ClientRepository
     appointments: AppointmentRepository
     media: MediaRepository
+
+
+# --- Data lifecycle: deletion, export, dump/restore, retention (docs/data-lifecycle.md) ---
+
+
+class DeletionRepository(Protocol):
+    def lock(self, tenant_id: uuid.UUID) -> bool: ...
+    def schedule(self, tenant_id: uuid.UUID, due_at: datetime) -> None: ...
+    def cancel(self, tenant_id: uuid.UUID) -> None: ...
+    def remove_tokens(self, tenant_id: uuid.UUID) -> int: ...
+    def remove_members(self, tenant_id: uuid.UUID) -> tuple[int, int]: ...
+    def tombstone(self, tenant_id: uuid.UUID, now: datetime) -> None: ...
+
+
+class DeletionUnitOfWork(RegistryUnitOfWork, Protocol):
+    deletion: DeletionRepository
+
+
+class MediaDirectory(Protocol):
+    """The tenant's media files, `<media_dir>/<tenant id>/...`."""
+
+    def files(self, tenant_id: uuid.UUID) -> Iterator[str]: ...
+    def open(self, tenant_id: uuid.UUID, name: str) -> BinaryIO: ...
+    def delete(self, tenant_id: uuid.UUID, name: str) -> bool: ...
+    def delete_all(self, tenant_id: uuid.UUID) -> int: ...
+
+
+class TenantSnapshot(Protocol):
+    """One consistent, read-only view of a tenant schema."""
+
+    def schema_version(self) -> str | None: ...
+    def tables(self) -> list[str]: ...
+    def copy_csv(self, table: str) -> Generator[bytes, None, int]: ...
+
+
+class ArchiveWriter(Protocol):
+    """A zip written as a stream: entries are written in turn, `take()` hands over the bytes
+    produced so far."""
+
+    def entry(self, name: str, *, compress: bool) -> AbstractContextManager[BinaryIO]: ...
+    def take(self) -> bytes: ...
+    def close(self) -> None: ...
+
+
+class TenantArchive(Protocol):
+    """An operator archive opened for restore: verified contents, staged media."""
+
+    contents: ArchiveContents
+    dump_path: Path  # pg_dump custom format of the source schema
+
+    def install_media(self, tenant_id: uuid.UUID) -> int: ...
+    def remove_media(self, tenant_id: uuid.UUID) -> None: ...
+
+
+class TenantArchiver(Protocol):
+    def dump(self, tenant: Tenant, out: Path) -> ArchiveSummary: ...
+
+
+class RestoreRepository(Protocol):
+    def load_schema(self, archive: TenantArchive, schema_name: str) -> None: ...
+    def revive(self, tenant: Tenant) -> None: ...
+    def add_user(self, user: ArchivedUser) -> uuid.UUID: ...
+
+
+class RestoreUnitOfWork(RegistryUnitOfWork, Protocol):
+    restore: RestoreRepository
+
+
+class MediaRetention(Protocol):
+    """Soft-deleted media rows of one tenant (file name = media id)."""
+
+    def expired_count(self, cutoff: datetime) -> int: ...
+    def expired(self, cutoff: datetime, limit: int) -> list[str]: ...
+    def remove(self, names: list[str]) -> int: ...
+
+
+class RetentionRepository(Protocol):
+    def audit_events_before(self, cutoff: datetime) -> int: ...
+    def delete_audit_events_before(self, cutoff: datetime) -> int: ...
+
+
+class RetentionUnitOfWork(RegistryUnitOfWork, Protocol):
+    retention: RetentionRepository
+
+
+class TenantRetentionUnitOfWork(UnitOfWork, Protocol):
+    media_retention: MediaRetention
+
+
+class ExportFiles(Protocol):
+    """Operator archives under the exports directory."""
+
+    def older_than(self, cutoff: datetime) -> list[Path]: ...
+    def remove(self, path: Path) -> bool: ...

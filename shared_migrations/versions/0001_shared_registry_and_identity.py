@@ -39,10 +39,10 @@ def upgrade() -> None:
         sa.Column("last_migration_error", sa.Text()),
         sa.CheckConstraint(
             "status IN ('provisioning','active','disabled','deletion_scheduled','deleted')",
-            name="ck_tenants_status",
+            name=op.f("ck_tenants_status"),
         ),
-        sa.CheckConstraint("plan IN ('trial','paid')", name="ck_tenants_plan"),
-        sa.CheckConstraint("schema_name ~ '^tenant_[0-9a-f]{32}$'", name="ck_tenants_schema_name"),
+        sa.CheckConstraint("plan IN ('trial','paid')", name=op.f("ck_tenants_plan")),
+        sa.CheckConstraint("schema_name ~ '^tenant_[0-9a-f]{32}$'", name=op.f("ck_tenants_schema_name")),
         sa.PrimaryKeyConstraint("id", name="pk_tenants"),
         sa.UniqueConstraint("slug", name="uq_tenants_slug"),
         sa.UniqueConstraint("schema_name", name="uq_tenants_schema_name"),
@@ -68,9 +68,9 @@ def upgrade() -> None:
         sa.Column("role", sa.Text(), nullable=False),
         sa.Column("client_id", sa.Uuid()),
         _ts("created_at", server_default=sa.func.now(), nullable=False),
-        sa.CheckConstraint("role IN ('worker','client')", name="ck_memberships_role"),
+        sa.CheckConstraint("role IN ('worker','client')", name=op.f("ck_memberships_role")),
         sa.CheckConstraint(
-            "(role = 'client') = (client_id IS NOT NULL)", name="ck_memberships_client_link"
+            "(role = 'client') = (client_id IS NOT NULL)", name=op.f("ck_memberships_client_link")
         ),
         sa.ForeignKeyConstraint(
             ["user_id"], ["shared.users.id"], name="fk_memberships_user_id_users", ondelete="CASCADE"
@@ -128,7 +128,7 @@ def upgrade() -> None:
         _ts("expires_at", nullable=False),
         _ts("used_at"),
         sa.CheckConstraint(
-            "kind IN ('email_verification','invitation')", name="ck_one_time_tokens_kind"
+            "kind IN ('email_verification','invitation')", name=op.f("ck_one_time_tokens_kind")
         ),
         sa.ForeignKeyConstraint(
             ["user_id"], ["shared.users.id"], name="fk_one_time_tokens_user_id_users", ondelete="CASCADE"

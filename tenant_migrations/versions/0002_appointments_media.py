@@ -34,9 +34,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.CheckConstraint(
-            "status IN ('scheduled', 'completed', 'cancelled')", name="ck_appointments_status"
+            "status IN ('scheduled', 'completed', 'cancelled')", name=op.f("ck_appointments_status")
         ),
-        sa.CheckConstraint("ends_at > starts_at", name="ck_appointments_period"),
+        sa.CheckConstraint("ends_at > starts_at", name=op.f("ck_appointments_period")),
         sa.ForeignKeyConstraint(
             ["client_id"], ["clients.id"], name="fk_appointments_client_id_clients", ondelete="CASCADE"
         ),
@@ -67,9 +67,9 @@ def upgrade() -> None:
         sa.Column("uploaded_by_role", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("deleted_at", sa.DateTime(timezone=True)),
-        sa.CheckConstraint("client_id IS NOT NULL OR deleted_at IS NOT NULL", name="ck_media_linked"),
-        sa.CheckConstraint("size_bytes >= 0", name="ck_media_size"),
-        sa.CheckConstraint("uploaded_by_role IN ('worker', 'client')", name="ck_media_uploaded_by_role"),
+        sa.CheckConstraint("client_id IS NOT NULL OR deleted_at IS NOT NULL", name=op.f("ck_media_linked")),
+        sa.CheckConstraint("size_bytes >= 0", name=op.f("ck_media_size")),
+        sa.CheckConstraint("uploaded_by_role IN ('worker', 'client')", name=op.f("ck_media_uploaded_by_role")),
         sa.ForeignKeyConstraint(
             ["client_id"], ["clients.id"], name="fk_media_client_id_clients", ondelete="SET NULL"
         ),

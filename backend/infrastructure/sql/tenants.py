@@ -21,6 +21,10 @@ from sqlalchemy.engine import Connection
 from backend.domain.tenants import Plan, Tenant, TenantStatus
 from backend.infrastructure.sql.metadata import shared_metadata
 
+TOMBSTONE_RULE = (
+    "status <> 'deleted' OR (name = '' AND slug = 'deleted-' || replace(id::text, '-', ''))"
+)
+
 tenants = Table(
     "tenants",
     shared_metadata,
@@ -37,12 +41,20 @@ tenants = Table(
     Column("deleted_at", DateTime(timezone=True)),
     Column("schema_version", Text),
     Column("last_migration_error", Text),
+    # The status a scheduled deletion returns to when cancelled (a disabled tenant stays so).
+    Column("deletion_previous_status", Text),
     CheckConstraint(
         "status IN ('provisioning','active','disabled','deletion_scheduled','deleted')",
         name="status",
     ),
     CheckConstraint("plan IN ('trial','paid')", name="plan"),
     CheckConstraint("schema_name ~ '^tenant_[0-9a-f]{32}$'", name="schema_name"),
+    CheckConstraint(
+        "deletion_previous_status IN ('provisioning','active','disabled')",
+        name="deletion_previous_status",
+    ),
+    # A purged tenant keeps a tombstone that names nobody (docs/data-lifecycle.md).
+    CheckConstraint(TOMBSTONE_RULE, name="tombstone"),
 )
 
 

@@ -1,0 +1,3 @@
+from backend.api.exports.routes import blueprint
+
+__all__ = ["blueprint"]

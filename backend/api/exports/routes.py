@@ -1,0 +1,84 @@
+"""The worker's export of the whole workspace, streamed as a zip."""
+
+import threading
+from datetime import UTC, datetime
+from functools import partial
+
+from flask import Response, current_app, g, request, stream_with_context
+from flask.views import MethodView
+from werkzeug.exceptions import TooManyRequests
+
+from backend.api.context import registry_uow, runtime
+from backend.api.extension import Blueprint
+from backend.domain.identity import Role
+from backend.domain.lifecycle import Actor
+from backend.infrastructure.exports import ZipStream, open_snapshot
+from backend.infrastructure.tenant_files import TenantMediaDirectory
+from backend.service import exports as service
+
+blueprint = Blueprint("exports", __name__, url_prefix="/api/v1/export", description="Export")
+
+ZIP_RESPONSE = {
+    "description": "A zip: `tables/<table>.csv` (one per table, with a header line, all from "
+    "one snapshot), `media/<file>`, and `manifest.json` (row counts, sha256 per file)",
+    "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+}
+BUSY_RETRY_AFTER_S = 30
+_slots_lock = threading.Lock()
+
+
+def export_slots() -> threading.BoundedSemaphore:
+    """Each running export holds a pooled connection for its whole download: a few at once
+    per process, so exports never starve the API's pool."""
+    with _slots_lock:
+        slots = current_app.extensions.get("saas_export_slots")
+        if slots is None:
+            slots = threading.BoundedSemaphore(max(1, runtime().settings.export_max_concurrent))
+            current_app.extensions["saas_export_slots"] = slots
+    return slots
+
+
+@blueprint.route("")
+class Export(MethodView):
+    @blueprint.protected(Role.WORKER, read_only_ok=True, deletion_ok=True)
+    @blueprint.doc(responses={200: ZIP_RESPONSE})
+    @blueprint.alt_response(429, description="Too many exports running; retry after Retry-After")
+    def get(self):
+        """Download the whole workspace"""
+        rt = runtime()
+        slots = export_slots()
+        if not slots.acquire(blocking=False):
+            raise TooManyRequests(retry_after=BUSY_RETRY_AFTER_S)
+        try:
+            now = datetime.now(UTC)
+            actor = Actor(
+                user_id=g.principal.user_id,
+                role=g.principal.role.value,
+                request_id=g.get("request_id") or request.headers.get("X-Request-ID"),
+            )
+            chunks = service.export_workspace(
+                tenant_id=g.principal.tenant_id,
+                now=now,
+                actor=actor,
+                uow_factory=registry_uow,
+                open_snapshot=partial(open_snapshot, rt.engine, timeout_s=rt.settings.export_timeout_s),
+                media=TenantMediaDirectory(rt.settings.media_dir),
+                archive=ZipStream(timestamp=now.timetuple()),
+            )
+            filename = f"{g.access.tenant_slug}-export-{now:%Y%m%dT%H%M%SZ}.zip"
+            response = Response(
+                stream_with_context(chunks),
+                status=200,
+                mimetype="application/zip",
+                headers={
+                    "Content-Disposition": f'attachment; filename="{filename}"',
+                    "Cache-Control": "no-store",
+                    "X-Content-Type-Options": "nosniff",
+                },
+            )
+        except BaseException:
+            slots.release()
+            raise
+        # Released when the server closes the response: finished, failed or abandoned.
+        response.call_on_close(slots.release)
+        return response

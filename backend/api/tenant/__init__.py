@@ -1,0 +1,3 @@
+from backend.api.tenant.routes import blueprint
+
+__all__ = ["blueprint"]

@@ -1,0 +1,143 @@
+"""The worker's export: a zip written as a stream, fed from one read-only snapshot.
+
+Memory stays bounded however big the tenant: COPY output is read in chunks, each chunk goes
+through the zip compressor into a small sink, and the sink is emptied after every write.
+The zip is written without seeking (data descriptors, Zip64 for every entry), which is what
+lets it go straight to the HTTP response.
+"""
+
+from __future__ import annotations
+
+import time
+import zipfile
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+from psycopg import sql
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from backend.core.db import set_tenant_search_path
+from backend.core.tenancy import validate_schema_name
+
+CHUNK_BYTES = 256 * 1024
+# Bookkeeping of the migration tool, not the tenant's data (its revision is in the manifest).
+EXCLUDED_TABLES = frozenset({"alembic_version"})
+
+
+class _Sink:
+    """A write-only stream that keeps what was written until `take()`."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+class ZipStream:
+    def __init__(self, *, timestamp: time.struct_time | None = None) -> None:
+        self._sink = _Sink()
+        # The sink cannot seek: zipfile then writes sizes and CRCs after each entry.
+        self._zip = zipfile.ZipFile(self._sink, mode="w", allowZip64=True)
+        self._date_time = (timestamp or time.gmtime())[:6]
+
+    @contextmanager
+    def entry(self, name: str, *, compress: bool) -> Iterator[BinaryIO]:
+        info = zipfile.ZipInfo(name, date_time=self._date_time)
+        info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        info.external_attr = 0o600 << 16
+        with self._zip.open(info, mode="w", force_zip64=True) as handle:
+            yield handle
+
+    def take(self) -> bytes:
+        return self._sink.take()
+
+    def close(self) -> None:
+        self._zip.close()
+
+
+class SqlTenantSnapshot:
+    """A tenant schema seen through one REPEATABLE READ READ ONLY transaction."""
+
+    def __init__(self, connection: Connection, schema_name: str) -> None:
+        self._connection = connection
+        self._schema = validate_schema_name(schema_name)
+
+    def tables(self) -> list[str]:
+        """Every table of the schema, from the catalog: tables added by any migration are
+        exported without this code knowing them."""
+        rows = self._connection.execute(
+            text(
+                "SELECT c.relname FROM pg_catalog.pg_class c"
+                " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = :schema AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+                " ORDER BY c.relname"
+            ),
+            {"schema": self._schema},
+        )
+        return [name for (name,) in rows if name not in EXCLUDED_TABLES]
+
+    def schema_version(self) -> str | None:
+        if "alembic_version" not in self._all_tables():
+            return None
+        statement = sql.SQL("SELECT version_num FROM {}").format(
+            sql.Identifier(self._schema, "alembic_version")
+        )
+        return self._connection.exec_driver_sql(statement.as_string(None)).scalar_one_or_none()
+
+    def _all_tables(self) -> set[str]:
+        rows = self._connection.execute(
+            text(
+                "SELECT c.relname FROM pg_catalog.pg_class c"
+                " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = :schema AND c.relkind = 'r'"
+            ),
+            {"schema": self._schema},
+        )
+        return {name for (name,) in rows}
+
+    def copy_csv(self, table: str) -> Generator[bytes, None, int]:
+        """The table as CSV with a header line, in chunks; returns the number of rows."""
+        statement = sql.SQL("COPY (SELECT * FROM {}) TO STDOUT WITH (FORMAT csv, HEADER true)")
+        statement = statement.format(sql.Identifier(self._schema, table))
+        cursor = self._connection.connection.driver_connection.cursor()
+        buffer = bytearray()
+        try:
+            with cursor.copy(statement) as copy:
+                for data in copy:
+                    buffer += data
+                    if len(buffer) >= CHUNK_BYTES:
+                        yield bytes(buffer)
+                        buffer.clear()
+            if buffer:
+                yield bytes(buffer)
+            return cursor.rowcount
+        finally:
+            cursor.close()
+
+
+@contextmanager
+def open_snapshot(engine: Engine, schema_name: str, *, timeout_s: int) -> Iterator[SqlTenantSnapshot]:
+    """One consistent, read-only view of the tenant; the timeouts bound how long a slow
+    download may hold it (an old snapshot holds back vacuum for the whole database)."""
+    with engine.connect() as connection:
+        connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        with connection.begin():
+            set_tenant_search_path(connection, schema_name)
+            for setting in ("statement_timeout", "idle_in_transaction_session_timeout"):
+                connection.execute(
+                    text("SELECT set_config(:name, :value, true)"),
+                    {"name": setting, "value": f"{int(timeout_s)}s"},
+                )
+            yield SqlTenantSnapshot(connection, schema_name)

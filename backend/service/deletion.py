@@ -1,0 +1,206 @@
+"""Tenant deletion: the owner or an operator schedules it, the owner may cancel it during the
+grace period, and the purge finishes due deletions step by step.
+
+Every purge step is idempotent and commits on its own, and the registry row turns `deleted`
+only in the last one: a purge that crashed anywhere is finished by running it again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from backend.domain.errors import Conflict, NotFound
+from backend.domain.lifecycle import (
+    PURGE_STEPS,
+    Actor,
+    check_cancellable,
+    check_confirm_slug,
+    check_schedulable,
+    deletion_due_at,
+    is_due,
+)
+from backend.domain.tenants import Tenant, TenantStatus
+from backend.service.ports import DeletionUnitOfWork, MediaDirectory
+
+StepHook = Callable[[str, int], None]
+
+
+def _audit(uow: DeletionUnitOfWork, event: str, tenant_id: uuid.UUID, actor: Actor, **fields) -> None:
+    uow.audit.record(
+        event,
+        tenant_id=tenant_id,
+        actor_user_id=actor.user_id,
+        actor_role=actor.role,
+        target_type="tenant",
+        target_id=str(tenant_id),
+        request_id=actor.request_id,
+        **fields,
+    )
+
+
+def _locked(uow: DeletionUnitOfWork, tenant_id: uuid.UUID) -> Tenant:
+    if not uow.deletion.lock(tenant_id):
+        raise NotFound()
+    return uow.tenants.get(tenant_id)
+
+
+def _schedule(
+    uow: DeletionUnitOfWork, tenant: Tenant, due_at: datetime, actor: Actor, grace_days: int
+) -> datetime:
+    uow.deletion.schedule(tenant.id, due_at)
+    _audit(uow, "tenant.deletion_scheduled", tenant.id, actor, metadata={"grace_days": grace_days})
+    return due_at
+
+
+def request_deletion(
+    *,
+    tenant_id: uuid.UUID,
+    confirm_slug: str,
+    grace_days: int,
+    now: datetime,
+    actor: Actor,
+    uow: DeletionUnitOfWork,
+) -> datetime:
+    """Schedules the workspace's deletion at its owner's request, once they confirmed it by
+    typing its slug; a deletion already scheduled keeps its due date."""
+    with uow:
+        tenant = _locked(uow, tenant_id)
+        check_confirm_slug(confirm_slug, tenant.slug)
+        check_schedulable(tenant.status)
+        if tenant.status is TenantStatus.DELETION_SCHEDULED:
+            return tenant.deletion_due_at
+        due_at = _schedule(uow, tenant, deletion_due_at(now, grace_days), actor, grace_days)
+        uow.commit()
+    return due_at
+
+
+def schedule_deletion(
+    *, slug: str, grace_days: int, now: datetime, actor: Actor, uow: DeletionUnitOfWork
+) -> Tenant:
+    """Schedules a tenant's deletion for an operator; `grace_days=0` makes it due at once,
+    also for a deletion scheduled earlier with a longer grace period."""
+    with uow:
+        found = uow.tenants.get_by_slug(slug)
+        if found is None:
+            raise NotFound("not_found", f"no tenant {slug!r}")
+        tenant = _locked(uow, found.id)
+        check_schedulable(tenant.status)
+        due_at = deletion_due_at(now, grace_days)
+        if tenant.status is TenantStatus.DELETION_SCHEDULED and tenant.deletion_due_at <= due_at:
+            return tenant
+        _schedule(uow, tenant, due_at, actor, grace_days)
+        uow.commit()
+    return replace(tenant, status=TenantStatus.DELETION_SCHEDULED, deletion_due_at=due_at)
+
+
+def cancel_deletion(*, tenant_id: uuid.UUID, now: datetime, actor: Actor, uow: DeletionUnitOfWork) -> None:
+    """Cancels a scheduled deletion during its grace period; the tenant returns to the state
+    it was in before (a disabled tenant stays disabled)."""
+    with uow:
+        tenant = _locked(uow, tenant_id)
+        check_cancellable(tenant.status, tenant.deletion_due_at, now)
+        uow.deletion.cancel(tenant.id)
+        _audit(uow, "tenant.deletion_cancelled", tenant.id, actor)
+        uow.commit()
+
+
+def due_deletions(*, now: datetime, uow: DeletionUnitOfWork) -> list[Tenant]:
+    """Lists the tenants whose grace period is over, oldest due first."""
+    with uow:
+        scheduled = uow.tenants.list(TenantStatus.DELETION_SCHEDULED)
+    due = [t for t in scheduled if is_due(t.status, t.deletion_due_at, now)]
+    return sorted(due, key=lambda t: t.deletion_due_at)
+
+
+@dataclass
+class PurgeReport:
+    tenant_id: uuid.UUID
+    steps: dict[str, int] = field(default_factory=dict)  # step -> items removed
+    already_purged: bool = False
+
+
+def purge_tenant(
+    *,
+    tenant_id: uuid.UUID,
+    now: datetime,
+    actor: Actor,
+    uow_factory: Callable[[], DeletionUnitOfWork],
+    media: MediaDirectory,
+    on_step: StepHook | None = None,
+) -> PurgeReport:
+    """Finishes a due deletion: revokes tokens, drops the schema, deletes the media, removes
+    memberships and client-only users, and leaves a tombstone. Each step is re-checked and
+    idempotent; a failure is audited and re-raised, and the next run resumes."""
+    report = PurgeReport(tenant_id)
+    with uow_factory() as uow:
+        tenant = uow.tenants.get(tenant_id)
+    if tenant is None:
+        raise NotFound()
+    if tenant.status is TenantStatus.DELETED:
+        report.already_purged = True
+        return report
+    if not is_due(tenant.status, tenant.deletion_due_at, now):
+        raise Conflict("deletion_not_due", "the tenant is not due for deletion")
+    for step in PURGE_STEPS:
+        try:
+            count = _run_step(step, tenant, now, actor, uow_factory, media)
+        except Exception as error:
+            with uow_factory() as uow:
+                _audit(
+                    uow,
+                    f"tenant.purge.{step}",
+                    tenant.id,
+                    actor,
+                    outcome="failure",
+                    metadata={"code": type(error).__name__},
+                )
+                uow.commit()
+            raise
+        if count is None:  # someone else finished (or cancelled) it meanwhile
+            report.already_purged = True
+            return report
+        report.steps[step] = count
+        if on_step is not None:
+            on_step(step, count)
+    return report
+
+
+def _run_step(
+    step: str,
+    tenant: Tenant,
+    now: datetime,
+    actor: Actor,
+    uow_factory: Callable[[], DeletionUnitOfWork],
+    media: MediaDirectory,
+) -> int | None:
+    """Run one step in its own transaction, the tenant row locked and still due."""
+    with uow_factory() as uow:
+        current = _locked(uow, tenant.id)
+        if not is_due(current.status, current.deletion_due_at, now):
+            return None
+        metadata: dict = {}
+        if step == "revoke_tokens":
+            count = uow.deletion.remove_tokens(tenant.id)
+        elif step == "drop_schema":
+            uow.schemas.drop(tenant.schema_name)
+            count = 1
+        elif step == "delete_media":
+            # Files are not transactional: deleting them twice is harmless, and the row lock
+            # keeps a cancel from interleaving.
+            count = media.delete_all(tenant.id)
+        elif step == "remove_members":
+            memberships, users = uow.deletion.remove_members(tenant.id)
+            count = memberships + users
+            metadata["reason"] = f"{memberships} memberships, {users} client-only users"
+        elif step == "tombstone":
+            uow.deletion.tombstone(tenant.id, now)
+            count = 1
+        else:  # pragma: no cover - PURGE_STEPS and this function change together
+            raise ValueError(step)
+        event = "tenant.purged" if step == "tombstone" else f"tenant.purge.{step}"
+        _audit(uow, event, tenant.id, actor, metadata={"count": count, **metadata})
+        uow.commit()
+    return count

@@ -1,0 +1,274 @@
+"""Exports: the worker's download (a zip of every table, the media and a manifest) and the
+operator's restorable archive (dump, and restore as the same or as a new tenant)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Generator, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from backend.domain.errors import Conflict, NotFound
+from backend.domain.lifecycle import Actor, ArchiveSummary, restored_status
+from backend.domain.tenants import Tenant, TenantStatus, schema_name_for, validate_slug
+from backend.service.ports import (
+    ArchiveWriter,
+    MediaDirectory,
+    RegistryUnitOfWork,
+    RestoreUnitOfWork,
+    TenantArchive,
+    TenantArchiver,
+    TenantSnapshot,
+)
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = "workspace-export"
+MANIFEST_VERSION = 1
+READ_CHUNK = 256 * 1024
+
+
+def _audit(uow: RegistryUnitOfWork, event: str, tenant_id: uuid.UUID, actor: Actor, **fields) -> None:
+    uow.audit.record(
+        event,
+        tenant_id=tenant_id,
+        actor_user_id=actor.user_id,
+        actor_role=actor.role,
+        target_type="tenant",
+        target_id=str(tenant_id),
+        request_id=actor.request_id,
+        **fields,
+    )
+
+
+@dataclass
+class _Progress:
+    files: list[dict] = field(default_factory=list)
+    bytes_out: int = 0
+
+
+def export_workspace(
+    *,
+    tenant_id: uuid.UUID,
+    now: datetime,
+    actor: Actor,
+    uow_factory: Callable[[], RegistryUnitOfWork],
+    open_snapshot: Callable[[str], AbstractContextManager[TenantSnapshot]],
+    media: MediaDirectory,
+    archive: ArchiveWriter,
+) -> Iterator[bytes]:
+    """Returns the workspace's export as a stream of zip bytes: one CSV per table, all from one
+    snapshot, then the media files, then `manifest.json` with row counts and checksums. The
+    tenant is looked up now; the stream is audited when it ends (or fails, or is abandoned)."""
+    with uow_factory() as uow:
+        tenant = uow.tenants.get(tenant_id)
+    if tenant is None or tenant.status is TenantStatus.DELETED:
+        raise NotFound()
+    return _stream(tenant, now, actor, uow_factory, open_snapshot, media, archive)
+
+
+def _stream(tenant, now, actor, uow_factory, open_snapshot, media, archive) -> Iterator[bytes]:
+    progress = _Progress()
+    outcome, code = "failure", None
+    try:
+        with open_snapshot(tenant.schema_name) as snapshot:
+            schema_version = snapshot.schema_version()
+            for table in snapshot.tables():
+                name = f"tables/{table}.csv"
+                rows = yield from _entry(archive, name, snapshot.copy_csv(table), progress)
+                progress.files[-1]["rows"] = rows
+        for name in media.files(tenant.id):
+            try:
+                handle = media.open(tenant.id, name)
+            except FileNotFoundError:  # deleted since the listing: not part of the export
+                continue
+            with handle:
+                yield from _entry(archive, f"media/{name}", _read(handle), progress, compress=False)
+        manifest = _manifest(tenant, schema_version, now, progress.files)
+        with archive.entry("manifest.json", compress=True) as handle:
+            handle.write(json.dumps(manifest, indent=2).encode())
+        archive.close()
+        yield _counted(archive.take(), progress)
+        outcome = "success"
+    except GeneratorExit:
+        outcome, code = "aborted", "client_disconnected"
+        raise
+    except Exception as error:
+        code = type(error).__name__
+        raise
+    finally:
+        metadata = {"count": len(progress.files), "bytes": progress.bytes_out}
+        if code:
+            metadata["code"] = code
+        try:
+            with uow_factory() as uow:
+                _audit(uow, "export.downloaded", tenant.id, actor, outcome=outcome, metadata=metadata)
+                uow.commit()
+        except Exception:  # the response is under way: keep its own error, log this one
+            log.exception("could not record export.downloaded")
+
+
+def _read(handle: BinaryIO) -> Generator[bytes, None, None]:
+    while chunk := handle.read(READ_CHUNK):
+        yield chunk
+
+
+def _counted(data: bytes, progress: _Progress) -> bytes:
+    progress.bytes_out += len(data)
+    return data
+
+
+def _entry(
+    archive: ArchiveWriter,
+    name: str,
+    source: Generator[bytes, None, int | None],
+    progress: _Progress,
+    *,
+    compress: bool = True,
+) -> Generator[bytes, None, int | None]:
+    """Write one archive entry from `source`, yielding the zip bytes as they are produced;
+    returns what `source` returned (a row count for tables)."""
+    digest, size = hashlib.sha256(), 0
+    with archive.entry(name, compress=compress) as handle:
+        while True:
+            try:
+                chunk = next(source)
+            except StopIteration as done:
+                result = done.value
+                break
+            handle.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+            if out := archive.take():
+                yield _counted(out, progress)
+    progress.files.append({"path": name, "bytes": size, "sha256": digest.hexdigest()})
+    if out := archive.take():
+        yield _counted(out, progress)
+    return result
+
+
+def _manifest(tenant: Tenant, schema_version: str | None, now: datetime, files: list[dict]) -> dict:
+    return {
+        "format": MANIFEST_FORMAT,
+        "format_version": MANIFEST_VERSION,
+        "tenant": {"id": str(tenant.id), "slug": tenant.slug, "name": tenant.name},
+        "schema_version": schema_version,
+        "exported_at": now.isoformat(),
+        "snapshot": "one REPEATABLE READ READ ONLY transaction for every table",
+        "files": files,
+    }
+
+
+def dump_tenant(
+    *,
+    slug: str,
+    out: Path,
+    actor: Actor,
+    uow_factory: Callable[[], RegistryUnitOfWork],
+    archiver: TenantArchiver,
+) -> ArchiveSummary:
+    """Writes a restorable archive of one tenant (schema dump, its shared rows, its media)."""
+    with uow_factory() as uow:
+        tenant = uow.tenants.get_by_slug(slug)
+    if tenant is None or tenant.status is TenantStatus.DELETED:
+        raise NotFound("not_found", f"no tenant {slug!r}")
+    try:
+        summary = archiver.dump(tenant, out)
+    except Exception as error:
+        with uow_factory() as uow:
+            _audit(
+                uow, "export.dumped", tenant.id, actor, outcome="failure",
+                metadata={"code": type(error).__name__},
+            )  # fmt: skip
+            uow.commit()
+        raise
+    with uow_factory() as uow:
+        metadata = {"bytes": summary.bytes, "count": summary.media_files}
+        metadata["schema_version"] = summary.schema_version
+        _audit(uow, "export.dumped", tenant.id, actor, metadata=metadata)
+        uow.commit()
+    return summary
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    tenant: Tenant
+    media_files: int
+    users_created: int
+    users_matched: int
+
+
+def restore_tenant(
+    *,
+    archive: TenantArchive,
+    new_slug: str | None,
+    now: datetime,
+    actor: Actor,
+    uow_factory: Callable[[], RestoreUnitOfWork],
+) -> RestoreResult:
+    """Brings an archived tenant back in one transaction: as itself (its id, schema and slug,
+    over its tombstone) or, with `new_slug`, as a new tenant with a new id and schema. Users
+    are matched by email; the schema is migrated to head."""
+    contents = archive.contents
+    source = contents.tenant
+    if new_slug is not None:
+        tenant_id, slug, created_at = uuid.uuid4(), validate_slug(new_slug), now
+    else:
+        tenant_id, slug, created_at = source.id, source.slug, source.created_at
+    target = Tenant(
+        id=tenant_id,
+        slug=slug,
+        name=source.name,
+        schema_name=schema_name_for(tenant_id),
+        status=restored_status(source.status, contents.previous_status),
+        plan=source.plan,
+        trial_ends_at=source.trial_ends_at,
+        created_at=created_at,
+    )
+    with uow_factory() as uow:
+        existing = uow.tenants.get(target.id)
+        if existing is not None and existing.status is not TenantStatus.DELETED:
+            raise Conflict("tenant_exists", f"tenant {target.id} exists; restore with --slug NEW")
+        holder = uow.tenants.get_by_slug(slug)
+        if holder is not None and holder.id != target.id:
+            raise Conflict("slug_taken", f"slug {slug!r} is taken")
+        if existing is None:
+            uow.tenants.add(target)
+        else:
+            uow.restore.revive(target)
+        uow.restore.load_schema(archive, target.schema_name)
+        version = uow.schemas.migrate(target.schema_name)
+        uow.tenants.record_migration(target.id, version, None)
+        user_ids, created = {}, 0
+        for user in contents.users:
+            user_ids[user.id] = uow.users.id_by_email(user.email)
+            if user_ids[user.id] is None:
+                user_ids[user.id] = uow.restore.add_user(user)
+                created += 1
+        for membership in contents.memberships:
+            uow.memberships.add(
+                user_id=user_ids[membership.user_id],
+                tenant_id=target.id,
+                role=membership.role,
+                client_id=membership.client_id,
+            )
+        metadata = {"slug": slug, "schema_version": version, "reason": "new" if new_slug else "same"}
+        _audit(uow, "export.restored", target.id, actor, metadata=metadata)
+        try:
+            media_files = archive.install_media(target.id)
+            uow.commit()
+        except BaseException:
+            archive.remove_media(target.id)
+            raise
+    return RestoreResult(
+        tenant=replace(target, schema_version=version),
+        media_files=media_files,
+        users_created=created,
+        users_matched=len(contents.users) - created,
+    )

@@ -1,0 +1,153 @@
+"""Retention: one purge applies every rule (docs/data-lifecycle.md) and reports what it
+removed; a dry run reports what it would remove and changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from backend.domain.lifecycle import Actor, RetentionPolicy
+from backend.domain.tenants import Tenant, TenantStatus
+from backend.service import deletion
+from backend.service.ports import (
+    DeletionUnitOfWork,
+    ExportFiles,
+    MediaDirectory,
+    RetentionUnitOfWork,
+    TenantRetentionUnitOfWork,
+)
+
+MEDIA_BATCH = 500
+# Tenants whose schema exists and may hold soft-deleted media.
+WITH_SCHEMA = (TenantStatus.ACTIVE, TenantStatus.DISABLED, TenantStatus.DELETION_SCHEDULED)
+
+
+@dataclass
+class RetentionReport:
+    dry_run: bool
+    tenants_purged: list[str] = field(default_factory=list)  # ids of due deletions
+    media_removed: dict[str, int] = field(default_factory=dict)  # tenant id -> items
+    exports_removed: list[str] = field(default_factory=list)  # paths
+    audit_events_removed: int = 0
+    failures: list[str] = field(default_factory=list)  # one line each
+
+
+def purge_media(
+    *,
+    tenant_id: uuid.UUID,
+    cutoff: datetime,
+    dry_run: bool,
+    uow_factory: Callable[[], TenantRetentionUnitOfWork],
+    media: MediaDirectory,
+    batch_size: int = MEDIA_BATCH,
+) -> int:
+    """Removes, file first then row, the media soft-deleted before `cutoff`, one batch per
+    transaction; a re-run after a crash finishes the job (a row stays until its file is gone)."""
+    if dry_run:
+        with uow_factory() as uow:
+            return uow.media_retention.expired_count(cutoff)
+    removed = 0
+    while True:
+        with uow_factory() as uow:
+            names = uow.media_retention.expired(cutoff, batch_size)
+            for name in names:
+                media.delete(tenant_id, name)
+            removed += uow.media_retention.remove(names)
+            uow.commit()
+        if len(names) < batch_size:
+            return removed
+
+
+def apply_retention(
+    *,
+    now: datetime,
+    policy: RetentionPolicy,
+    dry_run: bool,
+    actor: Actor,
+    deletion_uow_factory: Callable[[], DeletionUnitOfWork],
+    retention_uow_factory: Callable[[], RetentionUnitOfWork],
+    tenant_uow_factory: Callable[[Tenant], TenantRetentionUnitOfWork],
+    media: MediaDirectory,
+    export_files: ExportFiles,
+) -> RetentionReport:
+    """Finishes due deletions, then removes soft-deleted media, old export archives and old
+    audit events past their retention; a failure is reported and the other rules go on."""
+    report = RetentionReport(dry_run=dry_run)
+    for tenant in deletion.due_deletions(now=now, uow=deletion_uow_factory()):
+        if not dry_run:
+            try:
+                deletion.purge_tenant(
+                    tenant_id=tenant.id,
+                    now=now,
+                    actor=actor,
+                    uow_factory=deletion_uow_factory,
+                    media=media,
+                )
+            except Exception as error:  # noqa: BLE001 - one tenant's failure must not stop the rest
+                report.failures.append(f"purge {tenant.id}: {_one_line(error)}")
+                continue
+        report.tenants_purged.append(str(tenant.id))
+
+    with retention_uow_factory() as uow:
+        live = [t for t in uow.tenants.list() if t.status in WITH_SCHEMA]
+    purged = set(report.tenants_purged)
+    for tenant in live:
+        if str(tenant.id) in purged:
+            continue
+        try:
+            count = purge_media(
+                tenant_id=tenant.id,
+                cutoff=policy.media_cutoff(now),
+                dry_run=dry_run,
+                uow_factory=lambda tenant=tenant: tenant_uow_factory(tenant),
+                media=media,
+            )
+        except Exception as error:  # noqa: BLE001
+            report.failures.append(f"media {tenant.id}: {_one_line(error)}")
+            continue
+        if count:
+            report.media_removed[str(tenant.id)] = count
+            if not dry_run:
+                _record(retention_uow_factory, "media.purged", actor, tenant.id, count)
+
+    for path in export_files.older_than(policy.export_cutoff(now)):
+        if dry_run or export_files.remove(Path(path)):
+            report.exports_removed.append(str(path))
+
+    with retention_uow_factory() as uow:
+        cutoff = policy.audit_cutoff(now)
+        if dry_run:
+            report.audit_events_removed = uow.retention.audit_events_before(cutoff)
+        else:
+            report.audit_events_removed = uow.retention.delete_audit_events_before(cutoff)
+            uow.commit()
+
+    if not dry_run:
+        removed = len(report.tenants_purged) + sum(report.media_removed.values())
+        removed += len(report.exports_removed) + report.audit_events_removed
+        outcome = "failure" if report.failures else "success"
+        _record(retention_uow_factory, "retention.applied", actor, None, removed, outcome)
+    return report
+
+
+def _record(uow_factory, event, actor: Actor, tenant_id, count: int, outcome="success") -> None:
+    with uow_factory() as uow:
+        uow.audit.record(
+            event,
+            tenant_id=tenant_id,
+            actor_user_id=actor.user_id,
+            actor_role=actor.role,
+            target_type="tenant" if tenant_id else None,
+            target_id=str(tenant_id) if tenant_id else None,
+            outcome=outcome,
+            metadata={"count": count},
+        )
+        uow.commit()
+
+
+def _one_line(error: Exception) -> str:
+    text = f"{type(error).__name__}: {error}".splitlines()
+    return (text[0] if text else type(error).__name__)[:300]

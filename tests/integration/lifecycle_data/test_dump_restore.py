@@ -1,0 +1,195 @@
+"""Operator archives: export -> purge -> restore gives back the same rows and media, as the
+same tenant or as a new one; a damaged or mismatched archive fails with one clear line."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import func, select
+
+from backend.infrastructure import migrations
+from backend.infrastructure.sql.identity import memberships, users
+from backend.infrastructure.sql.tenants import tenants
+from tests.integration.lifecycle_data.conftest import (
+    audit_events_of,
+    count_rows,
+    registry_row,
+    schema_exists,
+    table_rows,
+    user_exists,
+)
+
+
+def run(app, *args):
+    return app.test_cli_runner().invoke(args=["tenants", *args])
+
+
+def media_checksums(media_root, tenant_id) -> dict[str, str]:
+    folder = media_root / str(tenant_id)
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+def emails_of(engine, tenant_id) -> list[tuple[str, str]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(users.c.email, memberships.c.role)
+            .join(memberships, memberships.c.user_id == users.c.id)
+            .where(memberships.c.tenant_id == tenant_id)
+            .order_by(users.c.email)
+        )
+        return [tuple(row) for row in rows]
+
+
+@pytest.fixture()
+def archive_path(settings, request):
+    path = settings.exports_dir / f"{request.node.name}.tar"
+    yield path
+    path.unlink(missing_ok=True)
+
+
+def test_export_purge_restore_gives_the_same_tenant_back(
+    app, client, worker_token, owner, media_root, workspace, archive_path
+):
+    ws = workspace()
+    tenant = ws.tenant
+    rows_before = table_rows(owner, tenant.schema_name, "clients")
+    media_before = media_checksums(media_root, tenant.id)
+    people_before = emails_of(owner, tenant.id)
+
+    result = run(app, "export", "--slug", tenant.slug, "--out", str(archive_path))
+    assert result.exit_code == 0, result.output
+    assert archive_path.stat().st_mode & 0o777 == 0o600
+    assert run(app, "delete", "--slug", tenant.slug, "--now").exit_code == 0
+    assert not schema_exists(owner, tenant.schema_name)
+
+    result = run(app, "restore", "--file", str(archive_path))
+    assert result.exit_code == 0, result.output
+    row = registry_row(owner, tenant.id)
+    assert (row["slug"], row["name"], row["status"]) == (tenant.slug, tenant.name, "active")
+    assert row["deleted_at"] is None and row["deletion_due_at"] is None
+    assert row["schema_version"] == migrations.head_revision("tenant")
+    assert table_rows(owner, tenant.schema_name, "clients") == rows_before
+    assert media_checksums(media_root, tenant.id) == media_before
+    assert emails_of(owner, tenant.id) == people_before
+    assert user_exists(owner, ws.worker_id)
+    # The runtime role can serve the restored schema (grants re-applied).
+    listed = client.get("/api/v1/clients", headers=worker_token(tenant))
+    assert listed.status_code == 200
+    assert sorted(c["id"] for c in listed.json) == sorted(str(row[0]) for row in rows_before)
+    events = [event for event, _ in audit_events_of(owner, tenant.id)]
+    assert "export.dumped" in events and "export.restored" in events
+    assert events.index("tenant.purged") < events.index("export.restored")
+
+
+def test_restore_as_a_new_tenant_next_to_the_original(app, owner, media_root, workspace, archive_path):
+    ws = workspace()
+    tenant = ws.tenant
+    users_before = count_rows(owner, users)
+    assert run(app, "export", "--slug", tenant.slug, "--out", str(archive_path)).exit_code == 0
+
+    new_slug = f"copy-{tenant.slug}"
+    result = run(app, "restore", "--file", str(archive_path), "--slug", new_slug)
+    assert result.exit_code == 0, result.output
+    with owner.connect() as connection:
+        copy = connection.execute(select(tenants).where(tenants.c.slug == new_slug)).mappings().one()
+    assert copy["id"] != tenant.id and copy["schema_name"] != tenant.schema_name
+    assert table_rows(owner, copy["schema_name"], "clients") == table_rows(
+        owner, tenant.schema_name, "clients"
+    )
+    assert media_checksums(media_root, copy["id"]) == media_checksums(media_root, tenant.id)
+    # Same people, matched by email: nobody was created twice.
+    assert count_rows(owner, users) == users_before
+    assert emails_of(owner, copy["id"]) == emails_of(owner, tenant.id)
+    # The original is untouched.
+    assert registry_row(owner, tenant.id)["status"] == "active"
+    assert count_rows(owner, memberships, tenant_id=tenant.id) == 4
+
+
+def test_restore_over_a_live_tenant_is_refused(app, owner, workspace, archive_path):
+    ws = workspace()
+    assert run(app, "export", "--slug", ws.tenant.slug, "--out", str(archive_path)).exit_code == 0
+    with owner.connect() as connection:
+        count_before = connection.execute(select(func.count()).select_from(tenants)).scalar_one()
+    result = run(app, "restore", "--file", str(archive_path))
+    assert result.exit_code != 0
+    assert "tenant_exists" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    with owner.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(tenants)).scalar_one() == count_before
+
+
+def test_a_taken_slug_is_refused(app, workspace, make_tenant, archive_path):
+    ws, holder = workspace(), make_tenant()
+    assert run(app, "export", "--slug", ws.tenant.slug, "--out", str(archive_path)).exit_code == 0
+    result = run(app, "restore", "--file", str(archive_path), "--slug", holder.slug)
+    assert result.exit_code != 0 and "slug_taken" in result.output
+
+
+def test_a_damaged_archive_is_refused(app, owner, workspace, archive_path, tmp_path):
+    ws = workspace()
+    assert run(app, "export", "--slug", ws.tenant.slug, "--out", str(archive_path)).exit_code == 0
+    damaged = tmp_path / "damaged.tar"
+    with tarfile.open(archive_path) as source, tarfile.open(damaged, "w") as target:
+        for member in source:
+            data = source.extractfile(member).read()
+            if member.name.startswith("media/"):
+                data = bytes([data[0] ^ 1]) + data[1:]
+            target.addfile(member, io.BytesIO(data))
+    result = run(app, "restore", "--file", str(damaged), "--slug", f"damaged-{ws.tenant.slug}")
+    assert result.exit_code != 0
+    assert "damaged" in result.output
+    with owner.connect() as connection:
+        assert (
+            connection.execute(
+                select(func.count()).select_from(tenants).where(tenants.c.slug == f"damaged-{ws.tenant.slug}")
+            ).scalar_one()
+            == 0
+        )
+
+
+def test_restore_of_a_missing_file_fails_with_one_line(app, tmp_path):
+    result = run(app, "restore", "--file", str(tmp_path / "nothing.tar"))
+    assert result.exit_code != 0
+    assert "no such file" in result.output
+
+
+def test_tools_of_another_major_version_give_one_clear_line(app, runtime, workspace, tmp_path):
+    """A pg_dump that reports another major version is refused before it runs."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool in ("pg_dump", "pg_restore"):
+        script = fake / tool
+        script.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 12.22'\n")
+        script.chmod(0o755)
+    ws = workspace()
+    original = runtime.settings
+    runtime.settings = replace(original, pg_bin_dir=fake)
+    try:
+        result = run(app, "export", "--slug", ws.tenant.slug, "--out", str(tmp_path / "x.tar"))
+    finally:
+        runtime.settings = original
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert "is 12" in lines[0] and "PG_BIN_DIR" in lines[0]
+    assert not (tmp_path / "x.tar").exists()
+
+
+def test_an_archive_from_an_unknown_schema_revision_is_refused(app, workspace, archive_path, tmp_path):
+    ws = workspace()
+    assert run(app, "export", "--slug", ws.tenant.slug, "--out", str(archive_path)).exit_code == 0
+    newer = tmp_path / "newer.tar"
+    with tarfile.open(archive_path) as source, tarfile.open(newer, "w") as target:
+        for member in source:
+            data = source.extractfile(member).read()
+            if member.name == "manifest.json":
+                data = data.replace(b'"schema_version": "', b'"schema_version": "future-')
+                member.size = len(data)
+            target.addfile(member, io.BytesIO(data))
+    result = run(app, "restore", "--file", str(newer), "--slug", f"newer-{ws.tenant.slug}")
+    assert result.exit_code != 0
+    assert "unknown to this release" in result.output

@@ -1,0 +1,76 @@
+"""pg_dump/pg_restore discovery and the streaming zip writer."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from backend.core.config import ConfigError, Settings
+from backend.infrastructure.exports import ZipStream
+from backend.infrastructure.pg_tools import PgToolError, find_tools, libpq_target
+
+
+def fake_tools(folder, major: int):
+    folder.mkdir(parents=True)
+    for tool in ("pg_dump", "pg_restore"):
+        path = folder / tool
+        path.write_text(f"#!/bin/sh\necho '{tool} (PostgreSQL) {major}.3'\n")
+        path.chmod(0o755)
+    return folder
+
+
+def test_configured_tools_of_the_server_major_are_used(tmp_path):
+    folder = fake_tools(tmp_path / "17", 17)
+    tools = find_tools(17, folder)
+    assert (tools.major, tools.pg_dump) == (17, str(folder / "pg_dump"))
+
+
+def test_a_major_mismatch_is_one_clear_line(tmp_path):
+    folder = fake_tools(tmp_path / "15", 15)
+    with pytest.raises(PgToolError) as raised:
+        find_tools(18, folder)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "PostgreSQL 18" in message and "is 15" in message and "PG_BIN_DIR" in message
+
+
+def test_a_missing_configured_directory_is_reported(tmp_path):
+    with pytest.raises(PgToolError) as raised:
+        find_tools(18, tmp_path / "nowhere")
+    assert "none found" in str(raised.value)
+
+
+def test_the_password_travels_in_the_environment_not_the_command_line():
+    uri, env = libpq_target("postgresql://owner:s3cret@db.internal:5432/saas")
+    assert "s3cret" not in uri
+    assert uri == "postgresql://owner@db.internal:5432/saas"
+    assert env["PGPASSWORD"] == "s3cret"
+
+
+def test_zip_stream_writes_a_valid_zip_without_seeking():
+    archive = ZipStream()
+    out = []
+    with archive.entry("tables/a.csv", compress=True) as handle:
+        for part in (b"id,name\n", b"1,x\n" * 10_000):
+            handle.write(part)
+            out.append(archive.take())
+    with archive.entry("media/f", compress=False) as handle:
+        handle.write(b"\x00\x01" * 1000)
+    archive.close()
+    out.append(archive.take())
+    assert archive.take() == b""
+    result = zipfile.ZipFile(io.BytesIO(b"".join(out)))
+    assert result.testzip() is None
+    assert result.read("tables/a.csv") == b"id,name\n" + b"1,x\n" * 10_000
+    assert result.getinfo("media/f").compress_type == zipfile.ZIP_STORED
+
+
+def test_retention_settings_come_from_the_environment():
+    settings = Settings.from_env({"DELETION_GRACE_DAYS": "0", "AUDIT_RETENTION_DAYS": "90"})
+    assert (settings.deletion_grace_days, settings.audit_retention_days) == (0, 90)
+    assert settings.media_retention_days == 30 and settings.export_retention_days == 14
+    assert settings.exports_dir == settings.var_dir / "exports"
+    with pytest.raises(ConfigError):
+        Settings.from_env({"MEDIA_RETENTION_DAYS": "-1"})
