@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEVELOPMENT_ENVS = frozenset({"development", "test"})
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MIN_METRICS_TOKEN_LENGTH = 16
 
 
 class ConfigError(RuntimeError):
@@ -33,8 +34,9 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 class Settings:
     env: str = "development"
     # Runtime role (the API); the owner role runs migrations, provisioning and purge.
-    database_url: str | None = None
-    migration_database_url: str | None = None
+    # URLs carry passwords: kept out of repr() so a logged Settings never leaks them.
+    database_url: str | None = field(default=None, repr=False)
+    migration_database_url: str | None = field(default=None, repr=False)
     var_dir: Path = PROJECT_ROOT / "var"
     # Connection pool: bounded, recycled (catalog caches grow on connections that touch
     # many schemas), and quick to give up so an exhausted pool answers 503, not a hang.
@@ -46,12 +48,17 @@ class Settings:
     # Tokens.
     jwt_issuer: str = "http://127.0.0.1:8000"
     jwt_audience: str = "saas-api"
-    jwt_private_keys: str | None = None  # JSON JWK set with private keys (production)
+    # JSON JWK set with private keys (production); the first key signs, all verify.
+    jwt_private_keys: str | None = field(default=None, repr=False)
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
     # Product.
     trial_days: int = 14
     max_content_length: int = 10 * 1024 * 1024
+    # Operability: /metrics answers only a bearer METRICS_TOKEN (unset: /metrics is 404), and
+    # X-Forwarded-For is believed only from these proxies (the list gunicorn uses too).
+    metrics_token: str | None = field(default=None, repr=False)
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     @property
     def is_development(self) -> bool:
@@ -89,12 +96,16 @@ class Settings:
             refresh_token_ttl_s=_int(env, "REFRESH_TOKEN_TTL_S", 30 * 24 * 3600),
             trial_days=_int(env, "TRIAL_DAYS", 14),
             max_content_length=_int(env, "MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
         )
         settings.check()
         return settings
 
     def check(self) -> None:
         """Refuse to start outside development without the secrets production needs."""
+        if self.metrics_token is not None and len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
+            raise ConfigError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters")
         if self.is_development:
             return
         for name, value in (
