@@ -50,9 +50,7 @@ FLEET_CACHE_TTL_S = 5.0
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 MIGRATION_RESULTS = ("at_head", "pending", "failed")
 
-REQUESTS = Counter(
-    "saas_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
-)
+REQUESTS = Counter("saas_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram(
     "saas_http_request_duration_seconds",
     "Time from the request to the response headers",
@@ -186,9 +184,7 @@ def authorized() -> Response | None:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if not value.strip():
         return error_response(401, "missing_token")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        value.strip().encode(), expected.encode()
-    ):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), expected.encode()):
         return error_response(401, "invalid_token")
     return None
 
