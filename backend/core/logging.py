@@ -77,3 +77,7 @@ def configure_logging(level: int | str | None = None) -> None:
     if not any(isinstance(h.formatter, JsonLineFormatter) for h in root.handlers):
         root.addHandler(json_handler())
     root.setLevel(level or log_level())
+    # Alembic says "Context impl PostgresqlImpl." at every readiness probe and a line per
+    # tenant during a fleet migration (whose command prints its own progress): debug only.
+    debugging = root.getEffectiveLevel() <= logging.DEBUG
+    logging.getLogger("alembic").setLevel(logging.DEBUG if debugging else logging.WARNING)
