@@ -23,6 +23,7 @@ from flask import Flask, Response, g, has_request_context, request
 
 from backend.api import metrics
 from backend.api.proxies import TrustedProxies
+from backend.core.config import ConfigError
 from backend.core.logging import add_context_provider
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -84,5 +85,9 @@ def init_app(app: Flask) -> None:
     # after_request functions run in reverse order of registration: index 0 runs last.
     app.after_request_funcs.setdefault(None, []).insert(0, finish_request)
     add_context_provider(request_log_fields)
-    app.wsgi_app = TrustedProxies(app.wsgi_app, app.extensions["saas"].settings.forwarded_allow_ips)
+    trusted = app.extensions["saas"].settings.forwarded_allow_ips
+    try:
+        app.wsgi_app = TrustedProxies(app.wsgi_app, trusted)
+    except ValueError as error:
+        raise ConfigError(f"FORWARDED_ALLOW_IPS: {error}") from None
     metrics.init_app(app)
