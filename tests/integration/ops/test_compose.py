@@ -30,41 +30,52 @@ def environment(service: dict) -> dict:
     return env if isinstance(env, dict) else dict(item.split("=", 1) for item in env)
 
 
+def url_of(value: str):
+    """The URL with each ${NAME...} replaced by VAR__NAME, so that it parses."""
+    return urlsplit(REFERENCE.sub(lambda m: f"VAR__{m['name']}", value))
+
+
 def test_services_start_in_order_of_health(compose):
     services = compose["services"]
-    db, migrate, api = services["db"], services["migrate"], services["api"]
+    db, init, migrate, api = (services[name] for name in ("db", "db-init", "migrate", "api"))
     assert db["image"] == "postgres:18"
     assert "pg_isready" in " ".join(db["healthcheck"]["test"])
-    assert migrate["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert init["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert init["command"] == ["python", "scripts/db_bootstrap.py"]
+    assert migrate["depends_on"] == {
+        "db": {"condition": "service_healthy"},
+        "db-init": {"condition": "service_completed_successfully"},
+    }
     assert migrate["command"] == ["flask", "--app", "backend", "tenants", "migrate"]
-    assert migrate["restart"] == "no"
     assert api["depends_on"] == {
         "db": {"condition": "service_healthy"},
         "migrate": {"condition": "service_completed_successfully"},
     }
     assert "/health/ready" in " ".join(api["healthcheck"]["test"])
+    for one_shot in (init, migrate):
+        assert one_shot["restart"] == "no"
+        assert one_shot["healthcheck"] == {"disable": True}  # the image's HEALTHCHECK is the API's
+    assert (ROOT / init["command"][1]).is_file()
 
 
 def test_volumes_for_database_media_and_exports(compose):
     services = compose["services"]
-    assert any(v.startswith("pgdata:/var/lib/postgresql") for v in services["db"]["volumes"])
+    assert services["db"]["volumes"] == ["pgdata:/var/lib/postgresql"]
     api_mounts = {v.split(":")[1] for v in services["api"]["volumes"]}
     assert {"/var/lib/saas/media", "/var/lib/saas/exports"} <= api_mounts
     assert {"pgdata", "media", "exports"} <= set(compose["volumes"])
 
 
-def test_the_db_init_script_is_mounted_and_exists(compose):
-    (init,) = [v for v in compose["services"]["db"]["volumes"] if "docker-entrypoint-initdb.d" in v]
-    source = ROOT / init.split(":")[0]
-    assert (source / "10-roles.sh").is_file()
-
-
-def test_app_services_use_two_roles(compose):
+def test_app_services_use_two_roles_and_only_db_init_sees_the_superuser(compose):
+    services = compose["services"]
     for name in ("migrate", "api"):
-        env = environment(compose["services"][name])
-        assert "${APP_DB_USER:-saas_app}" in env["DATABASE_URL"]
-        assert "${OWNER_DB_USER:-saas_owner}" in env["MIGRATION_DATABASE_URL"]
+        env = environment(services[name])
+        assert url_of(env["DATABASE_URL"]).username == "saas_app"
+        assert url_of(env["MIGRATION_DATABASE_URL"]).username == "saas_owner"
         assert env["APP_ENV"] == "production"
+    for name, service in services.items():
+        mentions = "POSTGRES_PASSWORD" in str(environment(service))
+        assert mentions == (name in ("db", "db-init")), name
 
 
 def test_no_secret_value_is_committed(compose):
@@ -78,8 +89,7 @@ def test_no_secret_value_is_committed(compose):
                 reference = REFERENCE.fullmatch(value)
                 assert reference and reference["name"] == key, f"{where} must be ${{{key}:?...}}"
             if "://" in value:
-                placeholders = REFERENCE.sub(lambda m: f"VAR__{m['name']}", value)
-                password = urlsplit(placeholders).password
+                password = url_of(value).password
                 assert password is None or re.fullmatch(r"VAR__[A-Z_]*PASSWORD", password), (
                     f"{where}: the password must come from a ${{..._PASSWORD}} variable"
                 )
@@ -131,6 +141,7 @@ def test_docker_compose_accepts_the_file(tmp_path):
     rendered = yaml.safe_load(valid.stdout)
     url = rendered["services"]["api"]["environment"]["DATABASE_URL"]
     assert url == "postgresql://saas_app:test-app_db_password@db:5432/saas"
+    assert set(rendered["services"]) == {"db", "db-init", "migrate", "api"}
     # and a missing secret stops compose with a message naming it
     env_file.write_text(ENV_EXAMPLE.read_text())
     missing = subprocess.run([*base, "config"], capture_output=True, text=True, check=False)
