@@ -25,6 +25,9 @@ lint: install
 test: lint
 	$(BIN)/pytest -q
 
+openapi: install
+	$(BIN)/python scripts/openapi.py write
+
 bench: install
 	$(BIN)/python scripts/bench.py all
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from backend.api import appointments, clients, exports, health, media, tenant
+from backend.api import appointments, clients, exports, health, media, observability, tenant
 from backend.api.errors import error_response
 from backend.api.extension import Api
 
@@ -40,6 +40,7 @@ def init_api(app: Flask) -> Api:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
+    observability.init_app(app)
     app.before_request(refuse_unexpected_body_type)
     app.register_blueprint(health.blueprint)
     for blueprint in API_BLUEPRINTS:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEVELOPMENT_ENVS = frozenset({"development", "test"})
@@ -21,6 +21,7 @@ DEFAULT_MEDIA_TYPES = (
     "image/heic",
     "application/pdf",
 )
+MIN_METRICS_TOKEN_LENGTH = 16
 
 
 class ConfigError(RuntimeError):
@@ -58,8 +59,9 @@ def _path(env: Mapping[str, str], name: str) -> Path | None:
 class Settings:
     env: str = "development"
     # Runtime role (the API); the owner role runs migrations, provisioning and purge.
-    database_url: str | None = None
-    migration_database_url: str | None = None
+    # URLs carry passwords: kept out of repr() so a logged Settings never leaks them.
+    database_url: str | None = field(default=None, repr=False)
+    migration_database_url: str | None = field(default=None, repr=False)
     var_dir: Path = PROJECT_ROOT / "var"
     # Connection pool: bounded, recycled (catalog caches grow on connections that touch
     # many schemas), and quick to give up so an exhausted pool answers 503, not a hang.
@@ -71,7 +73,8 @@ class Settings:
     # Tokens.
     jwt_issuer: str = "http://127.0.0.1:8000"
     jwt_audience: str = "saas-api"
-    jwt_private_keys: str | None = None  # JSON JWK set with private keys (production)
+    # JSON JWK set with private keys (production); the first key signs, all verify.
+    jwt_private_keys: str | None = field(default=None, repr=False)
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
     # Product.
@@ -81,7 +84,6 @@ class Settings:
     # counts the multipart envelope) and the types accepted, as sniffed from the bytes.
     media_max_bytes: int = 8 * 1024 * 1024
     media_allowed_types: tuple[str, ...] = DEFAULT_MEDIA_TYPES
-    max_content_length: int = 10 * 1024 * 1024
     # Data lifecycle (docs/data-lifecycle.md): grace period and retention, in days.
     deletion_grace_days: int = 30
     media_retention_days: int = 30
@@ -93,6 +95,10 @@ class Settings:
     # most (seconds), and how many at once per process (more answer 429 + Retry-After).
     export_timeout_s: int = 3600
     export_max_concurrent: int = 2
+    # Operability: /metrics answers only a bearer METRICS_TOKEN (unset: /metrics is 404), and
+    # X-Forwarded-For is believed only from these proxies (the list gunicorn uses too).
+    metrics_token: str | None = field(default=None, repr=False)
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     @property
     def is_development(self) -> bool:
@@ -144,12 +150,16 @@ class Settings:
             pg_bin_dir=_path(env, "PG_BIN_DIR"),
             export_timeout_s=_int(env, "EXPORT_TIMEOUT_S", 3600),
             export_max_concurrent=_int(env, "EXPORT_MAX_CONCURRENT", 2),
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
         )
         settings.check()
         return settings
 
     def check(self) -> None:
         """Refuse to start outside development without the secrets production needs."""
+        if self.metrics_token is not None and len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
+            raise ConfigError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters")
         if self.is_development:
             return
         for name, value in (

@@ -52,6 +52,8 @@ def create_db_engine(
         pool_timeout=settings.pool_timeout_s,
         pool_recycle=settings.pool_recycle_s,
         pool_pre_ping=True,
+        # Bound values (emails, hashes) stay out of exception messages, hence out of logs.
+        hide_parameters=True,
         connect_args={
             "prepare_threshold": None,
             "application_name": application_name,

@@ -1,24 +1,83 @@
-"""JSON logs, one object per line."""
+"""JSON logs, one object per line, on stderr.
+
+Every line has `ts` (ISO 8601, UTC), `level`, `logger` and `message`. Inside a request, the
+context providers registered by the api layer add `request_id`, `tenant_id` and `user_id`
+to every line, whatever module logs it; core itself knows nothing of flask.
+
+gunicorn's own loggers use the same formatter and filter (backend/gunicorn_conf.py), so the
+master process and the workers speak one format.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Callable, Mapping
 
 from pythonjsonlogger.json import JsonFormatter
 
+ContextProvider = Callable[[], Mapping[str, object]]
+_context_providers: list[ContextProvider] = []
 
-def configure_logging(level: int = logging.INFO) -> None:
-    root = logging.getLogger()
-    if any(getattr(h, "_saas_json", False) for h in root.handlers):
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s",
-            rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
+
+class JsonLineFormatter(JsonFormatter):
+    """`{"ts": ..., "level": ..., "logger": ..., "message": ..., <extra fields>}`."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="ts",
         )
-    )
-    handler._saas_json = True
-    root.addHandler(handler)
-    root.setLevel(level)
+
+    def process_log_record(self, log_data: dict) -> dict:
+        # The timestamp first: lines read well in a terminal and sort as text.
+        return {"ts": log_data.pop("ts", None), **log_data}
+
+
+class LogContextFilter(logging.Filter):
+    """Adds the fields of the registered context providers (request id, tenant, user)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for provider in _context_providers:
+            for name, value in provider().items():
+                if value is not None and not hasattr(record, name):
+                    setattr(record, name, value)
+        return True
+
+
+def add_context_provider(provider: ContextProvider) -> None:
+    """Register a callable whose fields go into every log line (idempotent)."""
+    if provider not in _context_providers:
+        _context_providers.append(provider)
+
+
+def log_level(env: Mapping[str, str] | None = None) -> str:
+    """LOG_LEVEL (DEBUG, INFO, WARNING, ERROR), INFO by default."""
+    value = (os.environ if env is None else env).get("LOG_LEVEL", "INFO").upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
+    return value
+
+
+def json_handler(stream=None) -> logging.Handler:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonLineFormatter())
+    handler.addFilter(LogContextFilter())
+    return handler
+
+
+def configure_logging(level: int | str | None = None) -> None:
+    """Send every logger's records to one JSON handler on the root logger.
+
+    Idempotent: a root handler that already formats JSON (ours, or the one gunicorn's
+    logconfig_dict installed in the master before forking) is kept as it is."""
+    root = logging.getLogger()
+    if not any(isinstance(h.formatter, JsonLineFormatter) for h in root.handlers):
+        root.addHandler(json_handler())
+    root.setLevel(level or log_level())
+    # Alembic says "Context impl PostgresqlImpl." at every readiness probe and a line per
+    # tenant during a fleet migration (whose command prints its own progress): debug only.
+    debugging = root.getEffectiveLevel() <= logging.DEBUG
+    logging.getLogger("alembic").setLevel(logging.DEBUG if debugging else logging.WARNING)

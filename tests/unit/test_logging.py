@@ -1,0 +1,50 @@
+"""JSON lines: timestamp first, level, logger, message, extra fields and context fields."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from backend.core import logging as core_logging
+
+
+def emit(message: str, **extra) -> dict:
+    stream = io.StringIO()
+    logger = logging.getLogger("tests.unit.logging")
+    handler = core_logging.json_handler(stream)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning(message, extra=extra)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    (line,) = stream.getvalue().splitlines()
+    return json.loads(line)
+
+
+def test_one_json_object_per_line_with_timestamp_first():
+    record = emit("hello\nworld", route="/x")
+    assert list(record)[:4] == ["ts", "level", "logger", "message"]
+    assert record["level"] == "WARNING"
+    assert record["message"] == "hello\nworld"  # escaped inside the one line
+    assert record["route"] == "/x"
+
+
+def test_context_providers_add_fields_but_never_override_explicit_ones(monkeypatch):
+    monkeypatch.setattr(core_logging, "_context_providers", [])
+    core_logging.add_context_provider(lambda: {"request_id": "ctx", "tenant_id": None})
+    record = emit("a")
+    assert record["request_id"] == "ctx"
+    assert "tenant_id" not in record
+    assert emit("b", request_id="explicit")["request_id"] == "explicit"
+
+
+def test_log_level_comes_from_the_environment():
+    assert core_logging.log_level({}) == "INFO"
+    assert core_logging.log_level({"LOG_LEVEL": "debug"}) == "DEBUG"
+    with pytest.raises(ValueError, match="LOG_LEVEL"):
+        core_logging.log_level({"LOG_LEVEL": "chatty"})
