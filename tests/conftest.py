@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.core.config import Settings
+from backend.core.config import RateLimits, Settings
 from backend.infrastructure import embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,11 +33,15 @@ def database() -> dict:
 @pytest.fixture(scope="session")
 def settings(database, tmp_path_factory) -> Settings:
     var_dir = tmp_path_factory.mktemp("var")
+    # Generous abuse limits: the suite logs in and signs up from one address. Tests of the
+    # limits themselves tighten them on the runtime settings (tests/integration/identity).
+    relaxed = RateLimits(**{name: "10000 per minute" for name in RateLimits.__dataclass_fields__})
     return replace(
         Settings(env="test"),
         database_url=database["runtime"],
         migration_database_url=database["owner"],
         var_dir=var_dir,
+        rate_limits=relaxed,
     )
 
 

@@ -4,6 +4,7 @@ Each module attaches its commands to the one `tenants` group; importing this pac
 registers them all.
 """
 
+from backend.cli import identity  # noqa: F401  (registers verify-worker)
 from backend.cli.tenants import tenants_cli
 
 __all__ = ["tenants_cli"]

@@ -15,7 +15,13 @@ from backend.core.db import set_tenant_search_path
 from backend.infrastructure.sql.audit import SqlAuditLog
 from backend.infrastructure.sql.clients import SqlClientRepository
 from backend.infrastructure.sql.errors import as_domain_error
-from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository
+from backend.infrastructure.sql.identity import (
+    SqlClientDirectory,
+    SqlMembershipRepository,
+    SqlOneTimeTokenRepository,
+    SqlRefreshTokenRepository,
+    SqlUserRepository,
+)
 from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.infrastructure.sql.tenants import SqlTenantRepository
 
@@ -67,6 +73,9 @@ class RegistryUnitOfWork(_SqlUnitOfWork):
         self.tenants = SqlTenantRepository(connection)
         self.users = SqlUserRepository(connection)
         self.memberships = SqlMembershipRepository(connection)
+        self.refresh_tokens = SqlRefreshTokenRepository(connection)
+        self.one_time_tokens = SqlOneTimeTokenRepository(connection)
+        self.client_directory = SqlClientDirectory(connection)
         self.schemas = SqlSchemaManager(connection, self._runtime_role)
 
 
