@@ -36,7 +36,7 @@ def login(
             reason = "unknown_user" if user is None else "no_password"
             _login_failed(uow, user, None, reason, request_id)
         if not verify_password(user.password_hash, password):
-            _login_failed(uow, user, None, "bad_password", request_id)
+            _login_failed(uow, user, _attempted_tenant(uow, user, tenant_slug), "bad_password", request_id)
         if needs_rehash(user.password_hash):
             uow.users.set_password_hash(user.id, hash_password(password))
         membership = _choose_membership(uow, user, tenant_slug, request_id)
@@ -71,6 +71,14 @@ def _login_failed(
     )
     uow.commit()
     raise error or Unauthenticated("invalid_credentials")
+
+
+def _attempted_tenant(uow: RegistryUnitOfWork, user: User, tenant_slug: str | None) -> uuid.UUID | None:
+    """The workspace a failed login was aimed at, when it is clear: its trail shows the attempt."""
+    workspaces = uow.memberships.for_user(user.id)
+    if tenant_slug:
+        workspaces = [m for m in workspaces if m.tenant_slug == tenant_slug]
+    return workspaces[0].tenant_id if len(workspaces) == 1 else None
 
 
 def _choose_membership(
