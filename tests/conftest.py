@@ -72,20 +72,33 @@ def unique_slug(prefix: str = "t") -> str:
 
 @pytest.fixture()
 def make_tenant(app, runtime):
-    """Provision a tenant the way operators do; returns the domain Tenant."""
+    """Provision a tenant the way operators do, its owner's email verified (pass
+    verified=False for an unverified worker); returns the domain Tenant."""
+    from sqlalchemy import func, update
+
+    from backend.infrastructure.sql.identity import users
     from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
     from backend.service.tenants import provision_tenant
 
-    def make(slug: str | None = None, owner_email: str | None = None):
+    def make(slug: str | None = None, owner_email: str | None = None, verified: bool = True):
         slug = slug or unique_slug()
-        return provision_tenant(
+        owner_email = owner_email or f"owner-{slug}@example.com"
+        tenant = provision_tenant(
             slug=slug,
             name=f"Workspace {slug}",
-            owner_email=owner_email or f"owner-{slug}@example.com",
+            owner_email=owner_email,
             trial_days=14,
             now=datetime.now(UTC),
             uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
         )
+        if verified:  # as after `tenants verify-worker`: an unverified worker is blocked
+            with runtime.owner_engine.begin() as connection:
+                connection.execute(
+                    update(users)
+                    .where(func.lower(users.c.email) == owner_email.lower())
+                    .values(verified_at=func.now())
+                )
+        return tenant
 
     return make
 
