@@ -108,10 +108,6 @@ def route_refusal(
         decision = decision.during_deletion
     if decision.mode in (AccessMode.BLOCKED, AccessMode.UNAVAILABLE):
         return decision
-    if (
-        decision.mode is AccessMode.READ_ONLY
-        and method.upper() in MUTATING_METHODS
-        and not read_only_ok
-    ):
+    if decision.mode is AccessMode.READ_ONLY and method.upper() in MUTATING_METHODS and not read_only_ok:
         return AccessDecision(AccessMode.READ_ONLY, "read_only")
     return None

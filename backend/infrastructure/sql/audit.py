@@ -83,9 +83,7 @@ class SqlAuditLog:
             )
         )
 
-    def list_page(
-        self, *, tenant_id: uuid.UUID, offset: int, limit: int
-    ) -> tuple[list[AuditEvent], int]:
+    def list_page(self, *, tenant_id: uuid.UUID, offset: int, limit: int) -> tuple[list[AuditEvent], int]:
         """One tenant's trail, newest first, with the total count."""
         total = self._connection.execute(
             select(func.count()).select_from(audit_events).where(audit_events.c.tenant_id == tenant_id)

@@ -105,7 +105,6 @@ one_time_tokens = Table(
 )
 
 
-
 def _to_user(row) -> User:
     return User(
         id=row.id,
@@ -165,9 +164,7 @@ class SqlUserRepository:
     def mark_verified(self, user_id: uuid.UUID, at: datetime) -> bool:
         """Set verified_at once; False when it was already set."""
         result = self._connection.execute(
-            update(users)
-            .where(users.c.id == user_id, users.c.verified_at.is_(None))
-            .values(verified_at=at)
+            update(users).where(users.c.id == user_id, users.c.verified_at.is_(None)).values(verified_at=at)
         )
         return result.rowcount == 1
 
@@ -227,9 +224,7 @@ class SqlMembershipRepository:
         return [_to_membership(row) for row in self._connection.execute(query)]
 
     def get(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> Membership | None:
-        query = self._select().where(
-            memberships.c.user_id == user_id, memberships.c.tenant_id == tenant_id
-        )
+        query = self._select().where(memberships.c.user_id == user_id, memberships.c.tenant_id == tenant_id)
         row = self._connection.execute(query).first()
         return _to_membership(row) if row else None
 
@@ -395,9 +390,7 @@ class SqlOneTimeTokenRepository:
             conditions.append(one_time_tokens.c.tenant_id == tenant_id)
         if client_id is not None:
             conditions.append(one_time_tokens.c.client_id == client_id)
-        result = self._connection.execute(
-            update(one_time_tokens).where(*conditions).values(expires_at=at)
-        )
+        result = self._connection.execute(update(one_time_tokens).where(*conditions).values(expires_at=at))
         return result.rowcount
 
 
@@ -430,9 +423,7 @@ def load_access(
     user's verification and, for a token from a login session, whether that session was
     revoked (logout, refresh-token reuse)."""
     revoked = (
-        exists().where(
-            refresh_tokens.c.family_id == session_id, refresh_tokens.c.revoked_at.is_not(None)
-        )
+        exists().where(refresh_tokens.c.family_id == session_id, refresh_tokens.c.revoked_at.is_not(None))
         if session_id is not None
         else None
     )

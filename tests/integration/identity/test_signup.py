@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from backend.infrastructure.sql import schemas as schema_module
+from backend.api.identity import routes as identity_routes
 from backend.infrastructure.sql.identity import memberships, users
 from backend.infrastructure.sql.tenants import tenants
+from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
 from tests.integration.identity.conftest import PASSWORD, mailed_token, signup_body, unique
 
 
@@ -102,11 +103,30 @@ def test_signup_refuses_invalid_input(signup, runtime, overrides, field):
     assert users_with_email(runtime, body["email"]) == []
 
 
-def test_signup_is_all_or_nothing_when_provisioning_fails(client, runtime, monkeypatch, mail_dir):
-    def broken_grant(*args, **kwargs):
-        raise RuntimeError("injected failure after CREATE SCHEMA and the migrations")
+class SchemaCreatedThenFailure:
+    """A schema manager that creates the schema (and its tables) for real, then fails."""
 
-    monkeypatch.setattr(schema_module, "grant_tenant", broken_grant)
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def create(self, schema_name: str) -> str:
+        self._inner.create(schema_name)
+        raise RuntimeError("injected failure after the schema was created")
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
+class FailingProvisioning(RegistryUnitOfWork):
+    def _bind(self, connection) -> None:
+        super()._bind(connection)
+        self.schemas = SchemaCreatedThenFailure(self.schemas)
+
+
+def test_signup_is_all_or_nothing_when_provisioning_fails(client, runtime, monkeypatch, mail_dir):
+    monkeypatch.setattr(
+        identity_routes, "_owner_uow", lambda: FailingProvisioning(runtime.owner_engine, runtime.runtime_role)
+    )
     schemas_before = tenant_schema_count(runtime)
     body = signup_body()
     response = client.post("/api/v1/auth/signup", json=body)
