@@ -160,13 +160,12 @@ class Settings:
         """Refuse to start outside development without the secrets production needs."""
         if self.mail_backend not in ("file", "smtp"):
             raise ConfigError(f"MAIL_BACKEND must be file or smtp, got {self.mail_backend!r}")
+        if not self.is_development:
+            for name, value in (
+                ("DATABASE_URL", self.database_url),
+                ("JWT_PRIVATE_KEYS", self.jwt_private_keys),
+            ):
+                if not value:
+                    raise ConfigError(f"{name} is required when APP_ENV={self.env}")
         if self.mail_backend == "smtp" and not self.smtp_host:
             raise ConfigError("SMTP_HOST is required when MAIL_BACKEND=smtp")
-        if self.is_development:
-            return
-        for name, value in (
-            ("DATABASE_URL", self.database_url),
-            ("JWT_PRIVATE_KEYS", self.jwt_private_keys),
-        ):
-            if not value:
-                raise ConfigError(f"{name} is required when APP_ENV={self.env}")

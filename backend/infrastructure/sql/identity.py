@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from backend.core.tenancy import validate_schema_name
+from backend.core.db import set_tenant_search_path
 from backend.domain.identity import (
     AccessRecord,
     ClientContact,
@@ -397,18 +397,18 @@ class SqlOneTimeTokenRepository:
 class SqlClientDirectory:
     """Reads the invited client's record in its tenant schema.
 
-    The schema is named per statement (`schema_translate_map`, rendered as a quoted
-    identifier, validated first), so it works inside a shared-schema transaction without
-    touching the search path."""
+    The lookup enters the tenant's scope (`set_tenant_search_path`: search path, and the
+    tenant's own database role where tenant roles exist) for the rest of the transaction:
+    tenant tables are reached the one way every request reaches them, and the shared tables
+    identity writes next are schema-qualified and open to the tenant scope."""
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
     def contact(self, schema_name: str, client_id: uuid.UUID) -> ClientContact | None:
-        options = {"schema_translate_map": {None: validate_schema_name(schema_name)}}
+        set_tenant_search_path(self._connection, schema_name)
         row = self._connection.execute(
-            select(clients.c.id, clients.c.name, clients.c.email).where(clients.c.id == client_id),
-            execution_options=options,
+            select(clients.c.id, clients.c.name, clients.c.email).where(clients.c.id == client_id)
         ).first()
         return ClientContact(id=row.id, name=row.name, email=row.email) if row else None
 
