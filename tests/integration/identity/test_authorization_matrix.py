@@ -9,15 +9,19 @@ fails it. Path parameters are real objects of the tenant where a factory knows t
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from joserfc.jwk import KeySet
+from sqlalchemy import text
 
 from backend.api.auth import forget_access
+from backend.core.db import set_tenant_search_path
 from backend.core.tokens import TokenService, generate_key, load_signing_keys
 from backend.domain.identity import Role
 from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository
@@ -50,13 +54,53 @@ STATE_VALUES = {
     "deleted": {"status": "deleted"},
     "provisioning": {"status": "provisioning"},
 }
-# collection name (the path segment before the id) -> a factory making one object in the
-# member's tenant, linked to the member's client where the object has an owner. Areas add
-# theirs here (appointments, media) so the cross-tenant and cross-client cases hit real rows.
+_slots = itertools.count(1)
+
+
+def _insert(runtime, member, statement: str, **values) -> uuid.UUID:
+    """A row written straight into the member's tenant schema (owner role), by plain SQL so
+    this test does not depend on another area's modules."""
+    values["id"] = uuid.uuid4()
+    with runtime.owner_engine.begin() as connection:
+        set_tenant_search_path(connection, member.tenant.schema_name)
+        connection.execute(text(statement), values)
+    return values["id"]
+
+
+def _appointment(runtime, member) -> uuid.UUID:
+    starts = datetime.now(UTC) + timedelta(days=400, hours=2 * next(_slots))  # never overlapping
+    return _insert(
+        runtime,
+        member,
+        "INSERT INTO appointments (id, client_id, starts_at, ends_at) VALUES (:id, :client, :s, :e)",
+        client=member.client_id,
+        s=starts,
+        e=starts + timedelta(hours=1),
+    )
+
+
+def _media(runtime, member) -> uuid.UUID:
+    return _insert(
+        runtime,
+        member,
+        "INSERT INTO media (id, client_id, filename, content_type, size_bytes, sha256, uploaded_by,"
+        " uploaded_by_role) VALUES (:id, :client, 'matrix.txt', 'text/plain', 1, :sha, :by, 'worker')",
+        client=member.client_id,
+        sha="0" * 64,
+        by=member.worker_id,
+    )
+
+
+# Collection (the path segment before an id) -> a factory making one object in the member's
+# tenant, owned by the member's client where objects have an owner: the cross-tenant and
+# cross-client cases then hit real rows. An area whose collection is missing here is still
+# walked, with random ids.
 OBJECT_FACTORIES = {
     "clients": lambda runtime, member: add_client_record(
         runtime, member.tenant, name="Matrix", email=f"matrix-{uuid.uuid4().hex[:8]}@example.com"
     ),
+    "appointments": _appointment,
+    "media": _media,
 }
 
 
@@ -163,9 +207,13 @@ def test_every_route_against_every_way_in(app, runtime, members):
     tally: Counter = Counter()
     home = members["active"]
 
-    def send(operation, headers, member):
+    def send(operation, headers, member, real_objects: bool = True):
+        """Call the operation; ids are real objects of `member`'s tenant, or random ones for
+        the state cases (where the access layer answers before any lookup, and a let-in call
+        must not meet a half-made fixture such as a media row without its file)."""
+
         def objects(collection):
-            factory = OBJECT_FACTORIES.get(collection)
+            factory = OBJECT_FACTORIES.get(collection) if real_objects else None
             return factory(runtime, member) if factory else None
 
         path = concrete_path(operation, objects)
@@ -206,13 +254,17 @@ def test_every_route_against_every_way_in(app, runtime, members):
         if operation.has_id:
             for role in roles:
                 _cross_tenant(operation, role, members, send, check, matrix, tally)
+            if "client" in roles:
+                # Another client of the same workspace, on objects of the home client.
+                response = send(operation, members["neighbour"], home)
+                check(operation, "cross_client:client", response, (404, "not_found"))
         for state in STATES:
             member = members[state]
             for role in roles:
                 if state in STATE_VALUES:  # a route may have changed it (e.g. cancelling a deletion)
                     update_tenant(runtime, member.tenant.id, **STATE_VALUES[state])
                 headers = member.worker if role == "worker" else member.client
-                response = send(operation, headers, member)
+                response = send(operation, headers, member, real_objects=False)
                 check(operation, f"{state}:{role}", response, expected_for(state, role, operation))
     forget_access()
 
