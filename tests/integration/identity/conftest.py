@@ -122,7 +122,8 @@ def make_member(runtime, *, state: str = "active") -> Member:
         "unverified": {},
         "disabled": {"status": "disabled", "disabled_at": now},
         "deletion_scheduled": {"status": "deletion_scheduled", "deletion_due_at": now + timedelta(days=30)},
-        "deleted": {"status": "deleted", "deleted_at": now},
+        # A purged tenant's tombstone names nobody (lifecycle's rule: empty name, slug from id).
+        "deleted": {"status": "deleted", "deleted_at": now, "name": "", "slug": f"deleted-{tenant.id.hex}"},
         "trial_expired": {"trial_ends_at": now - timedelta(days=1)},
         "paid_expired": {"trial_ends_at": now - timedelta(days=1), "plan": "paid"},
         "provisioning": {"status": "provisioning"},
