@@ -70,13 +70,28 @@ def unique_slug(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def verify_owner(runtime, tenant) -> None:
+    """Mark the tenant's worker(s) verified, as `tenants verify-worker` does: the access policy
+    blocks an unverified worker (403 worker_unverified)."""
+    from sqlalchemy import func, select, update
+
+    from backend.infrastructure.sql.identity import memberships, users
+
+    workers = select(memberships.c.user_id).where(
+        memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
+    )
+    with runtime.owner_engine.begin() as connection:
+        connection.execute(
+            update(users)
+            .where(users.c.id.in_(workers), users.c.verified_at.is_(None))
+            .values(verified_at=func.now())
+        )
+
+
 @pytest.fixture()
 def make_tenant(app, runtime):
     """Provision a tenant the way operators do, its owner's email verified (pass
     verified=False for an unverified worker); returns the domain Tenant."""
-    from sqlalchemy import func, update
-
-    from backend.infrastructure.sql.identity import users
     from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
     from backend.service.tenants import provision_tenant
 
@@ -91,13 +106,8 @@ def make_tenant(app, runtime):
             now=datetime.now(UTC),
             uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
         )
-        if verified:  # as after `tenants verify-worker`: an unverified worker is blocked
-            with runtime.owner_engine.begin() as connection:
-                connection.execute(
-                    update(users)
-                    .where(func.lower(users.c.email) == owner_email.lower())
-                    .values(verified_at=func.now())
-                )
+        if verified:
+            verify_owner(runtime, tenant)
         return tenant
 
     return make
