@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.core.config import Settings
+from backend.core.config import RateLimits, Settings
 from backend.infrastructure import embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,11 +34,15 @@ def database() -> dict:
 @pytest.fixture(scope="session")
 def settings(database, tmp_path_factory) -> Settings:
     var_dir = tmp_path_factory.mktemp("var")
+    # Generous abuse limits: the suite logs in and signs up from one address. Tests of the
+    # limits themselves tighten them on the runtime settings (tests/integration/identity).
+    relaxed = RateLimits(**{name: "10000 per minute" for name in RateLimits.__dataclass_fields__})
     return replace(
         Settings(env="test"),
         database_url=database["runtime"],
         migration_database_url=database["owner"],
         var_dir=var_dir,
+        rate_limits=relaxed,
     )
 
 
@@ -67,22 +71,45 @@ def unique_slug(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def verify_owner(runtime, tenant) -> None:
+    """Mark the tenant's worker(s) verified, as `tenants verify-worker` does: the access policy
+    blocks an unverified worker (403 worker_unverified)."""
+    from sqlalchemy import func, select, update
+
+    from backend.infrastructure.sql.identity import memberships, users
+
+    workers = select(memberships.c.user_id).where(
+        memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
+    )
+    with runtime.owner_engine.begin() as connection:
+        connection.execute(
+            update(users)
+            .where(users.c.id.in_(workers), users.c.verified_at.is_(None))
+            .values(verified_at=func.now())
+        )
+
+
 @pytest.fixture()
 def make_tenant(app, runtime):
-    """Provision a tenant the way operators do; returns the domain Tenant."""
+    """Provision a tenant the way operators do, its owner's email verified (pass
+    verified=False for an unverified worker); returns the domain Tenant."""
     from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
     from backend.service.tenants import provision_tenant
 
-    def make(slug: str | None = None, owner_email: str | None = None):
+    def make(slug: str | None = None, owner_email: str | None = None, verified: bool = True):
         slug = slug or unique_slug()
-        return provision_tenant(
+        owner_email = owner_email or f"owner-{slug}@example.com"
+        tenant = provision_tenant(
             slug=slug,
             name=f"Workspace {slug}",
-            owner_email=owner_email or f"owner-{slug}@example.com",
+            owner_email=owner_email,
             trial_days=14,
             now=datetime.now(UTC),
             uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
         )
+        if verified:
+            verify_owner(runtime, tenant)
+        return tenant
 
     return make
 

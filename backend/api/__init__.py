@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from backend.api import appointments, clients, exports, health, media, observability, tenant
+from backend.api import (
+    appointments,
+    audit,
+    clients,
+    exports,
+    health,
+    identity,
+    media,
+    observability,
+    tenant,
+)
 from backend.api.errors import error_response
-from backend.api.extension import Api
+from backend.api.extension import Api, limiter
 
 API_BLUEPRINTS = (
     clients.blueprint,
@@ -14,6 +24,9 @@ API_BLUEPRINTS = (
     media.blueprint,
     tenant.blueprint,
     exports.blueprint,
+    identity.blueprint,
+    identity.jwks_blueprint,
+    audit.blueprint,
 )
 JSON_BODY_TYPES = ("application/json", "multipart/form-data")
 
@@ -36,6 +49,14 @@ def init_api(app: Flask) -> Api:
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
     )
+    settings = app.extensions["saas"].settings
+    app.config.update(
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
+        RATELIMIT_HEADERS_ENABLED=True,
+        # A broken limiter storage must not take login down: limits are skipped (logged).
+        RATELIMIT_SWALLOW_ERRORS=True,
+    )
+    limiter.init_app(app)
     api = Api(app)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

@@ -1,12 +1,14 @@
 """Per-request identity and tenant resolution.
 
 The tenant comes only from the verified token's `tenant_id` claim and is checked against the
-registry on every request (membership still there, same role): a removed membership or a
-disabled tenant takes effect within the cache TTL, not at token expiry.
+registry on every request (membership still there, same role and client link, session not
+revoked): a removed membership, a disabled tenant or a logout takes effect within the cache
+TTL (2 s), not at token expiry.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 
@@ -21,6 +23,7 @@ from backend.infrastructure.sql.identity import load_access
 ACCESS_CACHE_TTL_S = 2.0
 _cache: TTLCache = TTLCache(maxsize=10_000, ttl=ACCESS_CACHE_TTL_S)
 _cache_lock = threading.Lock()
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def bearer_token() -> str:
@@ -33,12 +36,14 @@ def bearer_token() -> str:
     return value.strip()
 
 
-def cached_access(user_id: uuid.UUID, tenant_id: uuid.UUID) -> AccessRecord | None:
-    key = (user_id, tenant_id)
+def cached_access(
+    user_id: uuid.UUID, tenant_id: uuid.UUID, session_id: uuid.UUID | None = None
+) -> AccessRecord | None:
+    key = (user_id, tenant_id, session_id)
     with _cache_lock:
         if key in _cache:
             return _cache[key]
-    record = load_access(runtime().engine, user_id, tenant_id)
+    record = load_access(runtime().engine, user_id, tenant_id, session_id)
     with _cache_lock:
         _cache[key] = record
     return record
@@ -54,15 +59,27 @@ def forget_access(user_id: uuid.UUID | None = None, tenant_id: uuid.UUID | None 
 
 def authenticate() -> Principal:
     claims = runtime().tokens.verify(bearer_token())
-    access = cached_access(claims.user_id, claims.tenant_id)
-    if access is None or access.role.value != claims.role or access.client_id != claims.client_id:
+    access = cached_access(claims.user_id, claims.tenant_id, claims.session_id)
+    if (
+        access is None
+        or access.session_revoked
+        or access.role.value != claims.role
+        or access.client_id != claims.client_id
+    ):
         raise Unauthenticated("invalid_token")
     principal = Principal(
         user_id=access.user_id,
         tenant_id=access.tenant_id,
         role=access.role,
         client_id=access.client_id,
+        session_id=claims.session_id,
     )
     g.principal = principal
     g.access = access
     return principal
+
+
+def request_id() -> str | None:
+    """The request id set by the logging middleware, or a well-formed X-Request-ID header."""
+    value = g.get("request_id") or request.headers.get("X-Request-ID")
+    return value if isinstance(value, str) and REQUEST_ID_RE.fullmatch(value) else None

@@ -89,7 +89,7 @@ def from_http_exception(error: HTTPException) -> Response:
         return error_response(status, "internal_error")
     code = data.get("detail") or HTTP_CODES.get(status, "bad_request")
     if status == 429:
-        headers.setdefault("Retry-After", str(getattr(error, "retry_after", RETRY_AFTER_S)))
+        headers.setdefault("Retry-After", str(getattr(error, "retry_after", None) or RETRY_AFTER_S))
     return error_response(status, code, data.get("message"), headers=headers)
 
 

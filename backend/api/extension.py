@@ -1,20 +1,36 @@
 """flask-smorest, subclassed once: every error speaks `{"detail": code}`, the bearer scheme
-and the error responses are documented, and protected routes declare their roles."""
+and the error responses are documented, and protected routes declare their roles and how
+they behave in read-only mode and during a scheduled deletion."""
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import flask_smorest
+from flask import g, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_smorest.pagination import PaginationParameters
+from sqlalchemy.exc import SQLAlchemyError
 
 from backend.api import errors
-from backend.api.auth import authenticate
-from backend.domain.errors import Forbidden
-from backend.domain.identity import Role
+from backend.api.auth import authenticate, request_id
+from backend.api.context import registry_uow
+from backend.domain.access import AccessDecision, AccessMode, resolve_access, route_refusal
+from backend.domain.errors import DomainError, Forbidden, Unavailable
+from backend.domain.identity import Principal, Role
+from backend.service import audit as audit_service
 
+log = logging.getLogger(__name__)
 MAX_PAGE_SIZE = 100
+
+# Abuse limits on the public identity routes (api/identity/limits.py); storage and limits
+# come from the settings (init_api). Behind a proxy, the app must see the client's address
+# (werkzeug ProxyFix), or every client shares one per-IP budget.
+limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
 
 
 class Api(flask_smorest.Api):
@@ -28,16 +44,50 @@ class Api(flask_smorest.Api):
         errors.register(self._app)
 
 
+def current_decision() -> AccessDecision:
+    """The access policy's answer for the authenticated caller, now."""
+    access = g.access
+    return resolve_access(
+        role=access.role,
+        worker_verified=access.user_verified,
+        tenant_status=access.tenant_status,
+        trial_ends_at=access.trial_ends_at,
+        plan=access.plan,
+        now=datetime.now(UTC),
+    )
+
+
+def _deny(principal: Principal, error: DomainError) -> None:
+    """Record the refusal in the tenant's audit trail, then refuse."""
+    if not isinstance(error, Unavailable):
+        try:
+            audit_service.record_access_denied(
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                role=principal.role.value,
+                code=error.code,
+                route=request.url_rule.rule if request.url_rule else request.path,
+                method=request.method,
+                request_id=request_id(),
+                uow=registry_uow(),
+            )
+        except SQLAlchemyError:
+            # The refusal stands even when the trail cannot be written.
+            log.exception("could not record access.denied")
+    raise error
+
+
 class Blueprint(flask_smorest.Blueprint):
-    def protected(
-        self, *roles: Role, read_only_ok: bool = False, deletion_ok: bool = False
-    ) -> Callable:
-        """Authenticate the bearer token, resolve the tenant and check the caller's role.
+    def protected(self, *roles: Role, read_only_ok: bool = False, deletion_ok: bool = False) -> Callable:
+        """Authenticate the bearer token, resolve the tenant, check the caller's role, then
+        apply the access policy (backend/domain/access.py).
 
         A route that mutates (POST/PUT/PATCH/DELETE) is refused in read-only mode unless
         `read_only_ok` (export, logout, the deletion request). A tenant scheduled for deletion
         is blocked except on routes marked `deletion_ok` (export, cancelling the deletion).
         Roles and these marks appear in the OpenAPI document (`x-roles`, `x-access`)."""
+        if not roles:
+            raise ValueError("a protected route names the roles allowed to call it")
         access = {"read_only_ok": read_only_ok, "deletion_ok": deletion_ok}
 
         def decorator(view: Callable) -> Callable:
@@ -45,7 +95,19 @@ class Blueprint(flask_smorest.Blueprint):
             def guarded(*args, **kwargs):
                 principal = authenticate()
                 if principal.role not in roles:
-                    raise Forbidden("forbidden")
+                    _deny(principal, Forbidden("forbidden"))
+                decision = current_decision()
+                g.access_decision = decision
+                refusal = route_refusal(
+                    decision,
+                    method=request.method,
+                    read_only_ok=read_only_ok,
+                    deletion_ok=deletion_ok,
+                )
+                if refusal is not None:
+                    if refusal.mode is AccessMode.UNAVAILABLE:
+                        _deny(principal, Unavailable(refusal.code))
+                    _deny(principal, Forbidden(refusal.code))
                 return view(*args, **kwargs)
 
             guarded.access_marks = access
@@ -62,4 +124,4 @@ class Blueprint(flask_smorest.Blueprint):
         return self.paginate(max_page_size=MAX_PAGE_SIZE)
 
 
-__all__ = ["Api", "Blueprint", "PaginationParameters"]
+__all__ = ["Api", "Blueprint", "PaginationParameters", "current_decision", "limiter"]

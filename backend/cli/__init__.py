@@ -4,7 +4,10 @@ Each module attaches its commands to the one `tenants` group; importing this pac
 registers them all.
 """
 
-from backend.cli import lifecycle  # noqa: F401  (delete, purge, export, restore)
+from backend.cli import (
+    identity,  # noqa: F401  (registers verify-worker)
+    lifecycle,  # noqa: F401  (delete, purge, export, restore)
+)
 from backend.cli.tenants import tenants_cli
 
 __all__ = ["tenants_cli"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 DEVELOPMENT_ENVS = frozenset({"development", "test"})
@@ -43,6 +43,8 @@ def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[
     if raw is None or raw.strip() == "":
         return default
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
 def _days(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 0:
@@ -53,6 +55,42 @@ def _days(env: Mapping[str, str], name: str, default: int) -> int:
 def _path(env: Mapping[str, str], name: str) -> Path | None:
     raw = env.get(name)
     return Path(raw) if raw else None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Flask-Limiter strings (`N per minute;M per hour`) for the abuse-prone routes, per client
+    IP and per account (the email, or the one-time token). Environment: RATE_LIMIT_<FIELD>.
+    Login per account counts failures only (see docs/security.md)."""
+
+    login_ip: str = "20 per minute;200 per hour"
+    login_account: str = "5 per minute;20 per hour"
+    signup_ip: str = "5 per minute;30 per hour"
+    signup_account: str = "3 per hour"
+    verify_ip: str = "10 per minute;60 per hour"
+    verify_account: str = "5 per minute;20 per hour"
+    invitation_ip: str = "10 per minute;60 per hour"
+    invitation_account: str = "5 per minute;20 per hour"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RateLimits:
+        return cls(
+            **{
+                f.name: env.get(f"RATE_LIMIT_{f.name.upper()}") or f.default
+                for f in fields(cls)
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -77,6 +115,19 @@ class Settings:
     jwt_private_keys: str | None = field(default=None, repr=False)
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
+    # Identity: one-time tokens, mail, abuse limits (docs/security.md).
+    app_url: str = "http://127.0.0.1:8000"  # base of the links sent by mail
+    verification_ttl_s: int = 48 * 3600
+    invitation_ttl_s: int = 7 * 24 * 3600
+    mail_backend: str = "file"  # file (one file per message under mail_dir) | smtp
+    mail_from: str = "no-reply@localhost"
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    ratelimit_storage_uri: str = "memory://"
+    rate_limits: RateLimits = field(default_factory=RateLimits)
     # Product.
     trial_days: int = 14
     max_content_length: int = 10 * 1024 * 1024  # any request body (Flask MAX_CONTENT_LENGTH)
@@ -123,8 +174,9 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        app_env = env.get("APP_ENV", "development")
         settings = cls(
-            env=env.get("APP_ENV", "development"),
+            env=app_env,
             database_url=env.get("DATABASE_URL") or None,
             migration_database_url=env.get("MIGRATION_DATABASE_URL") or None,
             var_dir=Path(env.get("VAR_DIR", str(PROJECT_ROOT / "var"))),
@@ -138,6 +190,19 @@ class Settings:
             jwt_private_keys=env.get("JWT_PRIVATE_KEYS") or None,
             access_token_ttl_s=_int(env, "ACCESS_TOKEN_TTL_S", 900),
             refresh_token_ttl_s=_int(env, "REFRESH_TOKEN_TTL_S", 30 * 24 * 3600),
+            app_url=env.get("APP_URL", "http://127.0.0.1:8000").rstrip("/"),
+            verification_ttl_s=_int(env, "VERIFICATION_TTL_S", 48 * 3600),
+            invitation_ttl_s=_int(env, "INVITATION_TTL_S", 7 * 24 * 3600),
+            mail_backend=env.get("MAIL_BACKEND")
+            or ("file" if app_env in DEVELOPMENT_ENVS else "smtp"),
+            mail_from=env.get("MAIL_FROM", "no-reply@localhost"),
+            smtp_host=env.get("SMTP_HOST") or None,
+            smtp_port=_int(env, "SMTP_PORT", 587),
+            smtp_username=env.get("SMTP_USERNAME") or None,
+            smtp_password=env.get("SMTP_PASSWORD") or None,
+            smtp_starttls=_bool(env, "SMTP_STARTTLS", True),
+            ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "memory://"),
+            rate_limits=RateLimits.from_env(env),
             trial_days=_int(env, "TRIAL_DAYS", 14),
             max_content_length=_int(env, "MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
             media_max_bytes=_int(env, "MEDIA_MAX_BYTES", 8 * 1024 * 1024),
@@ -160,11 +225,14 @@ class Settings:
         """Refuse to start outside development without the secrets production needs."""
         if self.metrics_token is not None and len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
             raise ConfigError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters")
-        if self.is_development:
-            return
-        for name, value in (
-            ("DATABASE_URL", self.database_url),
-            ("JWT_PRIVATE_KEYS", self.jwt_private_keys),
-        ):
-            if not value:
-                raise ConfigError(f"{name} is required when APP_ENV={self.env}")
+        if self.mail_backend not in ("file", "smtp"):
+            raise ConfigError(f"MAIL_BACKEND must be file or smtp, got {self.mail_backend!r}")
+        if not self.is_development:
+            for name, value in (
+                ("DATABASE_URL", self.database_url),
+                ("JWT_PRIVATE_KEYS", self.jwt_private_keys),
+            ):
+                if not value:
+                    raise ConfigError(f"{name} is required when APP_ENV={self.env}")
+        if self.mail_backend == "smtp" and not self.smtp_host:
+            raise ConfigError("SMTP_HOST is required when MAIL_BACKEND=smtp")

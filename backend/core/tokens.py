@@ -47,6 +47,7 @@ class AccessClaims:
     client_id: uuid.UUID | None
     jti: str
     expires_at: int
+    session_id: uuid.UUID | None = None  # `sid`: the refresh-token family (logout revokes it)
 
 
 def generate_key(kid: str | None = None) -> ECKey:
@@ -90,6 +91,7 @@ class TokenService:
         self._issuer = issuer
         self._audience = audience
         self.ttl_s = ttl_s
+        self.jwks = public_jwks(keys)  # every active key verifies; served at /.well-known/jwks.json
         self._claims_registry = jwt.JWTClaimsRegistry(
             leeway=LEEWAY_S,
             iss={"essential": True, "value": issuer},
@@ -109,6 +111,7 @@ class TokenService:
         tenant_id: uuid.UUID,
         role: str,
         client_id: uuid.UUID | None = None,
+        session_id: uuid.UUID | None = None,
         now: float | None = None,
     ) -> str:
         issued_at = int(now if now is not None else time.time())
@@ -125,6 +128,8 @@ class TokenService:
         }
         if client_id is not None:
             claims["client_id"] = str(client_id)
+        if session_id is not None:
+            claims["sid"] = str(session_id)
         header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": self._signing_key.kid}
         return jwt.encode(header, claims, self._signing_key, algorithms=[ALGORITHM])
 
@@ -146,6 +151,7 @@ class TokenService:
             raise TokenError("invalid_token") from None
         try:
             client = token.claims.get("client_id")
+            session = token.claims.get("sid")
             return AccessClaims(
                 user_id=uuid.UUID(token.claims["sub"]),
                 tenant_id=uuid.UUID(token.claims["tenant_id"]),
@@ -153,6 +159,7 @@ class TokenService:
                 client_id=uuid.UUID(client) if client else None,
                 jti=token.claims["jti"],
                 expires_at=int(token.claims["exp"]),
+                session_id=uuid.UUID(session) if session else None,
             )
         except (ValueError, TypeError, AttributeError):
             raise TokenError("invalid_token") from None

@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import BinaryIO, Protocol, Self
 
 from backend.domain.appointments import Appointment, AppointmentFilter
+from backend.domain.audit import AuditEvent
 from backend.domain.clients import Client
-from backend.domain.identity import Role
+from backend.domain.identity import (
+    ClientContact,
+    Membership,
+    OneTimeToken,
+    OneTimeTokenKind,
+    RefreshToken,
+    Role,
+    User,
+)
 from backend.domain.lifecycle import ArchiveContents, ArchivedUser, ArchiveSummary
 from backend.domain.media import Media, MediaFilter
 from backend.domain.tenants import Tenant, TenantStatus
@@ -31,13 +40,94 @@ class TenantRepository(Protocol):
 
 class UserRepository(Protocol):
     def id_by_email(self, email: str) -> uuid.UUID | None: ...
-    def add(self, user_id: uuid.UUID, email: str, name: str, password_hash: str | None) -> None: ...
+    def add(
+        self,
+        user_id: uuid.UUID,
+        email: str,
+        name: str,
+        password_hash: str | None,
+        verified_at: datetime | None = None,
+    ) -> None: ...
+    def get(self, user_id: uuid.UUID, *, for_update: bool = False) -> User | None: ...
+    def by_email(self, email: str, *, for_update: bool = False) -> User | None: ...
+    def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None: ...
+    def set_name(self, user_id: uuid.UUID, name: str) -> None: ...
+    def mark_verified(self, user_id: uuid.UUID, at: datetime) -> bool: ...
 
 
 class MembershipRepository(Protocol):
     def add(
         self, *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: Role, client_id: uuid.UUID | None = None
     ) -> uuid.UUID: ...
+    def for_user(self, user_id: uuid.UUID) -> list[Membership]: ...
+    def get(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> Membership | None: ...
+    def client_is_linked(self, tenant_id: uuid.UUID, client_id: uuid.UUID) -> bool: ...
+
+
+class RefreshTokenRepository(Protocol):
+    def add(
+        self,
+        *,
+        family_id: uuid.UUID,
+        user_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        token_hash: bytes,
+        issued_at: datetime,
+        expires_at: datetime,
+    ) -> uuid.UUID: ...
+    def lock_by_hash(self, token_hash: bytes) -> RefreshToken | None: ...
+    def mark_used(self, token_id: uuid.UUID, at: datetime) -> None: ...
+    def revoke_family(self, family_id: uuid.UUID, at: datetime) -> int: ...
+    def revoke_for(self, user_id: uuid.UUID, tenant_id: uuid.UUID, at: datetime) -> int: ...
+
+
+class OneTimeTokenRepository(Protocol):
+    def add(
+        self,
+        *,
+        kind: OneTimeTokenKind,
+        token_hash: bytes,
+        expires_at: datetime,
+        user_id: uuid.UUID | None = None,
+        tenant_id: uuid.UUID | None = None,
+        client_id: uuid.UUID | None = None,
+        email: str | None = None,
+    ) -> uuid.UUID: ...
+    def lock_by_hash(self, kind: OneTimeTokenKind, token_hash: bytes) -> OneTimeToken | None: ...
+    def mark_used(self, token_id: uuid.UUID, at: datetime) -> None: ...
+    def expire_outstanding(
+        self,
+        kind: OneTimeTokenKind,
+        *,
+        at: datetime,
+        user_id: uuid.UUID | None = None,
+        tenant_id: uuid.UUID | None = None,
+        client_id: uuid.UUID | None = None,
+    ) -> int: ...
+
+
+class ClientDirectory(Protocol):
+    def contact(self, schema_name: str, client_id: uuid.UUID) -> ClientContact | None: ...
+
+
+class Mailer(Protocol):
+    """Sends one message; raises Unavailable("mail_unavailable") when delivery fails."""
+
+    def send(self, *, to: str, subject: str, body: str) -> None: ...
+
+
+class AccessTokenIssuer(Protocol):
+    ttl_s: int
+
+    def issue(
+        self,
+        *,
+        user_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        role: str,
+        client_id: uuid.UUID | None = None,
+        session_id: uuid.UUID | None = None,
+    ) -> str: ...
 
 
 class SchemaManager(Protocol):
@@ -48,6 +138,9 @@ class SchemaManager(Protocol):
 
 class AuditLog(Protocol):
     def record(self, event: str, **fields: object) -> None: ...
+    def list_page(
+        self, *, tenant_id: uuid.UUID, offset: int, limit: int
+    ) -> tuple[list[AuditEvent], int]: ...
 
 
 class ClientRepository(Protocol):
@@ -104,6 +197,9 @@ class RegistryUnitOfWork(UnitOfWork, Protocol):
     tenants: TenantRepository
     users: UserRepository
     memberships: MembershipRepository
+    refresh_tokens: RefreshTokenRepository
+    one_time_tokens: OneTimeTokenRepository
+    client_directory: ClientDirectory
     schemas: SchemaManager
 
 

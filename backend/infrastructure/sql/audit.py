@@ -8,10 +8,23 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Table, Text, Uuid, func, insert
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Table,
+    Text,
+    Uuid,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
+from backend.domain.audit import AuditEvent
 from backend.infrastructure.sql.metadata import shared_metadata
 
 audit_events = Table(
@@ -69,3 +82,32 @@ class SqlAuditLog:
                 metadata=safe,
             )
         )
+
+    def list_page(self, *, tenant_id: uuid.UUID, offset: int, limit: int) -> tuple[list[AuditEvent], int]:
+        """One tenant's trail, newest first, with the total count."""
+        total = self._connection.execute(
+            select(func.count()).select_from(audit_events).where(audit_events.c.tenant_id == tenant_id)
+        ).scalar_one()
+        rows = self._connection.execute(
+            select(audit_events)
+            .where(audit_events.c.tenant_id == tenant_id)
+            .order_by(audit_events.c.occurred_at.desc(), audit_events.c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return [
+            AuditEvent(
+                id=row.id,
+                occurred_at=row.occurred_at,
+                tenant_id=row.tenant_id,
+                actor_user_id=row.actor_user_id,
+                actor_role=row.actor_role,
+                event=row.event,
+                target_type=row.target_type,
+                target_id=row.target_id,
+                request_id=row.request_id,
+                outcome=row.outcome,
+                metadata=dict(row._mapping["metadata"]),
+            )
+            for row in rows
+        ], total

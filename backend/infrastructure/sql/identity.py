@@ -1,8 +1,10 @@
-"""Global identity in the shared schema: users, memberships and token records."""
+"""Global identity in the shared schema: users, memberships and token records, with their
+repositories; and the one lookup identity makes in a tenant schema (the invited client)."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import (
     CheckConstraint,
@@ -15,13 +17,27 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    exists,
     func,
     insert,
     select,
+    update,
 )
 from sqlalchemy.engine import Connection, Engine
 
-from backend.domain.identity import AccessRecord, Role
+from backend.core.db import set_tenant_search_path
+from backend.domain.identity import (
+    AccessRecord,
+    ClientContact,
+    Membership,
+    OneTimeToken,
+    OneTimeTokenKind,
+    RefreshToken,
+    Role,
+    User,
+)
+from backend.domain.tenants import Plan, TenantStatus
+from backend.infrastructure.sql.clients import clients
 from backend.infrastructure.sql.metadata import shared_metadata
 from backend.infrastructure.sql.tenants import tenants
 
@@ -89,6 +105,17 @@ one_time_tokens = Table(
 )
 
 
+def _to_user(row) -> User:
+    return User(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        verified_at=row.verified_at,
+        created_at=row.created_at,
+        password_hash=row.password_hash,
+    )
+
+
 class SqlUserRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -98,10 +125,59 @@ class SqlUserRepository:
             select(users.c.id).where(func.lower(users.c.email) == email.lower())
         ).scalar_one_or_none()
 
-    def add(self, user_id: uuid.UUID, email: str, name: str, password_hash: str | None) -> None:
+    def add(
+        self,
+        user_id: uuid.UUID,
+        email: str,
+        name: str,
+        password_hash: str | None,
+        verified_at: datetime | None = None,
+    ) -> None:
         self._connection.execute(
-            insert(users).values(id=user_id, email=email, name=name, password_hash=password_hash)
+            insert(users).values(
+                id=user_id,
+                email=email,
+                name=name,
+                password_hash=password_hash,
+                verified_at=verified_at,
+            )
         )
+
+    def get(self, user_id: uuid.UUID, *, for_update: bool = False) -> User | None:
+        query = select(users).where(users.c.id == user_id)
+        row = self._connection.execute(query.with_for_update() if for_update else query).first()
+        return _to_user(row) if row else None
+
+    def by_email(self, email: str, *, for_update: bool = False) -> User | None:
+        query = select(users).where(func.lower(users.c.email) == email.lower())
+        row = self._connection.execute(query.with_for_update() if for_update else query).first()
+        return _to_user(row) if row else None
+
+    def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
+        self._connection.execute(
+            update(users).where(users.c.id == user_id).values(password_hash=password_hash)
+        )
+
+    def set_name(self, user_id: uuid.UUID, name: str) -> None:
+        self._connection.execute(update(users).where(users.c.id == user_id).values(name=name))
+
+    def mark_verified(self, user_id: uuid.UUID, at: datetime) -> bool:
+        """Set verified_at once; False when it was already set."""
+        result = self._connection.execute(
+            update(users).where(users.c.id == user_id, users.c.verified_at.is_(None)).values(verified_at=at)
+        )
+        return result.rowcount == 1
+
+
+def _to_membership(row) -> Membership:
+    return Membership(
+        user_id=row.user_id,
+        tenant_id=row.tenant_id,
+        tenant_slug=row.slug,
+        tenant_status=TenantStatus(row.status),
+        role=Role(row.role),
+        client_id=row.client_id,
+    )
 
 
 class SqlMembershipRepository:
@@ -128,18 +204,247 @@ class SqlMembershipRepository:
         )
         return membership_id
 
-
-def load_access(engine: Engine, user_id: uuid.UUID, tenant_id: uuid.UUID) -> AccessRecord | None:
-    """One round trip: the membership of this user in this tenant, with the tenant's state."""
-    query = (
-        select(
+    def _select(self):
+        return select(
+            memberships.c.user_id,
+            memberships.c.tenant_id,
             memberships.c.role,
             memberships.c.client_id,
-            tenants.c.schema_name,
             tenants.c.slug,
             tenants.c.status,
+        ).join(tenants, tenants.c.id == memberships.c.tenant_id)
+
+    def for_user(self, user_id: uuid.UUID) -> list[Membership]:
+        """The user's workspaces that still exist (a purged tenant is no one's workspace)."""
+        query = (
+            self._select()
+            .where(memberships.c.user_id == user_id, tenants.c.status != TenantStatus.DELETED.value)
+            .order_by(tenants.c.slug)
         )
+        return [_to_membership(row) for row in self._connection.execute(query)]
+
+    def get(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> Membership | None:
+        query = self._select().where(memberships.c.user_id == user_id, memberships.c.tenant_id == tenant_id)
+        row = self._connection.execute(query).first()
+        return _to_membership(row) if row else None
+
+    def client_is_linked(self, tenant_id: uuid.UUID, client_id: uuid.UUID) -> bool:
+        query = select(
+            exists().where(memberships.c.tenant_id == tenant_id, memberships.c.client_id == client_id)
+        )
+        return bool(self._connection.execute(query).scalar())
+
+
+def _to_refresh_token(row) -> RefreshToken:
+    return RefreshToken(
+        id=row.id,
+        family_id=row.family_id,
+        user_id=row.user_id,
+        tenant_id=row.tenant_id,
+        expires_at=row.expires_at,
+        used_at=row.used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class SqlRefreshTokenRepository:
+    """Refresh tokens are stored as their SHA-256 digest only."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def add(
+        self,
+        *,
+        family_id: uuid.UUID,
+        user_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        token_hash: bytes,
+        issued_at: datetime,
+        expires_at: datetime,
+    ) -> uuid.UUID:
+        token_id = uuid.uuid4()
+        self._connection.execute(
+            insert(refresh_tokens).values(
+                id=token_id,
+                family_id=family_id,
+                user_id=user_id,
+                tenant_id=tenant_id,
+                token_hash=token_hash,
+                issued_at=issued_at,
+                expires_at=expires_at,
+            )
+        )
+        return token_id
+
+    def lock_by_hash(self, token_hash: bytes) -> RefreshToken | None:
+        """The token row, locked: two concurrent uses of one token are serialised."""
+        row = self._connection.execute(
+            select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash).with_for_update()
+        ).first()
+        return _to_refresh_token(row) if row else None
+
+    def mark_used(self, token_id: uuid.UUID, at: datetime) -> None:
+        self._connection.execute(
+            update(refresh_tokens).where(refresh_tokens.c.id == token_id).values(used_at=at)
+        )
+
+    def revoke_family(self, family_id: uuid.UUID, at: datetime) -> int:
+        result = self._connection.execute(
+            update(refresh_tokens)
+            .where(refresh_tokens.c.family_id == family_id, refresh_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        return result.rowcount
+
+    def revoke_for(self, user_id: uuid.UUID, tenant_id: uuid.UUID, at: datetime) -> int:
+        result = self._connection.execute(
+            update(refresh_tokens)
+            .where(
+                refresh_tokens.c.user_id == user_id,
+                refresh_tokens.c.tenant_id == tenant_id,
+                refresh_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=at)
+        )
+        return result.rowcount
+
+
+def _to_one_time_token(row) -> OneTimeToken:
+    return OneTimeToken(
+        id=row.id,
+        kind=OneTimeTokenKind(row.kind),
+        user_id=row.user_id,
+        tenant_id=row.tenant_id,
+        client_id=row.client_id,
+        email=row.email,
+        expires_at=row.expires_at,
+        used_at=row.used_at,
+    )
+
+
+class SqlOneTimeTokenRepository:
+    """Email-verification and invitation tokens, stored as their SHA-256 digest only."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def add(
+        self,
+        *,
+        kind: OneTimeTokenKind,
+        token_hash: bytes,
+        expires_at: datetime,
+        user_id: uuid.UUID | None = None,
+        tenant_id: uuid.UUID | None = None,
+        client_id: uuid.UUID | None = None,
+        email: str | None = None,
+    ) -> uuid.UUID:
+        token_id = uuid.uuid4()
+        self._connection.execute(
+            insert(one_time_tokens).values(
+                id=token_id,
+                kind=kind.value,
+                token_hash=token_hash,
+                user_id=user_id,
+                tenant_id=tenant_id,
+                client_id=client_id,
+                email=email,
+                expires_at=expires_at,
+            )
+        )
+        return token_id
+
+    def lock_by_hash(self, kind: OneTimeTokenKind, token_hash: bytes) -> OneTimeToken | None:
+        row = self._connection.execute(
+            select(one_time_tokens)
+            .where(one_time_tokens.c.token_hash == token_hash, one_time_tokens.c.kind == kind.value)
+            .with_for_update()
+        ).first()
+        return _to_one_time_token(row) if row else None
+
+    def mark_used(self, token_id: uuid.UUID, at: datetime) -> None:
+        self._connection.execute(
+            update(one_time_tokens).where(one_time_tokens.c.id == token_id).values(used_at=at)
+        )
+
+    def expire_outstanding(
+        self,
+        kind: OneTimeTokenKind,
+        *,
+        at: datetime,
+        user_id: uuid.UUID | None = None,
+        tenant_id: uuid.UUID | None = None,
+        client_id: uuid.UUID | None = None,
+    ) -> int:
+        """End the unused, unexpired tokens of this kind for this user or client (a newer one
+        supersedes them, or the purpose was fulfilled another way)."""
+        conditions = [
+            one_time_tokens.c.kind == kind.value,
+            one_time_tokens.c.used_at.is_(None),
+            one_time_tokens.c.expires_at > at,
+        ]
+        if user_id is not None:
+            conditions.append(one_time_tokens.c.user_id == user_id)
+        if tenant_id is not None:
+            conditions.append(one_time_tokens.c.tenant_id == tenant_id)
+        if client_id is not None:
+            conditions.append(one_time_tokens.c.client_id == client_id)
+        result = self._connection.execute(update(one_time_tokens).where(*conditions).values(expires_at=at))
+        return result.rowcount
+
+
+class SqlClientDirectory:
+    """Reads the invited client's record in its tenant schema.
+
+    The lookup enters the tenant's scope (`set_tenant_search_path`: search path, and the
+    tenant's own database role where tenant roles exist) for the rest of the transaction:
+    tenant tables are reached the one way every request reaches them, and the shared tables
+    identity writes next are schema-qualified and open to the tenant scope."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def contact(self, schema_name: str, client_id: uuid.UUID) -> ClientContact | None:
+        set_tenant_search_path(self._connection, schema_name)
+        row = self._connection.execute(
+            select(clients.c.id, clients.c.name, clients.c.email).where(clients.c.id == client_id)
+        ).first()
+        return ClientContact(id=row.id, name=row.name, email=row.email) if row else None
+
+
+def load_access(
+    engine: Engine,
+    user_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    session_id: uuid.UUID | None = None,
+) -> AccessRecord | None:
+    """One round trip: the membership of this user in this tenant, the tenant's state, the
+    user's verification and, for a token from a login session, whether that session was
+    revoked (logout, refresh-token reuse)."""
+    revoked = (
+        exists().where(refresh_tokens.c.family_id == session_id, refresh_tokens.c.revoked_at.is_not(None))
+        if session_id is not None
+        else None
+    )
+    columns = [
+        memberships.c.role,
+        memberships.c.client_id,
+        tenants.c.schema_name,
+        tenants.c.slug,
+        tenants.c.name,
+        tenants.c.status,
+        tenants.c.plan,
+        tenants.c.trial_ends_at,
+        tenants.c.deletion_due_at,
+        users.c.verified_at,
+    ]
+    if revoked is not None:
+        columns.append(revoked.label("session_revoked"))
+    query = (
+        select(*columns)
         .join(tenants, tenants.c.id == memberships.c.tenant_id)
+        .join(users, users.c.id == memberships.c.user_id)
         .where(memberships.c.user_id == user_id, memberships.c.tenant_id == tenant_id)
     )
     with engine.connect() as connection:
@@ -152,7 +457,13 @@ def load_access(engine: Engine, user_id: uuid.UUID, tenant_id: uuid.UUID) -> Acc
         tenant_id=tenant_id,
         tenant_schema=row.schema_name,
         tenant_slug=row.slug,
-        tenant_status=row.status,
+        tenant_status=TenantStatus(row.status),
         role=Role(row.role),
         client_id=row.client_id,
+        tenant_name=row.name,
+        plan=Plan(row.plan),
+        trial_ends_at=row.trial_ends_at,
+        deletion_due_at=row.deletion_due_at,
+        user_verified=row.verified_at is not None,
+        session_revoked=bool(getattr(row, "session_revoked", False)),
     )

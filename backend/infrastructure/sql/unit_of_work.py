@@ -16,7 +16,13 @@ from backend.infrastructure.sql.appointments import SqlAppointmentRepository
 from backend.infrastructure.sql.audit import SqlAuditLog
 from backend.infrastructure.sql.clients import SqlClientRepository
 from backend.infrastructure.sql.errors import as_domain_error
-from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository
+from backend.infrastructure.sql.identity import (
+    SqlClientDirectory,
+    SqlMembershipRepository,
+    SqlOneTimeTokenRepository,
+    SqlRefreshTokenRepository,
+    SqlUserRepository,
+)
 from backend.infrastructure.sql.media import SqlMediaRepository
 from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.infrastructure.sql.tenants import SqlTenantRepository
@@ -69,6 +75,9 @@ class RegistryUnitOfWork(_SqlUnitOfWork):
         self.tenants = SqlTenantRepository(connection)
         self.users = SqlUserRepository(connection)
         self.memberships = SqlMembershipRepository(connection)
+        self.refresh_tokens = SqlRefreshTokenRepository(connection)
+        self.one_time_tokens = SqlOneTimeTokenRepository(connection)
+        self.client_directory = SqlClientDirectory(connection)
         self.schemas = SqlSchemaManager(connection, self._runtime_role)
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import unique_slug
+from tests.conftest import unique_slug, verify_owner
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,7 @@ def module_tenants(app, runtime):
                 now=datetime.now(UTC),
                 uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
             )
+            verify_owner(runtime, made[label])
         return made[label]
 
     return tenant

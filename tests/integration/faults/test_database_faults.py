@@ -23,7 +23,7 @@ from backend.infrastructure.sql.clients import SqlClientRepository
 from backend.infrastructure.sql.identity import memberships
 from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
 from backend.service.tenants import provision_tenant
-from tests.conftest import unique_slug
+from tests.conftest import unique_slug, verify_owner
 
 pytestmark = pytest.mark.slow
 
@@ -105,6 +105,7 @@ def test_postgresql_stopped_is_503_and_service_recovers_when_it_returns(settings
             now=datetime.now(UTC),
             uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
         )
+        verify_owner(runtime, tenant)
         headers = {"Authorization": "Bearer " + _worker_token(runtime, tenant)}
         assert http.get("/api/v1/clients", headers=headers).status_code == 200
 

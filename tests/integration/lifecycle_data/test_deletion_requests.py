@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
+from backend.api.auth import forget_access
 from backend.domain.lifecycle import Actor
 from backend.infrastructure.sql.deletion import DeletionUnitOfWork
 from backend.infrastructure.sql.tenants import tenants
@@ -49,12 +50,15 @@ def test_owner_schedules_deletion_with_the_grace_period(client, make_tenant, wor
     assert registry_row(owner, bystander.id)["deletion_due_at"] is None
 
 
-def test_requesting_again_keeps_the_due_date(client, make_tenant, worker_token, owner):
+def test_requesting_again_is_blocked_and_keeps_the_due_date(client, make_tenant, worker_token, owner):
+    """Once scheduled, the tenant is blocked (`tenant_deleted`) except for export and cancel."""
     tenant = make_tenant()
     first = client.post(URL, json={"confirm_slug": tenant.slug}, headers=worker_token(tenant))
+    forget_access()
     second = client.post(URL, json={"confirm_slug": tenant.slug}, headers=worker_token(tenant))
-    assert second.status_code == 202
-    assert second.json["deletion_due_at"] == first.json["deletion_due_at"]
+    assert second.status_code == 403
+    assert second.json == {"detail": "tenant_deleted"}
+    assert registry_row(owner, tenant.id)["deletion_due_at"].isoformat() == first.json["deletion_due_at"]
 
 
 def test_clients_cannot_request_or_cancel_a_deletion(client, make_tenant, client_token, owner):

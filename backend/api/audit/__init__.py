@@ -1,0 +1,3 @@
+from backend.api.audit.routes import blueprint
+
+__all__ = ["blueprint"]

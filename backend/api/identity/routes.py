@@ -1,0 +1,229 @@
+"""Authentication and the caller's identity: signup, verification, tokens, /me, invitations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import g
+
+from backend.api.auth import forget_access, request_id
+from backend.api.context import registry_uow, runtime
+from backend.api.extension import Blueprint
+from backend.api.identity import limits
+from backend.api.identity.schemas import (
+    AcceptInvitationSchema,
+    AccountSchema,
+    InvitationSchema,
+    JwksSchema,
+    MeSchema,
+    RefreshSchema,
+    ResendVerificationSchema,
+    SignupSchema,
+    TokenRequestSchema,
+    TokenResponseSchema,
+    UserSchema,
+    VerifySchema,
+)
+from backend.domain.errors import Unauthenticated
+from backend.domain.identity import Role
+from backend.infrastructure.mail import mailer_for
+from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.service import identity as service
+
+blueprint = Blueprint("identity", __name__, url_prefix="/api/v1", description="Identity and access")
+jwks_blueprint = Blueprint("jwks", __name__, description="Access-token signing keys")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _owner_uow() -> RegistryUnitOfWork:
+    """Signup provisions a schema: only the owner role may create one."""
+    rt = runtime()
+    return RegistryUnitOfWork(rt.owner_engine, rt.runtime_role)
+
+
+@blueprint.route("/auth/signup", methods=["POST"])
+@limits.signup
+@blueprint.arguments(SignupSchema)
+@blueprint.response(201, AccountSchema)
+@blueprint.alt_response(409, description="email_taken or slug_taken")
+@blueprint.alt_response(429, description="rate_limited")
+def signup(body):
+    """Create a worker account and its workspace"""
+    settings = runtime().settings
+    result = service.signup(
+        **body,
+        trial_days=settings.trial_days,
+        verification_ttl_s=settings.verification_ttl_s,
+        app_url=settings.app_url,
+        now=_now(),
+        uow=_owner_uow(),
+        mailer=mailer_for(settings),
+        request_id=request_id(),
+    )
+    return {"user": result.user, "tenant": result.tenant}
+
+
+@blueprint.route("/auth/verify", methods=["POST"])
+@limits.verify
+@blueprint.arguments(VerifySchema)
+@blueprint.response(200, UserSchema)
+@blueprint.alt_response(401, description="invalid_token or token_expired")
+@blueprint.alt_response(409, description="already_verified")
+@blueprint.alt_response(429, description="rate_limited")
+def verify(body):
+    """Verify an email address with the mailed token"""
+    user = service.verify_email(token=body["token"], now=_now(), uow=registry_uow(), request_id=request_id())
+    forget_access(user_id=user.id)
+    return user
+
+
+@blueprint.route("/auth/verify/resend", methods=["POST"])
+@limits.resend_verification
+@blueprint.arguments(ResendVerificationSchema)
+@blueprint.response(202)
+@blueprint.alt_response(429, description="rate_limited")
+def resend_verification(body):
+    """Mail a new verification link (same answer whether the account exists or not)"""
+    settings = runtime().settings
+    service.resend_verification(
+        email=body["email"],
+        now=_now(),
+        verification_ttl_s=settings.verification_ttl_s,
+        app_url=settings.app_url,
+        uow=registry_uow(),
+        mailer=mailer_for(settings),
+        request_id=request_id(),
+    )
+    return None
+
+
+@blueprint.route("/auth/token", methods=["POST"])
+@limits.login
+@blueprint.arguments(TokenRequestSchema)
+@blueprint.response(200, TokenResponseSchema)
+@blueprint.alt_response(401, description="invalid_credentials")
+@blueprint.alt_response(403, description="forbidden: not a member of that workspace")
+@blueprint.alt_response(429, description="rate_limited")
+def token(body):
+    """Log in: exchange email and password for an access and a refresh token"""
+    rt = runtime()
+    return service.login(
+        email=body["email"],
+        password=body["password"],
+        tenant_slug=body["tenant"],
+        now=_now(),
+        refresh_ttl_s=rt.settings.refresh_token_ttl_s,
+        uow=registry_uow(),
+        tokens=rt.tokens,
+        request_id=request_id(),
+    )
+
+
+@blueprint.route("/auth/refresh", methods=["POST"])
+@blueprint.arguments(RefreshSchema)
+@blueprint.response(200, TokenResponseSchema)
+@blueprint.alt_response(401, description="invalid_token, token_expired or refresh_token_reused")
+def refresh(body):
+    """Spend a refresh token for a new token pair"""
+    rt = runtime()
+    try:
+        return service.refresh(
+            refresh_token=body["refresh_token"],
+            now=_now(),
+            refresh_ttl_s=rt.settings.refresh_token_ttl_s,
+            uow=registry_uow(),
+            tokens=rt.tokens,
+            request_id=request_id(),
+        )
+    except Unauthenticated as error:
+        if error.code == "refresh_token_reused":
+            # The family's access tokens die at once in this process (others: cache TTL).
+            forget_access()
+        raise
+
+
+@blueprint.route("/auth/logout", methods=["POST"])
+@blueprint.protected(Role.WORKER, Role.CLIENT, read_only_ok=True, deletion_ok=True)
+@blueprint.response(204)
+def logout():
+    """Log out: revoke this session's refresh tokens"""
+    principal = g.principal
+    service.logout(
+        user_id=principal.user_id,
+        tenant_id=principal.tenant_id,
+        role=principal.role,
+        session_id=principal.session_id,
+        now=_now(),
+        uow=registry_uow(),
+        request_id=request_id(),
+    )
+    forget_access(user_id=principal.user_id, tenant_id=principal.tenant_id)
+    return None
+
+
+@blueprint.route("/auth/invitations/accept", methods=["POST"])
+@limits.accept_invitation
+@blueprint.arguments(AcceptInvitationSchema)
+@blueprint.response(200, AccountSchema)
+@blueprint.alt_response(401, description="invalid_token, token_expired or invalid_credentials")
+@blueprint.alt_response(409, description="invitation_used")
+@blueprint.alt_response(429, description="rate_limited")
+def accept_invitation(body):
+    """Accept a client invitation and set a password"""
+    accepted = service.accept_invitation(**body, now=_now(), uow=registry_uow(), request_id=request_id())
+    return {"user": accepted.user, "tenant": accepted.tenant}
+
+
+@blueprint.route("/me")
+@blueprint.protected(Role.WORKER, Role.CLIENT, deletion_ok=True)
+@blueprint.response(200, MeSchema)
+def me():
+    """Show the caller, their workspace, role and access mode"""
+    access = g.access
+    return {
+        "user": service.get_user(user_id=access.user_id, uow=registry_uow()),
+        "tenant": {
+            "id": access.tenant_id,
+            "slug": access.tenant_slug,
+            "name": access.tenant_name,
+            "status": access.tenant_status,
+            "trial_ends_at": access.trial_ends_at,
+        },
+        "role": access.role,
+        "access_mode": g.access_decision.mode,
+    }
+
+
+@blueprint.route("/clients/<uuid:client_id>/invitation", methods=["POST"])
+@blueprint.protected(Role.WORKER)
+@blueprint.response(201, InvitationSchema)
+@blueprint.alt_response(404, description="not_found (also another workspace's client)")
+@blueprint.alt_response(409, description="already_member")
+@blueprint.alt_response(422, description="the client has no email address")
+def invite_client(client_id):
+    """Invite a client to log in"""
+    settings = runtime().settings
+    access = g.access
+    return service.invite_client(
+        tenant_id=access.tenant_id,
+        schema_name=access.tenant_schema,
+        workspace_name=access.tenant_name,
+        client_id=client_id,
+        inviter_id=access.user_id,
+        now=_now(),
+        invitation_ttl_s=settings.invitation_ttl_s,
+        app_url=settings.app_url,
+        uow=registry_uow(),
+        mailer=mailer_for(settings),
+        request_id=request_id(),
+    )
+
+
+@jwks_blueprint.route("/.well-known/jwks.json")
+@jwks_blueprint.response(200, JwksSchema)
+def jwks():
+    """Public keys that verify access tokens (every active key)"""
+    return runtime().tokens.jwks, 200, {"Cache-Control": "public, max-age=300"}

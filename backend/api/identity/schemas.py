@@ -1,0 +1,87 @@
+import marshmallow as ma
+
+from backend.domain.identity import PASSWORD_MAX_LENGTH
+
+# Length caps here only stop absurd payloads before any work; the rules themselves
+# (password 10-256 characters, not the email, ...) live in backend/domain/identity.py.
+_TOKEN = ma.validate.Length(min=1, max=512)
+_PASSWORD = ma.validate.Length(max=PASSWORD_MAX_LENGTH * 4)
+
+
+class SignupSchema(ma.Schema):
+    email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
+    password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
+    name = ma.fields.String(required=True, validate=ma.validate.Length(max=120))
+    workspace_name = ma.fields.String(required=True, validate=ma.validate.Length(max=120))
+    workspace_slug = ma.fields.String(load_default=None, allow_none=True)
+
+
+class UserSchema(ma.Schema):
+    id = ma.fields.UUID(dump_only=True)
+    email = ma.fields.String(dump_only=True)
+    name = ma.fields.String(dump_only=True)
+    verified = ma.fields.Function(lambda user: user.verified_at is not None, dump_only=True)
+    verified_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    created_at = ma.fields.AwareDateTime(dump_only=True)
+
+
+class TenantSchema(ma.Schema):
+    id = ma.fields.UUID(dump_only=True)
+    slug = ma.fields.String(dump_only=True)
+    name = ma.fields.String(dump_only=True)
+    status = ma.fields.String(dump_only=True)
+    trial_ends_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+
+
+class AccountSchema(ma.Schema):
+    user = ma.fields.Nested(UserSchema, dump_only=True)
+    tenant = ma.fields.Nested(TenantSchema, dump_only=True)
+
+
+class VerifySchema(ma.Schema):
+    token = ma.fields.String(required=True, validate=_TOKEN)
+
+
+class ResendVerificationSchema(ma.Schema):
+    email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
+
+
+class TokenRequestSchema(ma.Schema):
+    # A plain string: a malformed email is just wrong credentials, answered like any other.
+    email = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=254))
+    password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
+    tenant = ma.fields.String(load_default=None, allow_none=True, metadata={"description": "slug"})
+
+
+class TokenResponseSchema(ma.Schema):
+    access_token = ma.fields.String(dump_only=True)
+    token_type = ma.fields.Constant("Bearer", dump_only=True)
+    expires_in = ma.fields.Integer(dump_only=True, metadata={"description": "seconds"})
+    refresh_token = ma.fields.String(dump_only=True)
+
+
+class RefreshSchema(ma.Schema):
+    refresh_token = ma.fields.String(required=True, load_only=True, validate=_TOKEN)
+
+
+class AcceptInvitationSchema(ma.Schema):
+    token = ma.fields.String(required=True, validate=_TOKEN)
+    password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
+    name = ma.fields.String(load_default=None, allow_none=True, validate=ma.validate.Length(max=120))
+
+
+class MeSchema(ma.Schema):
+    user = ma.fields.Nested(UserSchema, dump_only=True)
+    tenant = ma.fields.Nested(TenantSchema, dump_only=True)
+    role = ma.fields.String(dump_only=True)
+    access_mode = ma.fields.String(dump_only=True, metadata={"enum": ["active", "read_only", "blocked"]})
+
+
+class InvitationSchema(ma.Schema):
+    client_id = ma.fields.UUID(dump_only=True)
+    email = ma.fields.String(dump_only=True)
+    expires_at = ma.fields.AwareDateTime(dump_only=True)
+
+
+class JwksSchema(ma.Schema):
+    keys = ma.fields.List(ma.fields.Dict(), dump_only=True)

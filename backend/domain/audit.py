@@ -1,0 +1,37 @@
+"""Audit events: what the append-only trail records, and the names of identity's events."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+SIGNUP = "auth.signup"
+VERIFIED = "auth.verified"
+VERIFICATION_SENT = "auth.verification_sent"
+LOGIN = "auth.login"  # outcome success | failure
+REFRESH = "auth.refresh"
+REFRESH_REUSED = "auth.refresh_reused"
+LOGOUT = "auth.logout"
+INVITATION_SENT = "invitation.sent"
+INVITATION_ACCEPTED = "invitation.accepted"
+ACCESS_DENIED = "access.denied"  # metadata code: forbidden | read_only | tenant_disabled | ...
+
+SUCCESS = "success"
+FAILURE = "failure"
+DENIED = "denied"
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    id: int
+    occurred_at: datetime
+    tenant_id: uuid.UUID | None
+    actor_user_id: uuid.UUID | None
+    actor_role: str | None
+    event: str
+    target_type: str | None
+    target_id: str | None
+    request_id: str | None
+    outcome: str
+    metadata: dict = field(default_factory=dict)

@@ -1,0 +1,40 @@
+"""Identity use cases, one module per concern: accounts (signup, verification), sessions
+(login, refresh rotation, logout) and client invitations.
+
+One-time and refresh tokens are 256-bit random values; only their SHA-256 digest is stored.
+Mail goes out after the commit, so a rolled-back token is never sent.
+"""
+
+from backend.service.identity.accounts import (
+    SignupResult,
+    get_user,
+    resend_verification,
+    signup,
+    verify_email,
+    verify_worker_by_operator,
+)
+from backend.service.identity.common import token_digest
+from backend.service.identity.invitations import (
+    AcceptedInvitation,
+    Invitation,
+    accept_invitation,
+    invite_client,
+)
+from backend.service.identity.sessions import login, logout, refresh
+
+__all__ = [
+    "AcceptedInvitation",
+    "Invitation",
+    "SignupResult",
+    "accept_invitation",
+    "get_user",
+    "invite_client",
+    "login",
+    "logout",
+    "refresh",
+    "resend_verification",
+    "signup",
+    "token_digest",
+    "verify_email",
+    "verify_worker_by_operator",
+]
