@@ -40,7 +40,7 @@ from backend.domain.tenants import Plan, Tenant, TenantStatus
 from backend.infrastructure.pg_tools import dump_schema, find_tools
 from backend.infrastructure.sql.identity import memberships, users
 from backend.infrastructure.sql.tenants import tenants
-from backend.infrastructure.tenant_files import TenantMediaDirectory, UnsafeName, safe_relative
+from backend.infrastructure.storage import LocalMediaStorage, UnsafeName, safe_relative
 
 ARCHIVE_FORMAT = "tenant-archive"
 ARCHIVE_VERSION = 1
@@ -107,11 +107,11 @@ def _schema_version(connection: Connection, schema_name: str) -> str | None:
 
 class TarTenantArchiver:
     def __init__(
-        self, *, engine: Engine, url: str, media: TenantMediaDirectory, pg_bin_dir: Path | None
+        self, *, engine: Engine, url: str, storage: LocalMediaStorage, pg_bin_dir: Path | None
     ) -> None:
         self._engine = engine  # owner role
         self._url = url
-        self._media = media
+        self._storage = storage
         self._pg_bin_dir = pg_bin_dir
 
     def dump(self, tenant: Tenant, out: Path) -> ArchiveSummary:
@@ -171,9 +171,9 @@ class TarTenantArchiver:
 
     def _add_media(self, tar: tarfile.TarFile, tenant_id: uuid.UUID, files: dict) -> int:
         count = 0
-        for name in self._media.files(tenant_id):
+        for name in self._storage.files(tenant_id):
             try:
-                handle = self._media.open(tenant_id, name)
+                handle = self._storage.open(tenant_id, name)
             except FileNotFoundError:
                 continue
             with handle:
@@ -185,30 +185,32 @@ class TarTenantArchiver:
 class OpenedArchive:
     """An archive extracted to a staging directory and verified against its manifest."""
 
-    def __init__(self, staging: Path, contents: ArchiveContents, media: TenantMediaDirectory) -> None:
+    def __init__(self, staging: Path, contents: ArchiveContents, storage: LocalMediaStorage) -> None:
         self._staging = staging
         self.contents = contents
         self.dump_path = staging / "schema.dump"
-        self._media = media
+        self._storage = storage
 
     def install_media(self, tenant_id: uuid.UUID) -> int:
         staged = self._staging / "media"
         if not staged.is_dir():
             return 0
-        return self._media.install(tenant_id, staged)
+        return self._storage.install(tenant_id, staged)
 
     def remove_media(self, tenant_id: uuid.UUID) -> None:
-        self._media.delete_all(tenant_id)
+        self._storage.delete_tenant(tenant_id)
 
 
 @contextmanager
-def open_archive(path: Path, *, media: TenantMediaDirectory, staging_root: Path) -> Iterator[OpenedArchive]:
+def open_archive(
+    path: Path, *, storage: LocalMediaStorage, staging_root: Path
+) -> Iterator[OpenedArchive]:
     """Extract and verify an archive; the staging directory is removed afterwards."""
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=staging_root, prefix=".restore-"))
     try:
         manifest = _extract(Path(path), staging)
-        yield OpenedArchive(staging, _contents(staging, manifest), media)
+        yield OpenedArchive(staging, _contents(staging, manifest), storage)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
