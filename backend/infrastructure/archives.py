@@ -40,7 +40,7 @@ from backend.domain.tenants import Plan, Tenant, TenantStatus
 from backend.infrastructure.pg_tools import dump_schema, find_tools
 from backend.infrastructure.sql.identity import memberships, users
 from backend.infrastructure.sql.tenants import tenants
-from backend.infrastructure.storage import LocalMediaStorage, UnsafeName, safe_relative
+from backend.infrastructure.storage import LocalMediaStorage, UnsafeName, safe_relative, write_into_place
 
 ARCHIVE_FORMAT = "tenant-archive"
 ARCHIVE_VERSION = 1
@@ -121,33 +121,24 @@ class TarTenantArchiver:
             dump_path = Path(work, "schema.dump")
             shared, schema_version, server_major = self._dump_in_snapshot(tenant, dump_path)
             shared_bytes = json.dumps(shared, default=_json_default, indent=2).encode()
-            partial = out.with_name(f".{out.name}.part")
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
-                    files = {}
-                    with open(dump_path, "rb") as handle:
-                        files["schema.dump"] = _add(tar, "schema.dump", handle, dump_path.stat().st_size)
-                    files["shared.json"] = _add(
-                        tar, "shared.json", io.BytesIO(shared_bytes), len(shared_bytes)
-                    )
-                    media_count = self._add_media(tar, tenant.id, files)
-                    manifest = {
-                        "format": ARCHIVE_FORMAT,
-                        "format_version": ARCHIVE_VERSION,
-                        "tenant_id": str(tenant.id),
-                        "schema_name": tenant.schema_name,
-                        "schema_version": schema_version,
-                        "server_major": server_major,
-                        "created_at": datetime.now().astimezone().isoformat(),
-                        "files": files,
-                    }
-                    body = json.dumps(manifest, indent=2).encode()
-                    _add(tar, "manifest.json", io.BytesIO(body), len(body))
-                os.replace(partial, out)
-            except BaseException:
-                partial.unlink(missing_ok=True)
-                raise
+            with write_into_place(out) as raw, tarfile.open(fileobj=raw, mode="w") as tar:
+                files = {}
+                with open(dump_path, "rb") as handle:
+                    files["schema.dump"] = _add(tar, "schema.dump", handle, dump_path.stat().st_size)
+                files["shared.json"] = _add(tar, "shared.json", io.BytesIO(shared_bytes), len(shared_bytes))
+                media_count = self._add_media(tar, tenant.id, files)
+                manifest = {
+                    "format": ARCHIVE_FORMAT,
+                    "format_version": ARCHIVE_VERSION,
+                    "tenant_id": str(tenant.id),
+                    "schema_name": tenant.schema_name,
+                    "schema_version": schema_version,
+                    "server_major": server_major,
+                    "created_at": datetime.now().astimezone().isoformat(),
+                    "files": files,
+                }
+                body = json.dumps(manifest, indent=2).encode()
+                _add(tar, "manifest.json", io.BytesIO(body), len(body))
         return ArchiveSummary(
             path=str(out),
             bytes=out.stat().st_size,
@@ -202,9 +193,7 @@ class OpenedArchive:
 
 
 @contextmanager
-def open_archive(
-    path: Path, *, storage: LocalMediaStorage, staging_root: Path
-) -> Iterator[OpenedArchive]:
+def open_archive(path: Path, *, storage: LocalMediaStorage, staging_root: Path) -> Iterator[OpenedArchive]:
     """Extract and verify an archive; the staging directory is removed afterwards."""
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=staging_root, prefix=".restore-"))

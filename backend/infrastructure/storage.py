@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -30,6 +32,23 @@ def safe_relative(name: str) -> PurePosixPath:
     if path.is_absolute() or not path.parts or any(p in ("", ".", "..") for p in path.parts):
         raise UnsafeName(name)
     return path
+
+
+@contextmanager
+def write_into_place(final: Path) -> Iterator[BinaryIO]:
+    """A file (mode 0600) written under a unique dot name next to `final` and renamed into
+    place, after an fsync, only when the block completes; on any error, including one raised
+    inside the block, nothing is left behind. Used for media and operator archives alike."""
+    fd, partial = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, final)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 def _file_count(folder: Path) -> int:
@@ -53,18 +72,9 @@ class LocalMediaStorage:
         as a size limit) nothing is left behind."""
         final = self.path(tenant_id, media_id)
         final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        partial = final.with_name(f".{final.name}.part")
-        try:
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                for chunk in chunks:
-                    handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(partial, final)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        with write_into_place(final) as handle:
+            for chunk in chunks:
+                handle.write(chunk)
 
     def open(self, tenant_id: uuid.UUID, name: uuid.UUID | str) -> BinaryIO:
         """The bytes of a media id, or of a name `files` listed, opened without following a
