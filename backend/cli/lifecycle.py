@@ -16,8 +16,9 @@ from backend.infrastructure.archives import ArchiveError, TarTenantArchiver, ope
 from backend.infrastructure.pg_tools import PgToolError
 from backend.infrastructure.sql.deletion import DeletionUnitOfWork
 from backend.infrastructure.sql.restore import RestoreUnitOfWork
-from backend.infrastructure.sql.retention import RetentionUnitOfWork, TenantRetentionUnitOfWork
-from backend.infrastructure.tenant_files import ExportFiles, TenantMediaDirectory
+from backend.infrastructure.sql.retention import RetentionUnitOfWork
+from backend.infrastructure.sql.unit_of_work import TenantUnitOfWork
+from backend.infrastructure.storage import ExportFiles, LocalMediaStorage
 from backend.service import deletion, exports, retention
 
 OPERATOR_ERRORS = (DomainError, PgToolError, ArchiveError, OSError)
@@ -31,8 +32,8 @@ def _deletion_uow() -> DeletionUnitOfWork:
     return DeletionUnitOfWork(_rt().owner_engine, _rt().runtime_role)
 
 
-def _media() -> TenantMediaDirectory:
-    return TenantMediaDirectory(_rt().settings.media_dir)
+def _storage() -> LocalMediaStorage:
+    return LocalMediaStorage(_rt().settings.media_dir)
 
 
 def _reason(error: Exception) -> str:
@@ -67,7 +68,7 @@ def delete(slug: str, at_once: bool) -> None:
                 now=now,
                 actor=OPERATOR,
                 uow_factory=_deletion_uow,
-                media=_media(),
+                storage=_storage(),
                 on_step=_echo_step,
             )
             click.echo(f"purged {tenant.id}: tombstone kept, audit trail kept")
@@ -94,8 +95,8 @@ def purge(dry_run: bool) -> None:
         actor=OPERATOR,
         deletion_uow_factory=_deletion_uow,
         retention_uow_factory=lambda: RetentionUnitOfWork(rt.owner_engine, rt.runtime_role),
-        tenant_uow_factory=lambda tenant: TenantRetentionUnitOfWork(rt.owner_engine, tenant.schema_name),
-        media=_media(),
+        tenant_uow_factory=lambda tenant: TenantUnitOfWork(rt.owner_engine, tenant.schema_name),
+        storage=_storage(),
         export_files=ExportFiles(settings.exports_dir),
     )
     verb = "would remove" if dry_run else "removed"
@@ -129,7 +130,7 @@ def export(slug: str, out: Path) -> None:
     archiver = TarTenantArchiver(
         engine=rt.owner_engine,
         url=rt.settings.owner_database_url,
-        media=_media(),
+        storage=_storage(),
         pg_bin_dir=rt.settings.pg_bin_dir,
     )
     try:
@@ -157,7 +158,7 @@ def restore(path: Path, new_slug: str | None) -> None:
     rt = _rt()
     settings = rt.settings
     try:
-        with open_archive(path, media=_media(), staging_root=settings.var_dir / "restore") as archive:
+        with open_archive(path, storage=_storage(), staging_root=settings.var_dir / "restore") as archive:
             result = exports.restore_tenant(
                 archive=archive,
                 new_slug=new_slug,

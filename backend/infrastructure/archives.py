@@ -40,7 +40,7 @@ from backend.domain.tenants import Plan, Tenant, TenantStatus
 from backend.infrastructure.pg_tools import dump_schema, find_tools
 from backend.infrastructure.sql.identity import memberships, users
 from backend.infrastructure.sql.tenants import tenants
-from backend.infrastructure.tenant_files import TenantMediaDirectory, UnsafeName, safe_relative
+from backend.infrastructure.storage import LocalMediaStorage, UnsafeName, safe_relative, write_into_place
 
 ARCHIVE_FORMAT = "tenant-archive"
 ARCHIVE_VERSION = 1
@@ -107,11 +107,11 @@ def _schema_version(connection: Connection, schema_name: str) -> str | None:
 
 class TarTenantArchiver:
     def __init__(
-        self, *, engine: Engine, url: str, media: TenantMediaDirectory, pg_bin_dir: Path | None
+        self, *, engine: Engine, url: str, storage: LocalMediaStorage, pg_bin_dir: Path | None
     ) -> None:
         self._engine = engine  # owner role
         self._url = url
-        self._media = media
+        self._storage = storage
         self._pg_bin_dir = pg_bin_dir
 
     def dump(self, tenant: Tenant, out: Path) -> ArchiveSummary:
@@ -121,33 +121,24 @@ class TarTenantArchiver:
             dump_path = Path(work, "schema.dump")
             shared, schema_version, server_major = self._dump_in_snapshot(tenant, dump_path)
             shared_bytes = json.dumps(shared, default=_json_default, indent=2).encode()
-            partial = out.with_name(f".{out.name}.part")
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
-                    files = {}
-                    with open(dump_path, "rb") as handle:
-                        files["schema.dump"] = _add(tar, "schema.dump", handle, dump_path.stat().st_size)
-                    files["shared.json"] = _add(
-                        tar, "shared.json", io.BytesIO(shared_bytes), len(shared_bytes)
-                    )
-                    media_count = self._add_media(tar, tenant.id, files)
-                    manifest = {
-                        "format": ARCHIVE_FORMAT,
-                        "format_version": ARCHIVE_VERSION,
-                        "tenant_id": str(tenant.id),
-                        "schema_name": tenant.schema_name,
-                        "schema_version": schema_version,
-                        "server_major": server_major,
-                        "created_at": datetime.now().astimezone().isoformat(),
-                        "files": files,
-                    }
-                    body = json.dumps(manifest, indent=2).encode()
-                    _add(tar, "manifest.json", io.BytesIO(body), len(body))
-                os.replace(partial, out)
-            except BaseException:
-                partial.unlink(missing_ok=True)
-                raise
+            with write_into_place(out) as raw, tarfile.open(fileobj=raw, mode="w") as tar:
+                files = {}
+                with open(dump_path, "rb") as handle:
+                    files["schema.dump"] = _add(tar, "schema.dump", handle, dump_path.stat().st_size)
+                files["shared.json"] = _add(tar, "shared.json", io.BytesIO(shared_bytes), len(shared_bytes))
+                media_count = self._add_media(tar, tenant.id, files)
+                manifest = {
+                    "format": ARCHIVE_FORMAT,
+                    "format_version": ARCHIVE_VERSION,
+                    "tenant_id": str(tenant.id),
+                    "schema_name": tenant.schema_name,
+                    "schema_version": schema_version,
+                    "server_major": server_major,
+                    "created_at": datetime.now().astimezone().isoformat(),
+                    "files": files,
+                }
+                body = json.dumps(manifest, indent=2).encode()
+                _add(tar, "manifest.json", io.BytesIO(body), len(body))
         return ArchiveSummary(
             path=str(out),
             bytes=out.stat().st_size,
@@ -171,9 +162,9 @@ class TarTenantArchiver:
 
     def _add_media(self, tar: tarfile.TarFile, tenant_id: uuid.UUID, files: dict) -> int:
         count = 0
-        for name in self._media.files(tenant_id):
+        for name in self._storage.files(tenant_id):
             try:
-                handle = self._media.open(tenant_id, name)
+                handle = self._storage.open(tenant_id, name)
             except FileNotFoundError:
                 continue
             with handle:
@@ -185,30 +176,30 @@ class TarTenantArchiver:
 class OpenedArchive:
     """An archive extracted to a staging directory and verified against its manifest."""
 
-    def __init__(self, staging: Path, contents: ArchiveContents, media: TenantMediaDirectory) -> None:
+    def __init__(self, staging: Path, contents: ArchiveContents, storage: LocalMediaStorage) -> None:
         self._staging = staging
         self.contents = contents
         self.dump_path = staging / "schema.dump"
-        self._media = media
+        self._storage = storage
 
     def install_media(self, tenant_id: uuid.UUID) -> int:
         staged = self._staging / "media"
         if not staged.is_dir():
             return 0
-        return self._media.install(tenant_id, staged)
+        return self._storage.install(tenant_id, staged)
 
     def remove_media(self, tenant_id: uuid.UUID) -> None:
-        self._media.delete_all(tenant_id)
+        self._storage.delete_tenant(tenant_id)
 
 
 @contextmanager
-def open_archive(path: Path, *, media: TenantMediaDirectory, staging_root: Path) -> Iterator[OpenedArchive]:
+def open_archive(path: Path, *, storage: LocalMediaStorage, staging_root: Path) -> Iterator[OpenedArchive]:
     """Extract and verify an archive; the staging directory is removed afterwards."""
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=staging_root, prefix=".restore-"))
     try:
         manifest = _extract(Path(path), staging)
-        yield OpenedArchive(staging, _contents(staging, manifest), media)
+        yield OpenedArchive(staging, _contents(staging, manifest), storage)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -23,7 +23,7 @@ from backend.domain.lifecycle import (
     is_due,
 )
 from backend.domain.tenants import Tenant, TenantStatus
-from backend.service.ports import DeletionUnitOfWork, MediaDirectory
+from backend.service.ports import DeletionUnitOfWork, MediaStorage
 
 StepHook = Callable[[str, int], None]
 
@@ -128,7 +128,7 @@ def purge_tenant(
     now: datetime,
     actor: Actor,
     uow_factory: Callable[[], DeletionUnitOfWork],
-    media: MediaDirectory,
+    storage: MediaStorage,
     on_step: StepHook | None = None,
 ) -> PurgeReport:
     """Finishes a due deletion: revokes tokens, drops the schema, deletes the media, removes
@@ -146,7 +146,7 @@ def purge_tenant(
         raise Conflict("deletion_not_due", "the tenant is not due for deletion")
     for step in PURGE_STEPS:
         try:
-            count = _run_step(step, tenant, now, actor, uow_factory, media)
+            count = _run_step(step, tenant, now, actor, uow_factory, storage)
         except Exception as error:
             with uow_factory() as uow:
                 _audit(
@@ -174,7 +174,7 @@ def _run_step(
     now: datetime,
     actor: Actor,
     uow_factory: Callable[[], DeletionUnitOfWork],
-    media: MediaDirectory,
+    storage: MediaStorage,
 ) -> int | None:
     """Run one step in its own transaction, the tenant row locked and still due."""
     with uow_factory() as uow:
@@ -190,7 +190,7 @@ def _run_step(
         elif step == "delete_media":
             # Files are not transactional: deleting them twice is harmless, and the row lock
             # keeps a cancel from interleaving.
-            count = media.delete_all(tenant.id)
+            count = storage.delete_tenant(tenant.id)
         elif step == "remove_members":
             memberships, users = uow.deletion.remove_members(tenant.id)
             count = memberships + users

@@ -19,7 +19,7 @@ from backend.domain.lifecycle import Actor, ArchiveSummary, restored_status
 from backend.domain.tenants import Tenant, TenantStatus, schema_name_for, validate_slug
 from backend.service.ports import (
     ArchiveWriter,
-    MediaDirectory,
+    MediaStorage,
     RegistryUnitOfWork,
     RestoreUnitOfWork,
     TenantArchive,
@@ -60,7 +60,7 @@ def export_workspace(
     actor: Actor,
     uow_factory: Callable[[], RegistryUnitOfWork],
     open_snapshot: Callable[[str], AbstractContextManager[TenantSnapshot]],
-    media: MediaDirectory,
+    storage: MediaStorage,
     archive: ArchiveWriter,
 ) -> Iterator[bytes]:
     """Returns the workspace's export as a stream of zip bytes: one CSV per table, all from one
@@ -70,10 +70,10 @@ def export_workspace(
         tenant = uow.tenants.get(tenant_id)
     if tenant is None or tenant.status is TenantStatus.DELETED:
         raise NotFound()
-    return _stream(tenant, now, actor, uow_factory, open_snapshot, media, archive)
+    return _stream(tenant, now, actor, uow_factory, open_snapshot, storage, archive)
 
 
-def _stream(tenant, now, actor, uow_factory, open_snapshot, media, archive) -> Iterator[bytes]:
+def _stream(tenant, now, actor, uow_factory, open_snapshot, storage, archive) -> Iterator[bytes]:
     progress = _Progress()
     outcome, code = "failure", None
     try:
@@ -83,9 +83,9 @@ def _stream(tenant, now, actor, uow_factory, open_snapshot, media, archive) -> I
                 name = f"tables/{table}.csv"
                 rows = yield from _entry(archive, name, snapshot.copy_csv(table), progress)
                 progress.files[-1]["rows"] = rows
-        for name in media.files(tenant.id):
+        for name in storage.files(tenant.id):
             try:
-                handle = media.open(tenant.id, name)
+                handle = storage.open(tenant.id, name)
             except FileNotFoundError:  # deleted since the listing: not part of the export
                 continue
             with handle:

@@ -12,15 +12,15 @@ from pathlib import Path
 from backend.domain.lifecycle import Actor, RetentionPolicy
 from backend.domain.tenants import Tenant, TenantStatus
 from backend.service import deletion
+from backend.service.media import PURGE_BATCH, purge_deleted_media
 from backend.service.ports import (
     DeletionUnitOfWork,
     ExportFiles,
-    MediaDirectory,
+    MediaStorage,
     RetentionUnitOfWork,
-    TenantRetentionUnitOfWork,
+    TenantUnitOfWork,
 )
 
-MEDIA_BATCH = 500
 # Tenants whose schema exists and may hold soft-deleted media.
 WITH_SCHEMA = (TenantStatus.ACTIVE, TenantStatus.DISABLED, TenantStatus.DELETION_SCHEDULED)
 
@@ -40,25 +40,22 @@ def purge_media(
     tenant_id: uuid.UUID,
     cutoff: datetime,
     dry_run: bool,
-    uow_factory: Callable[[], TenantRetentionUnitOfWork],
-    media: MediaDirectory,
-    batch_size: int = MEDIA_BATCH,
+    uow_factory: Callable[[], TenantUnitOfWork],
+    storage: MediaStorage,
+    batch_size: int = PURGE_BATCH,
 ) -> int:
-    """Removes, file first then row, the media soft-deleted before `cutoff`, one batch per
-    transaction; a re-run after a crash finishes the job (a row stays until its file is gone)."""
+    """Removes the media soft-deleted before `cutoff` (the media area's purge: file first, then
+    row, one batch per transaction); a dry run only counts them."""
     if dry_run:
         with uow_factory() as uow:
-            return uow.media_retention.expired_count(cutoff)
-    removed = 0
-    while True:
-        with uow_factory() as uow:
-            names = uow.media_retention.expired(cutoff, batch_size)
-            for name in names:
-                media.delete(tenant_id, name)
-            removed += uow.media_retention.remove(names)
-            uow.commit()
-        if len(names) < batch_size:
-            return removed
+            return uow.media.count_deleted_before(cutoff)
+    return purge_deleted_media(
+        tenant_id=tenant_id,
+        older_than=cutoff,
+        uow_factory=uow_factory,
+        storage=storage,
+        batch_size=batch_size,
+    )
 
 
 def apply_retention(
@@ -69,8 +66,8 @@ def apply_retention(
     actor: Actor,
     deletion_uow_factory: Callable[[], DeletionUnitOfWork],
     retention_uow_factory: Callable[[], RetentionUnitOfWork],
-    tenant_uow_factory: Callable[[Tenant], TenantRetentionUnitOfWork],
-    media: MediaDirectory,
+    tenant_uow_factory: Callable[[Tenant], TenantUnitOfWork],
+    storage: MediaStorage,
     export_files: ExportFiles,
 ) -> RetentionReport:
     """Finishes due deletions, then removes soft-deleted media, old export archives and old
@@ -84,7 +81,7 @@ def apply_retention(
                     now=now,
                     actor=actor,
                     uow_factory=deletion_uow_factory,
-                    media=media,
+                    storage=storage,
                 )
             except Exception as error:  # noqa: BLE001 - one tenant's failure must not stop the rest
                 report.failures.append(f"purge {tenant.id}: {_one_line(error)}")
@@ -103,7 +100,7 @@ def apply_retention(
                 cutoff=policy.media_cutoff(now),
                 dry_run=dry_run,
                 uow_factory=lambda tenant=tenant: tenant_uow_factory(tenant),
-                media=media,
+                storage=storage,
             )
         except Exception as error:  # noqa: BLE001
             report.failures.append(f"media {tenant.id}: {_one_line(error)}")

@@ -13,7 +13,7 @@ from backend.api.extension import Blueprint
 from backend.domain.identity import Role
 from backend.domain.lifecycle import Actor
 from backend.infrastructure.exports import ZipStream, open_snapshot
-from backend.infrastructure.tenant_files import TenantMediaDirectory
+from backend.infrastructure.storage import LocalMediaStorage
 from backend.service import exports as service
 
 blueprint = Blueprint("exports", __name__, url_prefix="/api/v1/export", description="Export")
@@ -62,7 +62,7 @@ class Export(MethodView):
                 actor=actor,
                 uow_factory=registry_uow,
                 open_snapshot=partial(open_snapshot, rt.engine, timeout_s=rt.settings.export_timeout_s),
-                media=TenantMediaDirectory(rt.settings.media_dir),
+                storage=LocalMediaStorage(rt.settings.media_dir),
                 archive=ZipStream(timestamp=now.timetuple()),
             )
             filename = f"{g.access.tenant_slug}-export-{now:%Y%m%dT%H%M%SZ}.zip"

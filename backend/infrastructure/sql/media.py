@@ -87,6 +87,11 @@ def _live():
     return media.c.deleted_at.is_(None)
 
 
+def _deleted_before(cutoff: datetime):
+    # `IS NOT NULL` is implied by `<`, but spelled out so ix_media_deleted_at's predicate matches.
+    return media.c.deleted_at.is_not(None), media.c.deleted_at < cutoff
+
+
 class SqlMediaRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -149,14 +154,22 @@ class SqlMediaRepository:
         return result.rowcount
 
     def deleted_before(self, cutoff: datetime, limit: int) -> list[Media]:
-        """Soft-deleted media whose deletion is older than `cutoff`, oldest first."""
+        """Soft-deleted media whose deletion is older than `cutoff`, oldest first, locked for
+        the purge; rows another purge holds are skipped, so two overlapping runs share the work."""
         rows = self._connection.execute(
             select(media)
-            .where(media.c.deleted_at.is_not(None), media.c.deleted_at < cutoff)
+            .where(*_deleted_before(cutoff))
             .order_by(media.c.deleted_at, media.c.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
         return [_to_media(row) for row in rows]
+
+    def count_deleted_before(self, cutoff: datetime) -> int:
+        """How many items `deleted_before` would hand out in all (the purge's dry run)."""
+        return self._connection.execute(
+            select(func.count()).select_from(media).where(*_deleted_before(cutoff))
+        ).scalar_one()
 
     def hard_delete(self, media_ids: list[uuid.UUID]) -> int:
         """Remove rows for good; only soft-deleted ones, so a live item is never lost."""

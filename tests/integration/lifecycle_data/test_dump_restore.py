@@ -12,8 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from backend.infrastructure import migrations
+from backend.infrastructure.archives import TarTenantArchiver
 from backend.infrastructure.sql.identity import memberships, users
 from backend.infrastructure.sql.tenants import tenants
+from backend.infrastructure.storage import LocalMediaStorage
 from tests.integration.lifecycle_data.conftest import (
     audit_events_of,
     count_rows,
@@ -107,6 +109,24 @@ def test_restore_as_a_new_tenant_next_to_the_original(app, owner, media_root, wo
     # The original is untouched.
     assert registry_row(owner, tenant.id)["status"] == "active"
     assert count_rows(owner, memberships, tenant_id=tenant.id) == 4
+
+
+def test_an_export_that_fails_midway_leaves_no_file_behind(runtime, workspace, tmp_path):
+    class BrokenDisk(LocalMediaStorage):
+        def open(self, tenant_id, name):
+            raise OSError("disk unavailable")
+
+    ws = workspace()
+    archiver = TarTenantArchiver(
+        engine=runtime.owner_engine,
+        url=runtime.settings.owner_database_url,
+        storage=BrokenDisk(runtime.settings.media_dir),
+        pg_bin_dir=runtime.settings.pg_bin_dir,
+    )
+    out = tmp_path / "exports" / "broken.tar"
+    with pytest.raises(OSError, match="disk unavailable"):
+        archiver.dump(ws.tenant, out)
+    assert list(out.parent.iterdir()) == []  # neither the archive nor a partial one
 
 
 def test_restore_over_a_live_tenant_is_refused(app, owner, workspace, archive_path):

@@ -14,7 +14,7 @@ from backend.domain.lifecycle import PURGE_STEPS, Actor
 from backend.infrastructure.sql.deletion import DeletionUnitOfWork
 from backend.infrastructure.sql.identity import load_access, memberships, one_time_tokens, refresh_tokens
 from backend.infrastructure.sql.tenants import tenants
-from backend.infrastructure.tenant_files import TenantMediaDirectory
+from backend.infrastructure.storage import LocalMediaStorage
 from backend.service import deletion
 from tests.integration.lifecycle_data.conftest import (
     audit_events_of,
@@ -38,13 +38,13 @@ def schedule_now(runtime, tenant) -> datetime:
     return now
 
 
-def purge(runtime, media_root, tenant, now, on_step=None, media=None):
+def purge(runtime, media_root, tenant, now, on_step=None, storage=None):
     return deletion.purge_tenant(
         tenant_id=tenant.id,
         now=now,
         actor=Actor(),
         uow_factory=lambda: DeletionUnitOfWork(runtime.owner_engine, runtime.runtime_role),
-        media=media or TenantMediaDirectory(media_root),
+        storage=storage or LocalMediaStorage(media_root),
         on_step=on_step,
     )
 
@@ -113,12 +113,12 @@ def test_a_step_that_fails_midway_is_audited_and_the_rerun_finishes(runtime, own
     ws = workspace()
     now = schedule_now(runtime, ws.tenant)
 
-    class BrokenDisk(TenantMediaDirectory):
-        def delete_all(self, tenant_id):
+    class BrokenDisk(LocalMediaStorage):
+        def delete_tenant(self, tenant_id):
             raise OSError("disk unavailable")
 
     with pytest.raises(OSError):
-        purge(runtime, media_root, ws.tenant, now, media=BrokenDisk(media_root))
+        purge(runtime, media_root, ws.tenant, now, storage=BrokenDisk(media_root))
     assert ("tenant.purge.delete_media", "failure") in audit_events_of(owner, ws.tenant.id)
     assert not schema_exists(owner, ws.tenant.schema_name)  # the earlier steps are done
     assert registry_row(owner, ws.tenant.id)["status"] == "deletion_scheduled"

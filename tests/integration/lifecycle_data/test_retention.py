@@ -6,74 +6,42 @@ import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from psycopg import sql
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-from backend.core.db import set_tenant_search_path
+from backend.core.db import tenant_scope
 from backend.domain.lifecycle import Actor
 from backend.infrastructure.sql.deletion import DeletionUnitOfWork
-from backend.infrastructure.sql.privileges import grant_tenant
+from backend.infrastructure.sql.media import media
+from backend.infrastructure.sql.unit_of_work import TenantUnitOfWork
 from backend.service import deletion
-from tests.integration.lifecycle_data.conftest import (
-    audit_events_of,
-    registry_row,
-    schema_exists,
-    write_media,
-)
-
-# Values for the NOT NULL columns the media table of the media area has (when it is there).
-MEDIA_DEFAULTS = {
-    "filename": "photo.jpg",
-    "content_type": "image/jpeg",
-    "size_bytes": 3,
-    "sha256": "0" * 64,
-    "uploaded_by": uuid.uuid4(),
-    "uploaded_by_role": "worker",
-}
+from tests.integration.domain.conftest import API, upload
+from tests.integration.lifecycle_data.conftest import audit_events_of, registry_row, schema_exists
 
 
-def media_rows(runtime, tenant, deleted_ats) -> list[str]:
-    """Media rows in the contract's shape (`id`, `deleted_at`), each with its file."""
-    names = []
-    with runtime.owner_engine.begin() as connection:
-        create = sql.SQL("CREATE TABLE IF NOT EXISTS {} (id uuid PRIMARY KEY, deleted_at timestamptz)")
-        connection.exec_driver_sql(create.format(sql.Identifier(tenant.schema_name, "media")).as_string(None))
-        grant_tenant(connection, tenant.schema_name, runtime.runtime_role)
-        columns = set(
-            connection.execute(
-                text(
-                    "SELECT column_name FROM information_schema.columns"
-                    " WHERE table_schema = :s AND table_name = 'media'"
-                ),
-                {"s": tenant.schema_name},
-            ).scalars()
-        )
-        extra = {k: v for k, v in MEDIA_DEFAULTS.items() if k in columns}
-        set_tenant_search_path(connection, tenant.schema_name)
-        client_id = None
-        if "client_id" in columns:  # the media area's rule: live media belong to a client
-            client_id = uuid.uuid4()
-            connection.execute(text("INSERT INTO clients (id, name) VALUES (:id, 'C')"), {"id": client_id})
-        for deleted_at in deleted_ats:
-            media_id = uuid.uuid4()
-            values = {"id": media_id, "deleted_at": deleted_at, **extra}
-            if client_id is not None and deleted_at is None:
-                values["client_id"] = client_id
-            statement = sql.SQL("INSERT INTO media ({}) VALUES ({})").format(
-                sql.SQL(", ").join(map(sql.Identifier, values)),
-                sql.SQL(", ").join(sql.Placeholder(k) for k in values),
-            )
-            connection.exec_driver_sql(statement.as_string(None), values)
-            names.append(str(media_id))
-    return names
+def media_items(client, runtime, tenant, headers, deleted_ats) -> list[str]:
+    """Media uploaded through the API (row and file), then soft-deleted at the given instants
+    through the media repository (None: left live); their ids."""
+    person = client.post(f"{API}/clients", json={"name": "C"}, headers=headers)
+    assert person.status_code == 201, person.json
+    ids = []
+    for deleted_at in deleted_ats:
+        response = upload(client, headers, client_id=person.json["id"])
+        assert response.status_code == 201, response.json
+        ids.append(response.json["id"])
+        if deleted_at is not None:
+            with TenantUnitOfWork(runtime.owner_engine, tenant.schema_name) as uow:
+                assert uow.media.soft_delete(uuid.UUID(ids[-1]), deleted_at)
+                uow.commit()
+    return ids
 
 
 def media_ids_in_db(owner, tenant) -> set[str]:
-    with owner.connect() as connection:
-        set_tenant_search_path(connection, tenant.schema_name)
-        ids = {str(i) for i in connection.execute(text("SELECT id FROM media")).scalars()}
-        connection.rollback()
-    return ids
+    with tenant_scope(owner, tenant.schema_name) as connection:
+        return {str(i) for i in connection.execute(select(media.c.id)).scalars()}
+
+
+def media_files(settings, tenant) -> list[str]:
+    return sorted(p.name for p in (settings.media_dir / str(tenant.id)).iterdir())
 
 
 def old_audit_event(owner, tenant_id, days_ago: int) -> int:
@@ -105,17 +73,17 @@ def aged_file(path, days: int):
 
 
 def test_dry_run_shows_everything_and_changes_nothing_then_purge_applies_it(
-    app, runtime, owner, make_tenant, settings
+    app, client, runtime, owner, make_tenant, worker_token, settings
 ):
     now = datetime.now(UTC)
     keeper, doomed = make_tenant(), make_tenant()
-    old, recent, live = media_rows(
+    old, recent, live = media_items(
+        client,
         runtime,
         keeper,
+        worker_token(keeper),
         [now - timedelta(days=settings.media_retention_days + 5), now - timedelta(days=1), None],
     )
-    for name in (old, recent, live):
-        write_media(settings.media_dir, keeper, name, b"abc")
     old_event = old_audit_event(owner, keeper.id, settings.audit_retention_days + 10)
     recent_event = old_audit_event(owner, keeper.id, 3)
     old_export = aged_file(
@@ -129,7 +97,7 @@ def test_dry_run_shows_everything_and_changes_nothing_then_purge_applies_it(
     def state():
         return (
             media_ids_in_db(owner, keeper),
-            sorted(p.name for p in (settings.media_dir / str(keeper.id)).iterdir()),
+            media_files(settings, keeper),
             audit_ids(owner, [old_event, recent_event]),
             old_export.exists(),
             new_export.exists(),
@@ -138,6 +106,7 @@ def test_dry_run_shows_everything_and_changes_nothing_then_purge_applies_it(
         )
 
     before = state()
+    assert before[:2] == ({old, recent, live}, sorted([old, recent, live]))
     dry = app.test_cli_runner().invoke(args=["tenants", "purge", "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "DRY RUN" in dry.output
@@ -149,7 +118,7 @@ def test_dry_run_shows_everything_and_changes_nothing_then_purge_applies_it(
     done = app.test_cli_runner().invoke(args=["tenants", "purge"])
     assert done.exit_code == 0, done.output
     assert media_ids_in_db(owner, keeper) == {recent, live}
-    assert sorted(p.name for p in (settings.media_dir / str(keeper.id)).iterdir()) == sorted([recent, live])
+    assert media_files(settings, keeper) == sorted([recent, live])
     assert audit_ids(owner, [old_event, recent_event]) == {recent_event}
     assert not old_export.exists() and new_export.exists()
     assert registry_row(owner, doomed.id)["status"] == "deleted"
@@ -164,14 +133,29 @@ def test_dry_run_shows_everything_and_changes_nothing_then_purge_applies_it(
         )
 
 
-def test_tenants_without_a_media_table_are_skipped(app, runtime, owner, make_tenant):
-    tenant = make_tenant()
-    with owner.begin() as connection:
-        connection.exec_driver_sql(
-            sql.SQL("DROP TABLE IF EXISTS {} CASCADE")
-            .format(sql.Identifier(tenant.schema_name, "media"))
-            .as_string(None)
-        )
-    result = app.test_cli_runner().invoke(args=["tenants", "purge"])
-    assert result.exit_code == 0, result.output
-    assert str(tenant.id) not in result.output
+def test_a_file_already_gone_does_not_stop_the_purge_of_its_row(
+    app, client, runtime, owner, make_tenant, worker_token, settings
+):
+    """A purge that crashed after removing a file but before removing its row is finished by
+    the next run; another tenant's media are left alone."""
+    tenant, bystander = make_tenant(), make_tenant()
+    expired = datetime.now(UTC) - timedelta(days=settings.media_retention_days + 1)
+    crashed, pending = media_items(client, runtime, tenant, worker_token(tenant), [expired, expired])
+    (settings.media_dir / str(tenant.id) / crashed).unlink()  # its file went, its row stayed
+    (untouched,) = media_items(client, runtime, bystander, worker_token(bystander), [None])
+
+    dry = app.test_cli_runner().invoke(args=["tenants", "purge", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert f"{tenant.id}: 2" in dry.output
+    assert media_ids_in_db(owner, tenant) == {crashed, pending}
+    assert media_files(settings, tenant) == [pending]
+
+    done = app.test_cli_runner().invoke(args=["tenants", "purge"])
+    assert done.exit_code == 0, done.output
+    assert f"{tenant.id}: 2" in done.output and "FAILED" not in done.output
+    assert media_ids_in_db(owner, tenant) == set()
+    assert media_files(settings, tenant) == []
+    assert ("media.purged", "success") in audit_events_of(owner, tenant.id)
+    assert media_ids_in_db(owner, bystander) == {untouched}
+    assert media_files(settings, bystander) == [untouched]
+    assert str(bystander.id) not in done.output
