@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint fuzz bench openapi clean
+.PHONY: install run test test-pg15 lint fuzz bench openapi clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ test: lint
 
 openapi: install
 	$(BIN)/python scripts/openapi.py write
+
+# The suite against the system PostgreSQL 15 (PostgreSQL 15 to 18 are supported; make test
+# uses the embedded 18). Needs Debian's postgresql-15 installed.
+PG15_BIN ?= /usr/lib/postgresql/15/bin
+test-pg15: install
+	$(BIN)/python scripts/test_other_postgres.py $(PG15_BIN)
 
 bench: install
 	$(BIN)/python scripts/bench.py all
