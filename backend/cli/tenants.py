@@ -11,14 +11,10 @@ from datetime import UTC, datetime
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
 
-from backend.core.db import create_db_engine
 from backend.domain.errors import DomainError
 from backend.domain.tenants import DisableReason, TenantStatus
-from backend.infrastructure import migrations
+from backend.infrastructure import fleet, migrations
 from backend.infrastructure.sql.privileges import grant_shared
 from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
 from backend.service import tenants as service
@@ -103,27 +99,6 @@ def migrate_shared() -> str:
     return migrations.head_revision("shared")
 
 
-# A connection that has opened many schemas carries their catalog entries in its backend's
-# caches; a fleet run replaces each worker's connection after this many tenants.
-CHECKOUTS_PER_CONNECTION = 200
-
-
-def migration_engine(jobs: int) -> Engine:
-    """Owner-role connections for a fleet run: one per worker, recycled as they age."""
-    rt = _runtime()
-    engine = create_db_engine(
-        rt.settings.owner_database_url, rt.settings, application_name="saas-migrate", pool_size=jobs
-    )
-
-    @event.listens_for(engine, "checkout")
-    def _recycle_worn(dbapi_connection, connection_record, connection_proxy):
-        uses = connection_record.info["checkouts"] = connection_record.info.get("checkouts", 0) + 1
-        if uses > CHECKOUTS_PER_CONNECTION:
-            raise DisconnectionError("recycled after serving many tenants")
-
-    return engine
-
-
 @tenants_cli.command("migrate")
 @click.option("--slug", help="Only this tenant")
 @click.option(
@@ -168,23 +143,23 @@ def migrate(slug: str | None, jobs: int, lock_timeout_ms: int) -> None:
 
 
 def run_migration(plan: service.MigrationPlan, jobs: int, lock_timeout_ms: int) -> list:
-    engine = migration_engine(jobs)
     rt = _runtime()
+    uow_factory = fleet.RegistryUowFactory.for_current_tree(
+        rt.settings.owner_database_url, rt.runtime_role
+    )
+    fleet.preload_workers()
     results = []
     try:
         with click.progressbar(
             length=len(plan.pending), label="tenants", show_pos=True, show_eta=True
         ) as bar:
             for result in service.migrate_tenants(
-                plan=plan,
-                uow_factory=lambda: RegistryUnitOfWork(engine, rt.runtime_role),
-                jobs=jobs,
-                lock_timeout_ms=lock_timeout_ms,
+                plan=plan, uow_factory=uow_factory, jobs=jobs, lock_timeout_ms=lock_timeout_ms
             ):
                 results.append(result)
                 bar.update(1)
     finally:
-        engine.dispose()
+        fleet.dispose_engines()
     return results
 
 

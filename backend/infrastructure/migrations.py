@@ -42,19 +42,23 @@ def script_location(tree: str) -> Path:
     return _script_locations[tree]
 
 
+def use_script_location(tree: str, location: Path) -> None:
+    """Point this process at another copy of a tree (a fleet worker following its parent)."""
+    with _override_lock:
+        script_location(tree)  # validates the tree name
+        _script_locations[tree] = Path(location)
+    _script_directory.cache_clear()
+
+
 @contextmanager
 def script_location_override(tree: str, location: Path) -> Iterator[None]:
     """Use another copy of a migration tree for the duration of the block (benchmarks, tests)."""
-    with _override_lock:
-        previous = script_location(tree)
-        _script_locations[tree] = Path(location)
-    _script_directory.cache_clear()
+    previous = script_location(tree)
+    use_script_location(tree, location)
     try:
         yield
     finally:
-        with _override_lock:
-            _script_locations[tree] = previous
-        _script_directory.cache_clear()
+        use_script_location(tree, previous)
 
 
 def alembic_config(tree: str, connection: Connection | None = None, **attributes) -> Config:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+import multiprocessing
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -202,12 +203,23 @@ def migrate_tenants(
     jobs: int = 1,
     lock_timeout_ms: int | None = 5000,
 ) -> Iterator[MigrationResult]:
-    """Migrates the planned tenants with `jobs` workers (each its own connection), each tenant
-    in its own transaction under its advisory lock; yields one result per tenant as it ends.
-    A failure is recorded on the tenant and the others go on."""
+    """Migrates the planned tenants, each in its own transaction under its advisory lock, and
+    yields one result per tenant as it ends; a failure is recorded on the tenant and the
+    others go on. With `jobs` > 1 the tenants are shared by that many worker processes, each
+    with its own connections: Alembic's operation proxies are process-global, so threads
+    could not run two migrations at once. `uow_factory` must then be picklable."""
     if jobs < 1:
         raise ValueError("jobs must be at least 1")
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="migrate")
+    if jobs == 1:
+        for tenant in plan.pending:
+            yield _migrate_one(tenant, plan.head, uow_factory, lock_timeout_ms)
+        return
+    pool = ProcessPoolExecutor(
+        max_workers=min(jobs, len(plan.pending)) or 1,
+        # Workers fork from a clean server process, never from this one: no socket of our
+        # connections is ever shared with a worker.
+        mp_context=multiprocessing.get_context("forkserver"),
+    )
     try:
         futures = [
             pool.submit(_migrate_one, tenant, plan.head, uow_factory, lock_timeout_ms)

@@ -1,0 +1,83 @@
+"""What the worker processes of a fleet migration need: a picklable unit-of-work factory.
+
+Workers are processes, not threads: Alembic's `op` and `context` are process-global proxies,
+so two migrations running in threads of one process would run each other's operations on
+the wrong connection. A worker unpickles this factory, builds its own engine once (its own
+connections), and runs the same migration tree as the process that planned the run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
+
+from backend.core.config import Settings
+from backend.core.db import create_db_engine
+from backend.infrastructure import migrations
+from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+
+# A connection that has opened many schemas carries their catalog entries in its backend's
+# caches (relcache, catcache): a worker replaces its connection after this many tenants.
+CHECKOUTS_PER_CONNECTION = 200
+
+_engines: dict[tuple[int, str], Engine] = {}
+
+
+def preload_workers() -> None:
+    """Let the fork server import what workers run, once, so each worker starts in
+    milliseconds instead of importing SQLAlchemy and Alembic itself. Call before a run."""
+    multiprocessing.get_context("forkserver").set_forkserver_preload(
+        ["backend.infrastructure.fleet", "backend.service.tenants"]
+    )
+
+
+@dataclass(frozen=True)
+class RegistryUowFactory:
+    """Owner-role units of work for one migrate run, in this process or a worker process."""
+
+    url: str
+    runtime_role: str | None
+    tenant_tree: str  # the migration tree the run was planned against
+
+    @classmethod
+    def for_current_tree(cls, url: str, runtime_role: str | None) -> RegistryUowFactory:
+        return cls(url, runtime_role, str(migrations.script_location("tenant")))
+
+    def __call__(self) -> RegistryUnitOfWork:
+        if migrations.script_location("tenant") != Path(self.tenant_tree):
+            migrations.use_script_location("tenant", Path(self.tenant_tree))
+        return RegistryUnitOfWork(engine_for(self.url), self.runtime_role)
+
+
+def engine_for(url: str) -> Engine:
+    """One small engine per process and URL (a forked or spawned worker never reuses its
+    parent's connections)."""
+    key = (os.getpid(), url)
+    if key not in _engines:
+        _engines[key] = _recycling_engine(url)
+    return _engines[key]
+
+
+def dispose_engines() -> None:
+    for (pid, url), engine in list(_engines.items()):
+        if pid == os.getpid():
+            engine.dispose()
+            del _engines[(pid, url)]
+
+
+def _recycling_engine(url: str) -> Engine:
+    engine = create_db_engine(url, Settings(), application_name="saas-migrate", pool_size=1)
+
+    @event.listens_for(engine, "checkout")
+    def _recycle_worn(dbapi_connection, connection_record, connection_proxy):
+        uses = connection_record.info["checkouts"] = connection_record.info.get("checkouts", 0) + 1
+        if uses > CHECKOUTS_PER_CONNECTION:
+            raise DisconnectionError("recycled after serving many tenants")
+
+    return engine
