@@ -21,11 +21,13 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from psycopg import sql
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from backend.core.config import PROJECT_ROOT
 from backend.core.db import set_tenant_search_path
-from backend.core.tenancy import validate_schema_name
+from backend.core.tenancy import schema_identifier, validate_schema_name
 
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
 TREES = ("shared", "tenant")
@@ -62,11 +64,20 @@ def script_location_override(tree: str, location: Path) -> Iterator[None]:
 
 
 def alembic_config(tree: str, connection: Connection | None = None, **attributes) -> Config:
+    """The tree's full configuration, read from alembic.ini (revision files, templates)."""
     config = Config(str(ALEMBIC_INI), ini_section=tree)
     config.set_main_option("script_location", str(script_location(tree)))
     if connection is not None:
         config.attributes["connection"] = connection
     config.attributes.update(attributes)
+    return config
+
+
+def _run_config(tree: str, connection: Connection, **attributes) -> Config:
+    """What env.py reads when it runs on a caller's connection: its attributes. The parsed
+    tree comes from the cache, so alembic.ini is not parsed again for every schema."""
+    config = Config(ini_section=tree)
+    config.attributes.update(connection=connection, **attributes)
     return config
 
 
@@ -89,6 +100,12 @@ def head_revision(tree: str) -> str:
     return heads[0]
 
 
+# Alembic's `op` and `context` are process-global proxies: two migrations running at once in
+# threads of one process (a signup falling back to the chain while another provisions) would
+# run each other's operations. Fleet runs use processes; within a process, one at a time.
+_alembic_lock = threading.RLock()
+
+
 def _upgrade(config: Config, tree: str, revision: str) -> None:
     """`alembic.command.upgrade` with the tree's parsed ScriptDirectory."""
     script = script_directory(tree)
@@ -96,7 +113,7 @@ def _upgrade(config: Config, tree: str, revision: str) -> None:
     def upgrade(rev, context):
         return script._upgrade_revs(revision, rev)
 
-    with EnvironmentContext(config, script, fn=upgrade, destination_rev=revision):
+    with _alembic_lock, EnvironmentContext(config, script, fn=upgrade, destination_rev=revision):
         script.run_env()
 
 
@@ -106,12 +123,18 @@ def _downgrade(config: Config, tree: str, revision: str) -> None:
     def downgrade(rev, context):
         return script._downgrade_revs(revision, rev)
 
-    with EnvironmentContext(config, script, fn=downgrade, destination_rev=revision):
+    with _alembic_lock, EnvironmentContext(config, script, fn=downgrade, destination_rev=revision):
         script.run_env()
 
 
+# Held (transaction-level) while the shared schema is upgraded: two deploys starting at once
+# upgrade it one after the other, the second finding nothing to do.
+SHARED_MIGRATION_LOCK = int.from_bytes(b"sharedmg", "big", signed=True)
+
+
 def upgrade_shared(connection: Connection, revision: str = "head") -> None:
-    _upgrade(alembic_config("shared", connection), "shared", revision)
+    connection.execute(select(func.pg_advisory_xact_lock(SHARED_MIGRATION_LOCK)))
+    _upgrade(_run_config("shared", connection), "shared", revision)
 
 
 def shared_revision(connection: Connection) -> str | None:
@@ -122,13 +145,15 @@ def shared_revision(connection: Connection) -> str | None:
 def upgrade_tenant(connection: Connection, schema_name: str, revision: str = "head") -> str | None:
     """Upgrade one tenant schema inside the caller's transaction; return its new revision."""
     validate_schema_name(schema_name)
-    _upgrade(alembic_config("tenant", connection, tenant_schema=schema_name), "tenant", revision)
-    return tenant_revision(connection, schema_name)
+    _upgrade(_run_config("tenant", connection, tenant_schema=schema_name), "tenant", revision)
+    # The version table exists now: one plain read instead of Alembic's reflection.
+    query = sql.SQL("SELECT version_num FROM {}.alembic_version").format(schema_identifier(schema_name))
+    return connection.exec_driver_sql(query.as_string(None)).scalar_one_or_none()
 
 
 def downgrade_tenant(connection: Connection, schema_name: str, revision: str) -> None:
     validate_schema_name(schema_name)
-    _downgrade(alembic_config("tenant", connection, tenant_schema=schema_name), "tenant", revision)
+    _downgrade(_run_config("tenant", connection, tenant_schema=schema_name), "tenant", revision)
 
 
 def tenant_revision(connection: Connection, schema_name: str) -> str | None:

@@ -137,11 +137,11 @@ def run(args: argparse.Namespace) -> Report:
         notes.append(f"setup: {n} tenants provisioned (fast path) with {clients} clients each in {setup:.1f} s")
         tree = copy_tree(Path(tmp) / "tenant_migrations")
         head = None
-        for jobs in job_counts:
-            column = f"bench_jobs{jobs}_at"
+        for index, jobs in enumerate(job_counts, start=1):
+            column = f"bench_{index}_jobs{jobs}_at"
             head = add_revision(
                 tree,
-                f"bench_jobs{jobs}",
+                f"bench_{index}_jobs{jobs}",
                 REVISION.format(column=column),
                 DOWNGRADE.format(column=column),
                 message=f"benchmark: {column} + index",
