@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import BENCHMARKS  # noqa: E402
-from bench.common import add_common_arguments, publish  # noqa: E402
+from bench import BENCHMARKS
+from bench.common import add_common_arguments, publish
 
 
 def parser() -> argparse.ArgumentParser:

@@ -148,9 +148,7 @@ def migrate(slug: str | None, jobs: int, lock_timeout_ms: int, verbose: bool) ->
 
 def run_migration(plan: service.MigrationPlan, jobs: int, lock_timeout_ms: int) -> list:
     rt = _runtime()
-    uow_factory = fleet.RegistryUowFactory.for_current_tree(
-        rt.settings.owner_database_url, rt.runtime_role
-    )
+    uow_factory = fleet.RegistryUowFactory.for_current_tree(rt.settings.owner_database_url, rt.runtime_role)
     fleet.preload_workers()
     results = []
     try:

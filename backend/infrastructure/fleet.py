@@ -74,9 +74,7 @@ def dispose_engines() -> None:
 def _recycling_engine(url: str) -> Engine:
     # No ping before every tenant: a connection that died fails that one tenant (recorded,
     # retried by the next run) and is discarded by the pool.
-    engine = create_db_engine(
-        url, Settings(), application_name="saas-migrate", pool_size=1, pre_ping=False
-    )
+    engine = create_db_engine(url, Settings(), application_name="saas-migrate", pool_size=1, pre_ping=False)
 
     @event.listens_for(engine, "checkout")
     def _recycle_worn(dbapi_connection, connection_record, connection_proxy):

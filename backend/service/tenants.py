@@ -106,9 +106,7 @@ def disable_tenant(
     )
 
 
-def enable_tenant(
-    *, slug: str, uow: RegistryUnitOfWork, actor_user_id: uuid.UUID | None = None
-) -> Tenant:
+def enable_tenant(*, slug: str, uow: RegistryUnitOfWork, actor_user_id: uuid.UUID | None = None) -> Tenant:
     """Re-enables a disabled tenant and audits it; a deleted or scheduled one is refused."""
     return _change_status(
         slug=slug,
@@ -271,9 +269,7 @@ def _migrate_one(
         return result(MigrationOutcome.FAILED, tenant.schema_version, describe(error))
 
 
-def _record_failure(
-    tenant: Tenant, uow_factory: Callable[[], RegistryUnitOfWork], message: str
-) -> None:
+def _record_failure(tenant: Tenant, uow_factory: Callable[[], RegistryUnitOfWork], message: str) -> None:
     """Best effort, on a fresh connection, and only while nobody else holds the tenant."""
     try:
         with uow_factory() as uow:

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -34,7 +35,9 @@ class Report:
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not figures")
-    parser.add_argument("--record", type=Path, default=BENCHMARKS_DOC, help="file the figures are appended to")
+    parser.add_argument(
+        "--record", type=Path, default=BENCHMARKS_DOC, help="file the figures are appended to"
+    )
     parser.add_argument("--no-record", action="store_true", help="print only")
     parser.add_argument(
         "--profile", type=Path, metavar="FILE", help="also write a pyinstrument profile of the measured part"
@@ -137,13 +140,20 @@ def machine() -> str:
 
 
 def commit() -> str:
+    git_binary = shutil.which("git")
+
     def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
+        if git_binary is None:
+            return ""
+        done = subprocess.run(
+            [git_binary, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip()
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = any(not line.endswith(" docs/benchmarks.md") for line in git("status", "--porcelain").splitlines())
+    dirty = any(
+        not line.endswith(" docs/benchmarks.md") for line in git("status", "--porcelain").splitlines()
+    )
     return f"{head}{' + uncommitted changes' if dirty else ''}"
 
 

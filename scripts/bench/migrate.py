@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import BenchDatabase, Report, ms
-from bench.trees import add_revision, copy_tree
 from psycopg import sql as psql
 from sqlalchemy import func, select, text
 
@@ -27,6 +25,8 @@ from backend.core.tenancy import schema_identifier
 from backend.infrastructure.sql.tenants import tenants
 from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
 from backend.service.tenants import provision_tenant
+from bench.common import BenchDatabase, Report, ms
+from bench.trees import add_revision, copy_tree
 
 CHILD = Path(__file__).with_name("migrate_child.py")
 REVISION = """
@@ -107,7 +107,9 @@ def migrate_run(db: BenchDatabase, tree: Path, jobs: int) -> dict:
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
     if done.returncode != 0 or not lines:
-        raise SystemExit(f"migrate run failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        raise SystemExit(
+            f"migrate run failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        )
     result = json.loads(lines[-1].removeprefix("BENCH_RESULT "))
     if result["exit_code"] != 0:
         raise SystemExit(f"tenants migrate exited {result['exit_code']}:\n{done.stdout[-3000:]}")
@@ -117,12 +119,19 @@ def migrate_run(db: BenchDatabase, tree: Path, jobs: int) -> dict:
 def at_head(db: BenchDatabase, head: str) -> int:
     with db.runtime.owner_engine.connect() as connection:
         return connection.execute(
-            select(func.count()).where(tenants.c.schema_version == head, tenants.c.last_migration_error.is_(None))
+            select(func.count()).where(
+                tenants.c.schema_version == head, tenants.c.last_migration_error.is_(None)
+            )
         ).scalar_one()
 
 
 def mib(kib: int) -> str:
     return f"{kib / 1024:.0f} MiB"
+
+
+def process_memory(result: dict) -> str:
+    """Peak resident memory of the migrating process, and its growth during the run."""
+    return f"{mib(result['rss_peak_kib'])} (+{mib(result['rss_peak_kib'] - result['rss_start_kib'])})"
 
 
 def run(args: argparse.Namespace) -> Report:
@@ -134,7 +143,9 @@ def run(args: argparse.Namespace) -> Report:
     notes: list[str] = []
     with BenchDatabase() as db, tempfile.TemporaryDirectory(prefix="bench-tree-") as tmp:
         setup = provision(db, n, clients)
-        notes.append(f"setup: {n} tenants provisioned (fast path) with {clients} clients each in {setup:.1f} s")
+        notes.append(
+            f"setup: {n} tenants provisioned (fast path) with {clients} clients each in {setup:.1f} s"
+        )
         tree = copy_tree(Path(tmp) / "tenant_migrations")
         head = None
         for index, jobs in enumerate(job_counts, start=1):
@@ -154,7 +165,7 @@ def run(args: argparse.Namespace) -> Report:
                     str(migrated),
                     f"{result['seconds']:.2f} s",
                     f"{migrated / result['seconds']:.0f}",
-                    f"{mib(result['rss_peak_kib'])} (+{mib(result['rss_peak_kib'] - result['rss_start_kib'])})",
+                    process_memory(result),
                     mib(result["worker_peak_kib"]) if jobs > 1 else "-",
                 ]
             )
@@ -179,8 +190,12 @@ def run(args: argparse.Namespace) -> Report:
     return Report(
         headers=["run", "tenants", "seconds", "tenants/s", "process peak RSS (growth)", "worker peak RSS"],
         rows=rows,
-        settings={"tenants": n, "jobs": " ".join(map(str, job_counts)), "registry_rows": registry_rows,
-                  "clients_per_tenant": clients},
+        settings={
+            "tenants": n,
+            "jobs": " ".join(map(str, job_counts)),
+            "registry_rows": registry_rows,
+            "clients_per_tenant": clients,
+        },
         server=server,
         notes=notes,
     )
@@ -192,6 +207,6 @@ def nothing_pending_row(label: str, count: int, result: dict) -> list[str]:
         str(count),
         ms(result["seconds"]),
         f"{count / result['seconds']:.0f}",
-        f"{mib(result['rss_peak_kib'])} (+{mib(result['rss_peak_kib'] - result['rss_start_kib'])})",
+        process_memory(result),
         "-",
     ]

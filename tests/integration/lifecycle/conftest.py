@@ -35,6 +35,4 @@ def retire(runtime):
     with runtime.owner_engine.begin() as connection:
         for tenant in retired:
             SqlSchemaManager(connection, None).drop(tenant.schema_name)
-            connection.execute(
-                update(tenants).where(tenants.c.id == tenant.id).values(status="deleted")
-            )
+            connection.execute(update(tenants).where(tenants.c.id == tenant.id).values(status="deleted"))

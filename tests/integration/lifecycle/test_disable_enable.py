@@ -39,9 +39,7 @@ def events(runtime, tenant) -> list[tuple[str, str | None, dict]]:
 def test_disable_then_enable_changes_the_registry_row_and_is_audited(make_tenant, runtime, uow):
     tenant = make_tenant()
     now = datetime.now(UTC)
-    disabled = service.disable_tenant(
-        slug=tenant.slug, reason=DisableReason.NON_PAYMENT, now=now, uow=uow()
-    )
+    disabled = service.disable_tenant(slug=tenant.slug, reason=DisableReason.NON_PAYMENT, now=now, uow=uow())
     assert disabled.status is TenantStatus.DISABLED
     stored = row(runtime, tenant)
     assert (stored.status, stored.disabled_at) == ("disabled", now)

@@ -55,7 +55,7 @@ def test_fast_path_builds_the_same_schema_as_the_chain(runtime):
     ]
 
 
-KITCHEN_SINK = '''
+KITCHEN_SINK = """
 op.execute("CREATE TYPE mood AS ENUM ('calm', 'busy')")
 op.create_table(
     "probe",
@@ -90,7 +90,7 @@ op.execute("COMMENT ON TABLE probe IS 'what a tenant revision may contain'")
 op.execute("COMMENT ON COLUMN probe.code IS 'short code, 50% of the time lower case'")
 op.execute("INSERT INTO probe (code, during) VALUES ('seed', '[2026-01-01 09:00+00,2026-01-01 10:00+00)')")
 op.execute("SELECT setval('invoice_numbers', 1070)")
-'''
+"""
 
 
 def test_equivalence_holds_for_objects_the_tree_does_not_have_yet(runtime, tenant_tree):
@@ -180,9 +180,7 @@ def test_provisioning_retried_after_a_failure_succeeds_and_leaves_nothing_half_m
     with runtime.owner_engine.connect() as connection:
         assert connection.execute(select(func.count()).where(tenants.c.slug == slug)).scalar_one() == 0
         assert (
-            connection.execute(
-                select(func.count()).where(func.lower(users.c.email) == email)
-            ).scalar_one()
+            connection.execute(select(func.count()).where(func.lower(users.c.email) == email)).scalar_one()
             == 0
         )
     assert tenant_schema_count(runtime) == schemas_before

@@ -69,9 +69,7 @@ def outcomes(results) -> dict:
     return {r.tenant_id: r.outcome for r in results}
 
 
-def test_migrates_every_tenant_behind_head_and_records_it(
-    make_tenant, runtime, tenant_tree, retire, factory
-):
+def test_migrates_every_tenant_behind_head_and_records_it(make_tenant, runtime, tenant_tree, retire, factory):
     fleet = [make_tenant() for _ in range(3)]
     retire(fleet)
     head = add_revision(tenant_tree, "x_archived_at", ADD_ARCHIVED_AT, DROP_ARCHIVED_AT)
@@ -119,9 +117,7 @@ def test_a_failing_tenant_is_recorded_the_others_migrate_and_a_rerun_resumes(
 
         with runtime.owner_engine.begin() as connection:
             connection.exec_driver_sql(f'ALTER TABLE "{broken.schema_name}".clients DROP archived_at')
-        [fixed] = service.migrate_tenants(
-            plan=plan_for(uow_factory, fleet, head), uow_factory=uow_factory
-        )
+        [fixed] = service.migrate_tenants(plan=plan_for(uow_factory, fleet, head), uow_factory=uow_factory)
         assert fixed.outcome is MigrationOutcome.MIGRATED
         assert registry(runtime, broken) == (head, None)
         assert plan_for(uow_factory, fleet, head).pending == []
@@ -134,9 +130,7 @@ op.execute("INSERT INTO migration_runs DEFAULT VALUES")
 """
 
 
-def test_concurrent_runs_never_migrate_a_tenant_twice(
-    make_tenant, runtime, tenant_tree, retire, factory
-):
+def test_concurrent_runs_never_migrate_a_tenant_twice(make_tenant, runtime, tenant_tree, retire, factory):
     fleet = [make_tenant() for _ in range(6)]
     retire(fleet)
     head = add_revision(tenant_tree, "x_slow", SLOW_REVISION, 'op.drop_table("migration_runs")')
@@ -196,9 +190,7 @@ def test_a_tenant_whose_tables_stay_locked_fails_on_lock_timeout_and_is_retried(
         assert retried.outcome is MigrationOutcome.MIGRATED
 
 
-def test_nothing_pending_is_decided_from_the_registry_without_opening_schemas(
-    make_tenant, runtime, factory
-):
+def test_nothing_pending_is_decided_from_the_registry_without_opening_schemas(make_tenant, runtime, factory):
     tenant = make_tenant()
     head = migrations.head_revision("tenant")
     uow_factory = factory()

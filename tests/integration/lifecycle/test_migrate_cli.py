@@ -17,7 +17,9 @@ def test_nothing_pending_exits_cleanly_without_touching_a_tenant(app, make_tenan
     assert "0 migrated" in result.output and "0 failed" in result.output
 
 
-def test_a_failed_tenant_exits_non_zero_and_the_rerun_succeeds(app, make_tenant, runtime, tenant_tree, retire):
+def test_a_failed_tenant_exits_non_zero_and_the_rerun_succeeds(
+    app, make_tenant, runtime, tenant_tree, retire
+):
     tenant = make_tenant()
     retire([tenant])
     with runtime.owner_engine.begin() as connection:
@@ -41,4 +43,3 @@ def test_an_unknown_slug_exits_non_zero(app):
     result = app.test_cli_runner().invoke(args=["tenants", "migrate", "--slug", "no-such-tenant"])
     assert result.exit_code == 1
     assert "not_found" in result.output
-

@@ -30,9 +30,7 @@ def test_a_request_blocked_by_a_migration_gets_503_tenant_unavailable(
     migrating, other = make_tenant(), make_tenant()
     with runtime.owner_engine.connect() as migration:
         # What ALTER TABLE takes while a migration runs, until its transaction ends.
-        migration.exec_driver_sql(
-            f'LOCK TABLE "{migrating.schema_name}".clients IN ACCESS EXCLUSIVE MODE'
-        )
+        migration.exec_driver_sql(f'LOCK TABLE "{migrating.schema_name}".clients IN ACCESS EXCLUSIVE MODE')
         blocked = client.get("/api/v1/clients", headers=worker_token(migrating))
         served = client.get("/api/v1/clients", headers=worker_token(other))
         migration.rollback()
