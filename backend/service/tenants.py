@@ -39,33 +39,35 @@ def provision_tenant(
     actor_user_id: uuid.UUID | None = None,
     request_id: str | None = None,
 ) -> Tenant:
-    """Creates the registry row, the schema at head and the owner's worker membership, in one
-    transaction: a failure at any step leaves nothing behind, so a retry simply works."""
+    """Creates the owner (or finds them), the schema at head, the registry row and the owner's
+    worker membership in one transaction: a failure at any step leaves nothing behind, so a
+    retry simply works. A taken slug is refused by the registry's unique constraint
+    (`slug_taken`), which also settles two concurrent signups for one slug."""
     slug = validate_slug(slug)
     name = validate_workspace_name(name)
     tenant_id = uuid.uuid4()
     with uow:
-        if uow.tenants.get_by_slug(slug) is not None:
-            raise Conflict("slug_taken")
         owner_id = uow.users.id_by_email(owner_email)
         if owner_id is None:
             owner_id = uuid.uuid4()
             uow.users.add(owner_id, owner_email, owner_name, owner_password_hash)
         elif owner_password_hash is not None:
             raise Conflict("email_taken")
+        schema_name = schema_name_for(tenant_id)
+        # The schema first, so the registry row is written once, with the schema's version.
+        version = uow.schemas.create(schema_name)
         tenant = Tenant(
             id=tenant_id,
             slug=slug,
             name=name,
-            schema_name=schema_name_for(tenant_id),
+            schema_name=schema_name,
             status=TenantStatus.ACTIVE,
             plan=Plan.TRIAL,
             trial_ends_at=now + timedelta(days=trial_days),
             created_at=now,
+            schema_version=version,
         )
         uow.tenants.add(tenant)
-        version = uow.schemas.create(tenant.schema_name)
-        uow.tenants.record_migration(tenant.id, version, None)
         uow.memberships.add(user_id=owner_id, tenant_id=tenant.id, role=Role.WORKER)
         uow.audit.record(
             "tenant.provisioned",
@@ -77,7 +79,7 @@ def provision_tenant(
             metadata={"slug": slug, "schema_version": version},
         )
         uow.commit()
-    return Tenant(**{**tenant.__dict__, "schema_version": version})
+    return tenant
 
 
 def list_tenants(*, status: TenantStatus | None, uow: RegistryUnitOfWork) -> list[Tenant]:

@@ -188,5 +188,7 @@ def test_provisioning_retried_after_a_failure_succeeds_and_leaves_nothing_half_m
     tenant = make_tenant(slug, owner_email=email)
     assert tenant.schema_version == migrations.head_revision("tenant")
     assert tenant_schema_count(runtime) == schemas_before + 1
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict) as taken:  # the registry's constraint; the new schema rolls back
         make_tenant(slug)
+    assert taken.value.code == "slug_taken"
+    assert tenant_schema_count(runtime) == schemas_before + 1
