@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.util import LRUCache
 
 from backend.core.config import Settings
 from backend.core.db import create_db_engine
@@ -25,6 +26,7 @@ from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
 # A connection that has opened many schemas carries their catalog entries in its backend's
 # caches (relcache, catcache): a worker replaces its connection after this many tenants.
 CHECKOUTS_PER_CONNECTION = 200
+COMPILED_CACHE_SIZE = 64
 
 _engines: dict[tuple[int, str], Engine] = {}
 
@@ -82,4 +84,7 @@ def _recycling_engine(url: str) -> Engine:
         if uses > CHECKOUTS_PER_CONNECTION:
             raise DisconnectionError("recycled after serving many tenants")
 
-    return engine
+    # Alembic's statements name each tenant's version table, so every tenant adds entries to
+    # SQLAlchemy's compiled cache (500 by default) that are never reused: a small cache keeps
+    # a worker's memory flat; the registry statements, reused for every tenant, stay in it.
+    return engine.execution_options(compiled_cache=LRUCache(COMPILED_CACHE_SIZE))

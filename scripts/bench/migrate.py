@@ -92,6 +92,7 @@ def add_registry_rows(db: BenchDatabase, total: int, head: str) -> int:
 
 
 def migrate_run(db: BenchDatabase, tree: Path, jobs: int) -> dict:
+    server_before = db.server_cpu_seconds()
     env = {
         **os.environ,
         "DATABASE_URL": db.settings.database_url,
@@ -113,6 +114,8 @@ def migrate_run(db: BenchDatabase, tree: Path, jobs: int) -> dict:
     result = json.loads(lines[-1].removeprefix("BENCH_RESULT "))
     if result["exit_code"] != 0:
         raise SystemExit(f"tenants migrate exited {result['exit_code']}:\n{done.stdout[-3000:]}")
+    server_after = db.server_cpu_seconds()
+    result["server_cpu_seconds"] = None if server_before is None else server_after - server_before
     return result
 
 
@@ -127,6 +130,13 @@ def at_head(db: BenchDatabase, head: str) -> int:
 
 def mib(kib: int) -> str:
     return f"{kib / 1024:.0f} MiB"
+
+
+def cpu_per_tenant(result: dict, tenants: int) -> str:
+    """CPU milliseconds per tenant: the command's processes (+ the server's, when embedded)."""
+    client = result["cpu_seconds"] * 1000 / tenants
+    server = result["server_cpu_seconds"]
+    return f"{client:.1f}" + ("" if server is None else f" + {server * 1000 / tenants:.1f}")
 
 
 def process_memory(result: dict) -> str:
@@ -165,6 +175,7 @@ def run(args: argparse.Namespace) -> Report:
                     str(migrated),
                     f"{result['seconds']:.2f} s",
                     f"{migrated / result['seconds']:.0f}",
+                    cpu_per_tenant(result, migrated),
                     process_memory(result),
                     mib(result["worker_peak_kib"]) if jobs > 1 else "-",
                 ]
@@ -184,11 +195,23 @@ def run(args: argparse.Namespace) -> Report:
         "tenants, summary), without interpreter start-up; workers are forked from a preloaded fork server"
     )
     notes.append(
+        "CPU: time the command's processes (parent, fork server, workers) and the embedded server spent, "
+        "per tenant: what the run costs whatever else shares the machine"
+    )
+    notes.append(
         "memory: resident set of the command's process, peak (and growth over its start), and of the "
         "largest worker process"
     )
     return Report(
-        headers=["run", "tenants", "seconds", "tenants/s", "process peak RSS (growth)", "worker peak RSS"],
+        headers=[
+            "run",
+            "tenants",
+            "seconds",
+            "tenants/s",
+            "CPU ms/tenant (command + server)",
+            "process peak RSS (growth)",
+            "worker peak RSS",
+        ],
         rows=rows,
         settings={
             "tenants": n,
@@ -207,6 +230,7 @@ def nothing_pending_row(label: str, count: int, result: dict) -> list[str]:
         str(count),
         ms(result["seconds"]),
         f"{count / result['seconds']:.0f}",
+        cpu_per_tenant(result, count),
         process_memory(result),
         "-",
     ]

@@ -58,6 +58,8 @@ def main(tree: str, jobs: int) -> int:
     migrations.use_script_location("tenant", Path(tree))
     app = create_app()
     sampler = PeakRss()
+    start_times = sampler.me.cpu_times()
+    cpu_at_start = start_times.user + start_times.system
     sampler.start()
     started = time.perf_counter()
     try:
@@ -75,7 +77,13 @@ def main(tree: str, jobs: int) -> int:
     sampler.done.set()
     sampler.join()
     sampler.sample()
+    # Workers have exited and been reaped by the fork server: their time is in its children's.
+    cpu = sum(
+        t.user + t.system + t.children_user + t.children_system
+        for t in (p.cpu_times() for p in [sampler.me, *sampler.me.children(recursive=True)])
+    )
     result = {
+        "cpu_seconds": cpu - cpu_at_start,
         "seconds": seconds,
         "exit_code": exit_code,
         "rss_start_kib": sampler.start_kib,

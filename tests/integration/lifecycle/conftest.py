@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from psycopg import sql
 from sqlalchemy import update
+from sqlalchemy.engine import Connection
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -17,7 +19,13 @@ from bench.trees import add_revision, copy_tree  # noqa: E402
 from backend.infrastructure.sql.schemas import SqlSchemaManager  # noqa: E402
 from backend.infrastructure.sql.tenants import tenants  # noqa: E402
 
-__all__ = ["add_revision"]
+__all__ = ["add_revision", "in_schema"]
+
+
+def in_schema(connection: Connection, statement: str, schema: str):
+    """Run `statement` with `{schema}` replaced by the quoted schema identifier."""
+    query = sql.SQL(statement).format(schema=sql.Identifier(schema))
+    return connection.exec_driver_sql(query.as_string(None))
 
 
 @pytest.fixture()

@@ -16,7 +16,7 @@ from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.infrastructure.sql.tenants import tenants
 from tests.conftest import unique_slug
 from tests.integration.lifecycle.catalog import snapshot
-from tests.integration.lifecycle.conftest import add_revision
+from tests.integration.lifecycle.conftest import add_revision, in_schema
 
 
 def new_schema() -> str:
@@ -119,7 +119,7 @@ def test_orphan_template_schemas_are_dropped_by_the_next_generation(runtime):
     orphan = f"tenant_{uuid.uuid4().hex[:12]}0{uuid.uuid4().hex[:19]}"
     assert ddl_cache.is_template(orphan)
     with runtime.owner_engine.begin() as connection:
-        connection.exec_driver_sql(f'CREATE SCHEMA "{orphan}"')
+        in_schema(connection, "CREATE SCHEMA {schema}", orphan)
     ddl_cache.generate(runtime.owner_engine, runtime.runtime_role)
     with runtime.owner_engine.connect() as connection:
         left = connection.execute(

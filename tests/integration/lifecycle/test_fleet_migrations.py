@@ -15,7 +15,7 @@ from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.infrastructure.sql.tenants import tenants as tenants_table
 from backend.service import tenants as service
 from backend.service.tenants import MigrationOutcome, MigrationPlan
-from tests.integration.lifecycle.conftest import add_revision
+from tests.integration.lifecycle.conftest import add_revision, in_schema
 
 ADD_ARCHIVED_AT = """
 op.add_column("clients", sa.Column("archived_at", sa.DateTime(timezone=True)))
@@ -94,7 +94,7 @@ def test_a_failing_tenant_is_recorded_the_others_migrate_and_a_rerun_resumes(
     old_head = broken.schema_version
     # The injected cause: the column the revision adds already exists in one tenant.
     with runtime.owner_engine.begin() as connection:
-        connection.exec_driver_sql(f'ALTER TABLE "{broken.schema_name}".clients ADD archived_at date')
+        in_schema(connection, "ALTER TABLE {schema}.clients ADD archived_at date", broken.schema_name)
     head = add_revision(tenant_tree, "x_archived_at", ADD_ARCHIVED_AT, DROP_ARCHIVED_AT)
     with migrations.script_location_override("tenant", tenant_tree):
         uow_factory = factory()
@@ -116,7 +116,7 @@ def test_a_failing_tenant_is_recorded_the_others_migrate_and_a_rerun_resumes(
         assert again.outcome is MigrationOutcome.FAILED
 
         with runtime.owner_engine.begin() as connection:
-            connection.exec_driver_sql(f'ALTER TABLE "{broken.schema_name}".clients DROP archived_at')
+            in_schema(connection, "ALTER TABLE {schema}.clients DROP archived_at", broken.schema_name)
         [fixed] = service.migrate_tenants(plan=plan_for(uow_factory, fleet, head), uow_factory=uow_factory)
         assert fixed.outcome is MigrationOutcome.MIGRATED
         assert registry(runtime, broken) == (head, None)
@@ -160,9 +160,8 @@ def test_concurrent_runs_never_migrate_a_tenant_twice(make_tenant, runtime, tena
         }
         assert registry(runtime, tenant) == (head, None)
         with runtime.owner_engine.connect() as connection:
-            runs_in_schema = connection.exec_driver_sql(
-                f'SELECT count(*) FROM "{tenant.schema_name}".migration_runs'
-            ).scalar_one()
+            query = "SELECT count(*) FROM {schema}.migration_runs"
+            runs_in_schema = in_schema(connection, query, tenant.schema_name).scalar_one()
         assert runs_in_schema == 1
 
 
@@ -175,7 +174,7 @@ def test_a_tenant_whose_tables_stay_locked_fails_on_lock_timeout_and_is_retried(
     with migrations.script_location_override("tenant", tenant_tree):
         uow_factory = factory()
         with runtime.engine.connect() as reader:  # a long request reading the table
-            reader.exec_driver_sql(f'SELECT count(*) FROM "{tenant.schema_name}".clients')
+            in_schema(reader, "SELECT count(*) FROM {schema}.clients", tenant.schema_name)
             [result] = service.migrate_tenants(
                 plan=plan_for(uow_factory, [tenant], head),
                 uow_factory=uow_factory,

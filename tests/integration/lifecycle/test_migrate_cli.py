@@ -4,7 +4,7 @@ tenant failed, and a clean exit once the cause is gone."""
 from __future__ import annotations
 
 from backend.infrastructure import migrations
-from tests.integration.lifecycle.conftest import add_revision
+from tests.integration.lifecycle.conftest import add_revision, in_schema
 from tests.integration.lifecycle.test_fleet_migrations import ADD_ARCHIVED_AT, DROP_ARCHIVED_AT
 
 
@@ -23,13 +23,13 @@ def test_a_failed_tenant_exits_non_zero_and_the_rerun_succeeds(
     tenant = make_tenant()
     retire([tenant])
     with runtime.owner_engine.begin() as connection:
-        connection.exec_driver_sql(f'ALTER TABLE "{tenant.schema_name}".clients ADD archived_at date')
+        in_schema(connection, "ALTER TABLE {schema}.clients ADD archived_at date", tenant.schema_name)
     add_revision(tenant_tree, "x_archived_at", ADD_ARCHIVED_AT, DROP_ARCHIVED_AT)
     cli = app.test_cli_runner()
     with migrations.script_location_override("tenant", tenant_tree):
         failed = cli.invoke(args=["tenants", "migrate", "--slug", tenant.slug, "--jobs", "2"])
         with runtime.owner_engine.begin() as connection:
-            connection.exec_driver_sql(f'ALTER TABLE "{tenant.schema_name}".clients DROP archived_at')
+            in_schema(connection, "ALTER TABLE {schema}.clients DROP archived_at", tenant.schema_name)
         fixed = cli.invoke(args=["tenants", "migrate", "--slug", tenant.slug])
     assert failed.exit_code == 1, failed.output
     summary_line = next(line for line in failed.output.splitlines() if line.startswith(tenant.slug))

@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from backend.api.errors import from_database_error
+from tests.integration.lifecycle.conftest import in_schema
 
 
 @pytest.fixture()
@@ -30,7 +31,7 @@ def test_a_request_blocked_by_a_migration_gets_503_tenant_unavailable(
     migrating, other = make_tenant(), make_tenant()
     with runtime.owner_engine.connect() as migration:
         # What ALTER TABLE takes while a migration runs, until its transaction ends.
-        migration.exec_driver_sql(f'LOCK TABLE "{migrating.schema_name}".clients IN ACCESS EXCLUSIVE MODE')
+        in_schema(migration, "LOCK TABLE {schema}.clients IN ACCESS EXCLUSIVE MODE", migrating.schema_name)
         blocked = client.get("/api/v1/clients", headers=worker_token(migrating))
         served = client.get("/api/v1/clients", headers=worker_token(other))
         migration.rollback()
