@@ -32,7 +32,7 @@ def test_provision_and_migrate_benchmarks_print_and_record_their_tables(tmp_path
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for table_line in (
         "| fast path p50, all provisions",
-        "| chain / fast (p50) at end",
+        "| chain / fast (p50), whole provisioning, at end",
         "| add column + index, --jobs 2",
         "| nothing pending, 40 registry rows",
     ):
