@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,17 +68,18 @@ class HeadScript:
         """Create `schema_name` at head in the caller's transaction; return the revision."""
         script = self.sql.replace(PLACEHOLDER, quoted_schema(schema_name))
         # One round trip. no_parameters: psycopg must not read `%` in the DDL as placeholders.
-        connection.execution_options(no_parameters=True).exec_driver_sql(script)
+        connection.exec_driver_sql(script, execution_options={"no_parameters": True})
         return self.revision
 
 
-_cache: dict[tuple, HeadScript | HeadScriptError] = {}
+_cache: dict[tuple, HeadScript | tuple[HeadScriptError, float]] = {}
 _cache_lock = threading.Lock()
+RETRY_GENERATION_AFTER_S = 300  # after a failure (database briefly down at the first signup, ...)
 
 
 def head_script(engine: Engine, runtime_role: str | None) -> HeadScript | None:
     """The cached script for this database, role and tenant head, generated on first use;
-    None when it cannot be generated (logged once), so callers use the chain instead."""
+    None when it cannot be generated (logged; retried after a while), so callers use the chain."""
     key = (
         engine.url.render_as_string(hide_password=True),
         runtime_role,
@@ -85,13 +87,15 @@ def head_script(engine: Engine, runtime_role: str | None) -> HeadScript | None:
         migrations.head_revision("tenant"),
     )
     with _cache_lock:
-        if key not in _cache:
+        cached = _cache.get(key)
+        if cached is None or (
+            isinstance(cached, tuple) and time.monotonic() - cached[1] > RETRY_GENERATION_AFTER_S
+        ):
             try:
-                _cache[key] = generate(engine, runtime_role)
+                cached = _cache[key] = generate(engine, runtime_role)
             except Exception as error:  # noqa: BLE001 - the chain is always a correct fallback
                 log.warning("fast provisioning unavailable, using the migration chain: %s", error)
-                _cache[key] = HeadScriptError(str(error))
-        cached = _cache[key]
+                cached = _cache[key] = (HeadScriptError(str(error)), time.monotonic())
     return cached if isinstance(cached, HeadScript) else None
 
 

@@ -30,6 +30,8 @@ class PeakRss(threading.Thread):
         self.peak_kib = self.start_kib
         self.worker_peak_kib = 0
         self.tree_peak_kib = self.start_kib
+        self.timeline: list[tuple[float, int]] = []  # (seconds since start, own RSS KiB)
+        self.started = time.perf_counter()
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -43,6 +45,7 @@ class PeakRss(threading.Thread):
             with contextlib.suppress(psutil.Error):
                 others.append(child.memory_info().rss // 1024)
         self.peak_kib = max(self.peak_kib, own)
+        self.timeline.append((time.perf_counter() - self.started, own))
         self.worker_peak_kib = max([self.worker_peak_kib, *others])
         self.tree_peak_kib = max(self.tree_peak_kib, own + sum(others))
 
@@ -88,6 +91,8 @@ def main(tree: str, jobs: int) -> int:
         "exit_code": exit_code,
         "rss_start_kib": sampler.start_kib,
         "rss_peak_kib": sampler.peak_kib,
+        # Once the run is warm (a tenth of it done), memory that keeps growing is a leak.
+        "rss_at_tenth_kib": next((kib for t, kib in sampler.timeline if t >= seconds / 10), sampler.peak_kib),
         "worker_peak_kib": sampler.worker_peak_kib,
         "tree_peak_kib": sampler.tree_peak_kib,
     }
