@@ -6,6 +6,7 @@ import logging
 
 import marshmallow as ma
 from flask import Response, jsonify
+from psycopg.errors import LockNotAvailable
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
@@ -107,7 +108,14 @@ def from_token_error(error: TokenError) -> Response:
 
 
 def from_database_error(error: Exception) -> Response:
-    """PostgreSQL unreachable, a backend killed, or the pool exhausted: 503, never a trace."""
+    """PostgreSQL unreachable, a backend killed, or the pool exhausted: 503, never a trace.
+
+    A lock wait that hit the runtime role's `lock_timeout` (SQLSTATE 55P03) means the tenant's
+    tables are held by a schema change (a migration, a purge): 503 `tenant_unavailable`, so a
+    request queues at most `lock_timeout` behind it and the client knows to retry."""
+    if isinstance(getattr(error, "orig", None), LockNotAvailable):
+        log.warning("tenant unavailable: lock timeout")
+        return error_response(503, "tenant_unavailable", headers={"Retry-After": str(RETRY_AFTER_S)})
     log.warning("database unavailable: %s", type(error).__name__)
     return error_response(503, "database_unavailable", headers={"Retry-After": str(RETRY_AFTER_S)})
 

@@ -4,6 +4,9 @@ reason on failure."""
 from __future__ import annotations
 
 import json
+import logging
+import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import click
@@ -11,8 +14,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from backend.domain.errors import DomainError
-from backend.domain.tenants import TenantStatus
-from backend.infrastructure import migrations
+from backend.domain.tenants import DisableReason, TenantStatus
+from backend.infrastructure import fleet, migrations
 from backend.infrastructure.sql.privileges import grant_shared
 from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
 from backend.service import tenants as service
@@ -33,7 +36,7 @@ def fail(message: str) -> None:
 
 @click.group("tenants")
 def tenants_cli() -> None:
-    """Provision, list and migrate tenants."""
+    """Provision, list, migrate, disable and enable tenants."""
 
 
 @tenants_cli.command("provision")
@@ -99,23 +102,110 @@ def migrate_shared() -> str:
 
 @tenants_cli.command("migrate")
 @click.option("--slug", help="Only this tenant")
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Tenants migrated in parallel, each worker on its own connection",
+)
+@click.option(
+    "--lock-timeout",
+    "lock_timeout_ms",
+    type=click.IntRange(0),
+    default=5000,
+    show_default=True,
+    help="Milliseconds a schema change may wait for a table lock before the tenant fails "
+    "(recorded, retried by the next run); also bounds how long requests queue behind it",
+)
+@click.option("--verbose", is_flag=True, help="Log every Alembic step (one tenant's story)")
 @with_appcontext
-def migrate(slug: str | None) -> None:
+def migrate(slug: str | None, jobs: int, lock_timeout_ms: int, verbose: bool) -> None:
     """Upgrade the shared schema, then every tenant (or one) to head."""
+    if not verbose:  # three INFO lines per tenant drown the summary of a fleet run
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     click.echo(f"shared schema at {migrate_shared()}")
     head = migrations.head_revision("tenant")
-    with owner_uow() as uow:
-        total = len(uow.tenants.list())
-    failed = []
-    done = 0
-    with click.progressbar(length=total, label="tenants", show_pos=True) as bar:
-        for result in service.migrate_tenants(uow_factory=owner_uow, head=head, slug=slug):
-            done += 1
-            bar.update(1)
-            if not result.ok:
-                failed.append(result)
-    for result in failed:
-        click.echo(f"FAILED {result.slug}: {result.error}", err=True)
-    click.echo(f"tenants at {head}: {done - len(failed)} ok, {len(failed)} failed")
-    if failed:
-        fail(f"{len(failed)} tenant(s) failed to migrate")
+    try:
+        plan = service.plan_migration(head=head, uow=owner_uow(), slug=slug)
+    except DomainError as error:
+        fail(f"{error.code}: {error.message or slug}")
+    click.echo(f"{len(plan.pending)} of {plan.fleet_size} tenant(s) to migrate to {head}")
+    started = time.perf_counter()
+    results = run_migration(plan, jobs, lock_timeout_ms) if plan.pending else []
+    elapsed = time.perf_counter() - started
+    print_summary(results)
+    counts = Counter(r.outcome.value for r in results)
+    current = plan.fleet_size - len(results) + counts["current"]
+    click.echo(
+        f"tenants at {head}: {counts['migrated']} migrated, {current} already current, "
+        f"{counts['busy']} busy (another run), {counts['skipped']} skipped, "
+        f"{counts['failed']} failed; {jobs} job(s), {elapsed:.1f} s"
+    )
+    if counts["failed"]:
+        fail(f"{counts['failed']} tenant(s) failed to migrate; fix the cause and run again")
+
+
+def run_migration(plan: service.MigrationPlan, jobs: int, lock_timeout_ms: int) -> list:
+    rt = _runtime()
+    uow_factory = fleet.RegistryUowFactory.for_current_tree(rt.settings.owner_database_url, rt.runtime_role)
+    fleet.preload_workers()
+    results = []
+    try:
+        with click.progressbar(
+            length=len(plan.pending), label="tenants", show_pos=True, show_eta=True
+        ) as bar:
+            for result in service.migrate_tenants(
+                plan=plan, uow_factory=uow_factory, jobs=jobs, lock_timeout_ms=lock_timeout_ms
+            ):
+                results.append(result)
+                bar.update(1)
+    finally:
+        fleet.dispose_engines()
+    return results
+
+
+def print_summary(results: list) -> None:
+    """One line per tenant the run touched (tenants already current are only counted)."""
+    touched = [r for r in results if r.outcome.value != "current"]
+    if not touched:
+        return
+    click.echo(f"{'slug':<40} {'outcome':<9} {'from':<12} {'to':<12} {'seconds':>7}  error")
+    for r in sorted(touched, key=lambda r: (r.ok, r.slug)):
+        click.echo(
+            f"{r.slug:<40} {r.outcome.value:<9} {r.from_version or '-':<12} "
+            f"{r.version or '-':<12} {r.seconds:>7.2f}  {r.error or ''}"
+        )
+
+
+@tenants_cli.command("disable")
+@click.option("--slug", required=True)
+@click.option(
+    "--reason",
+    type=click.Choice([r.value for r in DisableReason]),
+    default=DisableReason.OTHER.value,
+    show_default=True,
+    help="Recorded in the audit trail (a fixed list: no free text)",
+)
+@with_appcontext
+def disable(slug: str, reason: str) -> None:
+    """Block a tenant for everyone (workers and clients) until it is enabled again."""
+    try:
+        tenant = service.disable_tenant(
+            slug=slug, reason=DisableReason(reason), now=datetime.now(UTC), uow=owner_uow()
+        )
+    except DomainError as error:
+        fail(f"{error.code}: {error.message or slug}")
+    click.echo(f"{tenant.slug} ({tenant.id}) is disabled since {tenant.disabled_at:%Y-%m-%d %H:%M:%S%z}")
+
+
+@tenants_cli.command("enable")
+@click.option("--slug", required=True)
+@with_appcontext
+def enable(slug: str) -> None:
+    """Lift a disable: the tenant's workers and clients get their access back."""
+    try:
+        tenant = service.enable_tenant(slug=slug, uow=owner_uow())
+    except DomainError as error:
+        fail(f"{error.code}: {error.message or slug}")
+    click.echo(f"{tenant.slug} ({tenant.id}) is {tenant.status.value}")

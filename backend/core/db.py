@@ -43,7 +43,12 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def create_db_engine(
-    url: str, settings: Settings, *, application_name: str = "saas-api", pool_size: int | None = None
+    url: str,
+    settings: Settings,
+    *,
+    application_name: str = "saas-api",
+    pool_size: int | None = None,
+    pre_ping: bool = True,
 ) -> Engine:
     engine = create_engine(
         sqlalchemy_url(url),
@@ -51,7 +56,7 @@ def create_db_engine(
         max_overflow=settings.pool_max_overflow,
         pool_timeout=settings.pool_timeout_s,
         pool_recycle=settings.pool_recycle_s,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         # Bound values (emails, hashes) stay out of exception messages, hence out of logs.
         hide_parameters=True,
         connect_args={

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from backend.domain.errors import Invalid
+from backend.domain.errors import Conflict, Invalid
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38})[a-z0-9]$")
 RESERVED_SLUGS = frozenset(
@@ -75,3 +75,29 @@ def validate_workspace_name(name: str) -> str:
     if not 1 <= len(cleaned) <= 120:
         raise Invalid({"name": ["1 to 120 characters"]})
     return cleaned
+
+
+class DisableReason(enum.StrEnum):
+    """Why an operator disabled a tenant: a closed list, so the audit trail holds no free text."""
+
+    ABUSE = "abuse"
+    NON_PAYMENT = "non_payment"
+    OWNER_REQUEST = "owner_request"
+    SECURITY = "security"
+    OTHER = "other"
+
+
+def check_operator_status_change(current: TenantStatus, target: TenantStatus) -> bool:
+    """Whether an operator's disable/enable changes anything: False when the tenant is already
+    in `target` (the command is idempotent). Raises Conflict when the lifecycle forbids it: a
+    tenant scheduled for deletion or deleted is neither disabled nor re-enabled here (cancel
+    the deletion, or restore, instead)."""
+    if target not in (TenantStatus.ACTIVE, TenantStatus.DISABLED):
+        raise ValueError(f"not an operator status: {target}")
+    if current is target:
+        return False
+    if current in (TenantStatus.DELETION_SCHEDULED, TenantStatus.DELETED):
+        raise Conflict("tenant_deleted", f"the tenant is {current.value}")
+    if current is TenantStatus.PROVISIONING:
+        raise Conflict("tenant_provisioning", "the tenant is still being provisioned")
+    return True

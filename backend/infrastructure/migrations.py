@@ -3,46 +3,138 @@
 `alembic.ini` has a `[shared]` and a `[tenant]` section (`alembic -n shared|tenant ...`).
 Scripts, provisioning and tests share their connection with Alembic through
 `config.attributes["connection"]` (Alembic cookbook: "Sharing a Connection").
+
+A fleet run upgrades thousands of schemas in one process, so the parsed revision files (the
+`ScriptDirectory`) are kept per tree instead of being re-read for every tenant as
+`alembic.command.upgrade` does; the env.py of the tree still runs for every schema.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from psycopg import sql
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from backend.core.config import PROJECT_ROOT
 from backend.core.db import set_tenant_search_path
-from backend.core.tenancy import validate_schema_name
+from backend.core.tenancy import schema_identifier, validate_schema_name
 
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+TREES = ("shared", "tenant")
+
+# Where each tree's env.py and versions/ live. Only benchmarks and tests point a tree
+# elsewhere (a temporary copy with an extra revision), through `script_location_override`.
+_script_locations: dict[str, Path] = {tree: PROJECT_ROOT / f"{tree}_migrations" for tree in TREES}
+_override_lock = threading.Lock()
+
+
+def script_location(tree: str) -> Path:
+    if tree not in TREES:
+        raise ValueError(f"unknown migration tree {tree!r}")
+    return _script_locations[tree]
+
+
+def use_script_location(tree: str, location: Path) -> None:
+    """Point this process at another copy of a tree (a fleet worker following its parent)."""
+    with _override_lock:
+        script_location(tree)  # validates the tree name
+        _script_locations[tree] = Path(location)
+    _script_directory.cache_clear()
+
+
+@contextmanager
+def script_location_override(tree: str, location: Path) -> Iterator[None]:
+    """Use another copy of a migration tree for the duration of the block (benchmarks, tests)."""
+    previous = script_location(tree)
+    use_script_location(tree, location)
+    try:
+        yield
+    finally:
+        use_script_location(tree, previous)
 
 
 def alembic_config(tree: str, connection: Connection | None = None, **attributes) -> Config:
-    if tree not in ("shared", "tenant"):
-        raise ValueError(f"unknown migration tree {tree!r}")
+    """The tree's full configuration, read from alembic.ini (revision files, templates)."""
     config = Config(str(ALEMBIC_INI), ini_section=tree)
-    config.set_main_option("script_location", str(PROJECT_ROOT / f"{tree}_migrations"))
+    config.set_main_option("script_location", str(script_location(tree)))
     if connection is not None:
         config.attributes["connection"] = connection
     config.attributes.update(attributes)
     return config
 
 
-@functools.cache
+def _run_config(tree: str, connection: Connection, **attributes) -> Config:
+    """What env.py reads when it runs on a caller's connection: its attributes. The parsed
+    tree comes from the cache, so alembic.ini is not parsed again for every schema."""
+    config = Config(ini_section=tree)
+    config.attributes.update(connection=connection, **attributes)
+    return config
+
+
+@functools.lru_cache(maxsize=8)
+def _script_directory(location: str) -> ScriptDirectory:
+    tree = next(t for t in TREES if str(script_location(t)) == location)
+    script = ScriptDirectory.from_config(alembic_config(tree))
+    script.revision_map.heads  # noqa: B018 - parse every revision file now, once
+    return script
+
+
+def script_directory(tree: str) -> ScriptDirectory:
+    return _script_directory(str(script_location(tree)))
+
+
 def head_revision(tree: str) -> str:
-    heads = ScriptDirectory.from_config(alembic_config(tree)).get_heads()
+    heads = script_directory(tree).get_heads()
     if len(heads) != 1:
         raise RuntimeError(f"{tree} migrations have {len(heads)} heads: {heads}")
     return heads[0]
 
 
+# Alembic's `op` and `context` are process-global proxies: two migrations running at once in
+# threads of one process (a signup falling back to the chain while another provisions) would
+# run each other's operations. Fleet runs use processes; within a process, one at a time.
+_alembic_lock = threading.RLock()
+
+
+def _upgrade(config: Config, tree: str, revision: str) -> None:
+    """`alembic.command.upgrade` with the tree's parsed ScriptDirectory."""
+    script = script_directory(tree)
+
+    def upgrade(rev, context):
+        return script._upgrade_revs(revision, rev)
+
+    with _alembic_lock, EnvironmentContext(config, script, fn=upgrade, destination_rev=revision):
+        script.run_env()
+
+
+def _downgrade(config: Config, tree: str, revision: str) -> None:
+    script = script_directory(tree)
+
+    def downgrade(rev, context):
+        return script._downgrade_revs(revision, rev)
+
+    with _alembic_lock, EnvironmentContext(config, script, fn=downgrade, destination_rev=revision):
+        script.run_env()
+
+
+# Held (transaction-level) while the shared schema is upgraded: two deploys starting at once
+# upgrade it one after the other, the second finding nothing to do.
+SHARED_MIGRATION_LOCK = int.from_bytes(b"sharedmg", "big", signed=True)
+
+
 def upgrade_shared(connection: Connection, revision: str = "head") -> None:
-    command.upgrade(alembic_config("shared", connection), revision)
+    connection.execute(select(func.pg_advisory_xact_lock(SHARED_MIGRATION_LOCK)))
+    _upgrade(_run_config("shared", connection), "shared", revision)
 
 
 def shared_revision(connection: Connection) -> str | None:
@@ -53,13 +145,15 @@ def shared_revision(connection: Connection) -> str | None:
 def upgrade_tenant(connection: Connection, schema_name: str, revision: str = "head") -> str | None:
     """Upgrade one tenant schema inside the caller's transaction; return its new revision."""
     validate_schema_name(schema_name)
-    command.upgrade(alembic_config("tenant", connection, tenant_schema=schema_name), revision)
-    return tenant_revision(connection, schema_name)
+    _upgrade(_run_config("tenant", connection, tenant_schema=schema_name), "tenant", revision)
+    # The version table exists now: one plain read instead of Alembic's reflection.
+    query = sql.SQL("SELECT version_num FROM {}.alembic_version").format(schema_identifier(schema_name))
+    return connection.exec_driver_sql(query.as_string(None)).scalar_one_or_none()
 
 
 def downgrade_tenant(connection: Connection, schema_name: str, revision: str) -> None:
     validate_schema_name(schema_name)
-    command.downgrade(alembic_config("tenant", connection, tenant_schema=schema_name), revision)
+    _downgrade(_run_config("tenant", connection, tenant_schema=schema_name), "tenant", revision)
 
 
 def tenant_revision(connection: Connection, schema_name: str) -> str | None:

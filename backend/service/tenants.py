@@ -1,18 +1,24 @@
-"""Tenant lifecycle use cases: provision, list, migrate."""
+"""Tenant lifecycle use cases: provision, list, migrate the fleet, disable and enable."""
 
 from __future__ import annotations
 
+import enum
+import multiprocessing
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from backend.domain.errors import Conflict
+from backend.domain.errors import Conflict, NotFound
 from backend.domain.identity import Role
 from backend.domain.tenants import (
+    DisableReason,
     Plan,
     Tenant,
     TenantStatus,
+    check_operator_status_change,
     schema_name_for,
     validate_slug,
     validate_workspace_name,
@@ -33,33 +39,35 @@ def provision_tenant(
     actor_user_id: uuid.UUID | None = None,
     request_id: str | None = None,
 ) -> Tenant:
-    """Creates the registry row, the schema at head and the owner's worker membership, in one
-    transaction: a failure at any step leaves nothing behind, so a retry simply works."""
+    """Creates the owner (or finds them), the schema at head, the registry row and the owner's
+    worker membership in one transaction: a failure at any step leaves nothing behind, so a
+    retry simply works. A taken slug is refused by the registry's unique constraint
+    (`slug_taken`), which also settles two concurrent signups for one slug."""
     slug = validate_slug(slug)
     name = validate_workspace_name(name)
     tenant_id = uuid.uuid4()
     with uow:
-        if uow.tenants.get_by_slug(slug) is not None:
-            raise Conflict("slug_taken")
         owner_id = uow.users.id_by_email(owner_email)
         if owner_id is None:
             owner_id = uuid.uuid4()
             uow.users.add(owner_id, owner_email, owner_name, owner_password_hash)
         elif owner_password_hash is not None:
             raise Conflict("email_taken")
+        schema_name = schema_name_for(tenant_id)
+        # The schema first, so the registry row is written once, with the schema's version.
+        version = uow.schemas.create(schema_name)
         tenant = Tenant(
             id=tenant_id,
             slug=slug,
             name=name,
-            schema_name=schema_name_for(tenant_id),
+            schema_name=schema_name,
             status=TenantStatus.ACTIVE,
             plan=Plan.TRIAL,
             trial_ends_at=now + timedelta(days=trial_days),
             created_at=now,
+            schema_version=version,
         )
         uow.tenants.add(tenant)
-        version = uow.schemas.create(tenant.schema_name)
-        uow.tenants.record_migration(tenant.id, version, None)
         uow.memberships.add(user_id=owner_id, tenant_id=tenant.id, role=Role.WORKER)
         uow.audit.record(
             "tenant.provisioned",
@@ -71,7 +79,7 @@ def provision_tenant(
             metadata={"slug": slug, "schema_version": version},
         )
         uow.commit()
-    return Tenant(**{**tenant.__dict__, "schema_version": version})
+    return tenant
 
 
 def list_tenants(*, status: TenantStatus | None, uow: RegistryUnitOfWork) -> list[Tenant]:
@@ -80,44 +88,201 @@ def list_tenants(*, status: TenantStatus | None, uow: RegistryUnitOfWork) -> lis
         return uow.tenants.list(status)
 
 
+def disable_tenant(
+    *,
+    slug: str,
+    reason: DisableReason,
+    now: datetime,
+    uow: RegistryUnitOfWork,
+    actor_user_id: uuid.UUID | None = None,
+) -> Tenant:
+    """Disables a tenant (blocked for everyone) and audits it; disabling twice changes nothing."""
+    return _change_status(
+        slug=slug,
+        target=TenantStatus.DISABLED,
+        disabled_at=now,
+        event="tenant.disabled",
+        metadata={"reason": reason.value},
+        uow=uow,
+        actor_user_id=actor_user_id,
+    )
+
+
+def enable_tenant(*, slug: str, uow: RegistryUnitOfWork, actor_user_id: uuid.UUID | None = None) -> Tenant:
+    """Re-enables a disabled tenant and audits it; a deleted or scheduled one is refused."""
+    return _change_status(
+        slug=slug,
+        target=TenantStatus.ACTIVE,
+        disabled_at=None,
+        event="tenant.enabled",
+        metadata={},
+        uow=uow,
+        actor_user_id=actor_user_id,
+    )
+
+
+def _change_status(
+    *,
+    slug: str,
+    target: TenantStatus,
+    disabled_at: datetime | None,
+    event: str,
+    metadata: dict,
+    uow: RegistryUnitOfWork,
+    actor_user_id: uuid.UUID | None,
+) -> Tenant:
+    with uow:
+        tenant = uow.tenants.lock_by_slug(slug)
+        if tenant is None:
+            raise NotFound("not_found", f"no tenant {slug!r}")
+        if not check_operator_status_change(tenant.status, target):
+            return tenant
+        uow.tenants.set_status(tenant.id, target, disabled_at=disabled_at)
+        uow.audit.record(
+            event,
+            tenant_id=tenant.id,
+            actor_user_id=actor_user_id,
+            actor_role="operator",
+            target_type="tenant",
+            target_id=str(tenant.id),
+            metadata={"slug": tenant.slug, **metadata},
+        )
+        uow.commit()
+    return Tenant(**{**tenant.__dict__, "status": target, "disabled_at": disabled_at})
+
+
+class MigrationOutcome(enum.StrEnum):
+    MIGRATED = "migrated"
+    CURRENT = "current"  # already at head: nothing done
+    BUSY = "busy"  # another migrate run holds the tenant's lock: it migrates it
+    SKIPPED = "skipped"  # deleted since the plan was made
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class MigrationResult:
+    tenant_id: uuid.UUID
     slug: str
-    ok: bool
+    outcome: MigrationOutcome
+    from_version: str | None
     version: str | None
+    seconds: float = 0.0
     error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is not MigrationOutcome.FAILED
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    head: str
+    fleet_size: int  # tenants with a schema (not deleted)
+    pending: list[Tenant]  # not at head, or their last migration failed
+
+
+def plan_migration(*, head: str, uow: RegistryUnitOfWork, slug: str | None = None) -> MigrationPlan:
+    """Reads from the registry which tenants are behind `head` (or failed last time), without
+    opening a single tenant schema: a run with nothing pending costs one query."""
+    with uow:
+        if slug is None:
+            return MigrationPlan(head, uow.tenants.count_migratable(), uow.tenants.list_behind(head))
+        tenant = uow.tenants.get_by_slug(slug)
+    if tenant is None:
+        raise NotFound("not_found", f"no tenant {slug!r}")
+    if tenant.status in (TenantStatus.PROVISIONING, TenantStatus.DELETED):
+        raise Conflict("tenant_deleted" if tenant.status is TenantStatus.DELETED else "tenant_provisioning")
+    behind = tenant.schema_version != head or tenant.last_migration_error is not None
+    return MigrationPlan(head, 1, [tenant] if behind else [])
 
 
 def migrate_tenants(
     *,
+    plan: MigrationPlan,
     uow_factory: Callable[[], RegistryUnitOfWork],
-    head: str,
-    slug: str | None = None,
+    jobs: int = 1,
+    lock_timeout_ms: int | None = 5000,
 ) -> Iterator[MigrationResult]:
-    """Migrates every tenant (or one) to head, each in its own transaction; a failure is
-    recorded on the tenant and the others go on. Tenants the registry already shows at head
-    are skipped without opening their schema."""
-    with uow_factory() as uow:
-        tenants = [t for t in uow.tenants.list() if t.status is not TenantStatus.DELETED]
-    if slug is not None:
-        tenants = [t for t in tenants if t.slug == slug]
-    for tenant in tenants:
-        if tenant.schema_version == head and tenant.last_migration_error is None:
-            yield MigrationResult(tenant.slug, True, head)
-            continue
-        yield _migrate_one(tenant, uow_factory)
+    """Migrates the planned tenants, each in its own transaction under its advisory lock, and
+    yields one result per tenant as it ends; a failure is recorded on the tenant and the
+    others go on. With `jobs` > 1 the tenants are shared by that many worker processes, each
+    with its own connections: Alembic's operation proxies are process-global, so threads
+    could not run two migrations at once. `uow_factory` must then be picklable."""
+    if jobs < 1:
+        raise ValueError("jobs must be at least 1")
+    if jobs == 1:
+        for tenant in plan.pending:
+            yield _migrate_one(tenant, plan.head, uow_factory, lock_timeout_ms)
+        return
+    pool = ProcessPoolExecutor(
+        max_workers=min(jobs, len(plan.pending)) or 1,
+        # Workers fork from a clean server process, never from this one: no socket of our
+        # connections is ever shared with a worker.
+        mp_context=multiprocessing.get_context("forkserver"),
+    )
+    try:
+        futures = [
+            pool.submit(_migrate_one, tenant, plan.head, uow_factory, lock_timeout_ms)
+            for tenant in plan.pending
+        ]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _migrate_one(tenant: Tenant, uow_factory: Callable[[], RegistryUnitOfWork]) -> MigrationResult:
+def _migrate_one(
+    tenant: Tenant,
+    head: str,
+    uow_factory: Callable[[], RegistryUnitOfWork],
+    lock_timeout_ms: int | None,
+) -> MigrationResult:
+    started = time.perf_counter()
+
+    def result(outcome: MigrationOutcome, version: str | None, error: str | None = None):
+        seconds = time.perf_counter() - started
+        return MigrationResult(
+            tenant.id, tenant.slug, outcome, tenant.schema_version, version, seconds, error
+        )
+
     try:
         with uow_factory() as uow:
-            version = uow.schemas.migrate(tenant.schema_name)
+            if not uow.tenants.try_lock(tenant.id):
+                return result(MigrationOutcome.BUSY, tenant.schema_version)
+            # Re-read under the lock: a concurrent run may have finished this tenant already.
+            current = uow.tenants.get(tenant.id)
+            if current is None or current.status in (TenantStatus.DELETED, TenantStatus.PROVISIONING):
+                return result(MigrationOutcome.SKIPPED, tenant.schema_version)
+            if current.schema_version == head and current.last_migration_error is None:
+                return result(MigrationOutcome.CURRENT, head)
+            try:
+                version = uow.schemas.migrate(current.schema_name, lock_timeout_ms=lock_timeout_ms)
+            except Exception as error:  # noqa: BLE001 - one tenant's failure must not stop the fleet
+                # The schema change was rolled back to its savepoint; the lock is still ours,
+                # so no concurrent run can interleave between the failure and its record.
+                uow.tenants.record_migration(tenant.id, None, describe(error))
+                uow.commit()
+                return result(MigrationOutcome.FAILED, current.schema_version, describe(error))
             uow.tenants.record_migration(tenant.id, version, None)
             uow.commit()
-        return MigrationResult(tenant.slug, True, version)
-    except Exception as error:  # noqa: BLE001 - isolate one tenant's failure from the fleet
-        message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+            return result(MigrationOutcome.MIGRATED, version)
+    except Exception as error:  # noqa: BLE001 - e.g. the connection dropped: report, go on
+        _record_failure(tenant, uow_factory, describe(error))
+        return result(MigrationOutcome.FAILED, tenant.schema_version, describe(error))
+
+
+def _record_failure(tenant: Tenant, uow_factory: Callable[[], RegistryUnitOfWork], message: str) -> None:
+    """Best effort, on a fresh connection, and only while nobody else holds the tenant."""
+    try:
         with uow_factory() as uow:
-            uow.tenants.record_migration(tenant.id, None, message)
-            uow.commit()
-        return MigrationResult(tenant.slug, False, tenant.schema_version, message)
+            if uow.tenants.try_lock(tenant.id):
+                uow.tenants.record_migration(tenant.id, None, message)
+                uow.commit()
+    except Exception:  # noqa: BLE001, S110 - the summary still reports the failure
+        pass
+
+
+def describe(error: Exception) -> str:
+    """One line, bounded, for the registry and the summary (no SQL text, no parameters)."""
+    first_line = (str(error).splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first_line}"[:500]

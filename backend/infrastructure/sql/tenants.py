@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import (
     CheckConstraint,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Uuid,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -56,6 +58,20 @@ tenants = Table(
     # A purged tenant keeps a tombstone that names nobody (docs/data-lifecycle.md).
     CheckConstraint(TOMBSTONE_RULE, name="tombstone"),
 )
+
+
+# Tenants whose schema exists and must follow the migrations (a `provisioning` row is never
+# committed: provisioning is one transaction; a `deleted` tenant has no schema any more).
+MIGRATABLE_STATUSES = tuple(
+    s.value for s in TenantStatus if s not in (TenantStatus.PROVISIONING, TenantStatus.DELETED)
+)
+
+
+def tenant_lock_key(tenant_id: uuid.UUID) -> int:
+    """The advisory-lock key of a tenant: its id's first 64 bits, as PostgreSQL's signed bigint.
+
+    Every job that must not run twice at once on one tenant (migration, purge) takes it."""
+    return int.from_bytes(tenant_id.bytes[:8], "big", signed=True)
 
 
 def _to_tenant(row) -> Tenant:
@@ -114,3 +130,48 @@ class SqlTenantRepository:
         if version is not None:
             values["schema_version"] = version
         self._connection.execute(update(tenants).where(tenants.c.id == tenant_id).values(**values))
+
+    def lock_by_slug(self, slug: str) -> Tenant | None:
+        """Read the row and hold it (FOR UPDATE) until the transaction ends."""
+        row = self._connection.execute(
+            select(tenants).where(tenants.c.slug == slug).with_for_update()
+        ).first()
+        return _to_tenant(row) if row else None
+
+    def set_status(
+        self, tenant_id: uuid.UUID, status: TenantStatus, *, disabled_at: datetime | None
+    ) -> None:
+        self._connection.execute(
+            update(tenants)
+            .where(tenants.c.id == tenant_id)
+            .values(status=status.value, disabled_at=disabled_at)
+        )
+
+    def try_lock(self, tenant_id: uuid.UUID) -> bool:
+        """Take the tenant's advisory lock until the transaction ends, without waiting."""
+        return bool(
+            self._connection.execute(
+                select(func.pg_try_advisory_xact_lock(tenant_lock_key(tenant_id)))
+            ).scalar_one()
+        )
+
+    def count_migratable(self) -> int:
+        return self._connection.execute(
+            select(func.count()).where(tenants.c.status.in_(MIGRATABLE_STATUSES))
+        ).scalar_one()
+
+    def list_behind(self, head: str) -> list[Tenant]:
+        """Tenants the registry does not show at `head`, or whose last migration failed:
+        one query on the registry, no tenant schema opened."""
+        query = (
+            select(tenants)
+            .where(
+                tenants.c.status.in_(MIGRATABLE_STATUSES),
+                or_(
+                    tenants.c.schema_version.is_distinct_from(head),
+                    tenants.c.last_migration_error.is_not(None),
+                ),
+            )
+            .order_by(tenants.c.created_at, tenants.c.id)
+        )
+        return [_to_tenant(row) for row in self._connection.execute(query)]

@@ -66,9 +66,12 @@ class _SqlUnitOfWork:
 
 
 class RegistryUnitOfWork(_SqlUnitOfWork):
-    def __init__(self, engine: Engine, runtime_role: str | None = None) -> None:
+    def __init__(
+        self, engine: Engine, runtime_role: str | None = None, *, fast_provisioning: bool = True
+    ) -> None:
         super().__init__(engine)
         self._runtime_role = runtime_role
+        self._fast_provisioning = fast_provisioning
 
     def _bind(self, connection: Connection) -> None:
         super()._bind(connection)
@@ -78,7 +81,9 @@ class RegistryUnitOfWork(_SqlUnitOfWork):
         self.refresh_tokens = SqlRefreshTokenRepository(connection)
         self.one_time_tokens = SqlOneTimeTokenRepository(connection)
         self.client_directory = SqlClientDirectory(connection)
-        self.schemas = SqlSchemaManager(connection, self._runtime_role)
+        self.schemas = SqlSchemaManager(
+            connection, self._runtime_role, fast_provisioning=self._fast_provisioning
+        )
 
 
 class TenantUnitOfWork(_SqlUnitOfWork):

@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Benchmarks of the project: `scripts/bench.py <name> [--quick] [options]`, or `all`.
+
+Each benchmark is a module of scripts/bench/ (listed in bench.BENCHMARKS) with
+`add_arguments(parser)` and `run(args) -> Report`. It sets up its own data on a fresh
+embedded PostgreSQL (or on the empty database DATABASE_URL/MIGRATION_DATABASE_URL name),
+prints one table of figures and appends it, with the date, the commit, the machine and the
+settings, to docs/benchmarks.md (`--record PATH`, `--no-record`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench import BENCHMARKS
+from bench.common import add_common_arguments, publish
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="scripts/bench.py", description=__doc__.splitlines()[0])
+    commands = root.add_subparsers(dest="name", required=True, metavar="{all," + ",".join(BENCHMARKS) + "}")
+    everything = commands.add_parser("all", help="every benchmark with its default sizes")
+    add_common_arguments(everything)
+    for name in BENCHMARKS:
+        module = importlib.import_module(f"bench.{name}")
+        sub = commands.add_parser(name, help=module.__doc__.splitlines()[0])
+        add_common_arguments(sub)
+        module.add_arguments(sub)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    root = parser()
+    args = root.parse_args(argv)
+    names = list(BENCHMARKS) if args.name == "all" else [args.name]
+    for name in names:
+        module = importlib.import_module(f"bench.{name}")
+        if args.name == "all":  # defaults of that benchmark, common flags from the command line
+            args = root.parse_args([name, *(a for a in (argv or sys.argv[1:]) if a != "all")])
+        publish(name, module.run(args), args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

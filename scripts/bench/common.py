@@ -1,0 +1,223 @@
+"""What every benchmark shares: a fresh database and app, the machine's description,
+percentiles, the table of figures, recording it in docs/benchmarks.md, and profiling."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select, text
+
+from backend.core.config import PROJECT_ROOT, Settings
+
+BENCHMARKS_DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
+
+
+@dataclass
+class Report:
+    """One table of figures, and what a reader needs to interpret it."""
+
+    headers: list[str]
+    rows: list[list[str]]
+    settings: dict[str, object]
+    server: str
+    notes: list[str] = field(default_factory=list)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not figures")
+    parser.add_argument(
+        "--record", type=Path, default=BENCHMARKS_DOC, help="file the figures are appended to"
+    )
+    parser.add_argument("--no-record", action="store_true", help="print only")
+    parser.add_argument(
+        "--profile", type=Path, metavar="FILE", help="also write a pyinstrument profile of the measured part"
+    )
+
+
+class BenchDatabase:
+    """A fresh embedded PostgreSQL in a temporary directory, or DATABASE_URL (plus
+    MIGRATION_DATABASE_URL) when set: then its registry must be empty, because benchmarks
+    add tenants and move them to revisions the repository does not have."""
+
+    def __enter__(self) -> BenchDatabase:
+        from backend import create_app
+        from backend.cli.tenants import migrate_shared
+        from backend.infrastructure import embedded_postgres
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="bench-")
+        tmp = Path(self._tmp.name)
+        self._server = None
+        if os.environ.get("DATABASE_URL"):
+            runtime_url = os.environ["DATABASE_URL"]
+            owner_url = os.environ.get("MIGRATION_DATABASE_URL", runtime_url)
+            self.where = "DATABASE_URL"
+        else:
+            self._server = embedded_postgres.start(tmp / "pgdata", cleanup="delete")
+            runtime_url, owner_url = self._server.runtime_url, self._server.owner_url
+            self.where = "embedded, same machine"
+        self.settings = replace(
+            Settings(env="development"),
+            database_url=runtime_url,
+            migration_database_url=owner_url,
+            var_dir=tmp / "var",
+        )
+        self.app = create_app(self.settings)
+        self.runtime = self.app.extensions["saas"]
+        with self.app.app_context():
+            migrate_shared()
+        self._refuse_a_used_database()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        from backend.infrastructure import fleet
+
+        fleet.dispose_engines()
+        self.runtime.engine.dispose()
+        self.runtime.owner_engine.dispose()
+        if self._server is not None:
+            self._server.server.cleanup()
+        self._tmp.cleanup()
+
+    def _refuse_a_used_database(self) -> None:
+        from backend.infrastructure.sql.tenants import tenants
+
+        with self.runtime.owner_engine.connect() as connection:
+            count = connection.execute(select(func.count()).select_from(tenants)).scalar_one()
+        if count:
+            raise SystemExit(f"the benchmark database already has {count} tenant(s): use an empty one")
+
+    def server_cpu_seconds(self) -> float | None:
+        """CPU time used so far by the embedded server (postmaster, its live children and the
+        children it has reaped), or None for a server elsewhere."""
+        if self._server is None:
+            return None
+        import psutil  # installed with embedded-postgres
+
+        return tree_cpu_seconds(psutil.Process(self._server.server.get_pid()))
+
+    def server_version(self) -> str:
+        with self.runtime.owner_engine.connect() as connection:
+            version = connection.execute(text("SHOW server_version")).scalar_one()
+        return f"PostgreSQL {version} ({self.where})"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def machine() -> str:
+    cores = os.cpu_count()
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    with contextlib.suppress(OSError, ValueError):
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 1024 / 1024:.1f} GiB RAM"
+    return f"{cores} cores ({model or platform.machine()}){memory}, {platform.system()} {platform.release()}"
+
+
+def commit() -> str:
+    git_binary = shutil.which("git")
+
+    def git(*args: str) -> str:
+        if git_binary is None:
+            return ""
+        done = subprocess.run(
+            [git_binary, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = any(
+        not line.endswith(" docs/benchmarks.md") for line in git("status", "--porcelain").splitlines()
+    )
+    return f"{head}{' + uncommitted changes' if dirty else ''}"
+
+
+def publish(name: str, report: Report, args: argparse.Namespace) -> None:
+    table = markdown_table(report.headers, report.rows)
+    settings = ", ".join(f"{k}={v}" for k, v in report.settings.items())
+    print(f"\n{name} ({settings})\n\n{table}\n")
+    for note in report.notes:
+        print(f"- {note}")
+    if args.no_record:
+        return
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = [
+        f"\n### {name}: {when}, commit {commit()}\n",
+        f"Machine: {machine()}; {report.server}; Python {platform.python_version()}. "
+        "The benchmark, the server and other work share the machine.  ",
+        f"Settings: {settings}{' (--quick: a smoke run, not figures)' if args.quick else ''}\n",
+        table,
+        "",
+        *(f"- {note}" for note in report.notes),
+    ]
+    args.record.parent.mkdir(parents=True, exist_ok=True)
+    with args.record.open("a") as handle:
+        handle.write("\n".join(section) + "\n")
+    print(f"\nrecorded in {args.record}")
+
+
+@contextlib.contextmanager
+def profiled(args: argparse.Namespace, label: str) -> Iterator[None]:
+    """pyinstrument over the block when --profile FILE was given (text, or HTML for .html)."""
+    if not args.profile:
+        yield
+        return
+    from pyinstrument import Profiler  # a dev tool: pip install pyinstrument
+
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    try:
+        yield
+    finally:
+        profiler.stop()
+        path = args.profile.with_name(f"{args.profile.stem}-{label}{args.profile.suffix}")
+        path.write_text(
+            profiler.output_html() if path.suffix == ".html" else profiler.output_text(show_all=False)
+        )
+        print(f"profile of {label}: {path}")
+
+
+def tree_cpu_seconds(process) -> float:
+    """CPU seconds of a process, of its live descendants, and of the children they reaped."""
+    import psutil
+
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = member.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return total

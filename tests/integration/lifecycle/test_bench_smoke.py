@@ -1,0 +1,43 @@
+"""scripts/bench.py runs its benchmarks end to end at tiny sizes and prints and records their
+tables. A smoke test: it checks that the figures come out, never what they are."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from backend.core.config import PROJECT_ROOT
+
+
+def test_provision_and_migrate_benchmarks_print_and_record_their_tables(tmp_path):
+    record = tmp_path / "benchmarks.md"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MIGRATION_DATABASE_URL")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "scripts" / "bench.py"),
+            "all",
+            "--quick",
+            "--record",
+            str(record),
+        ],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for table_line in (
+        "| fast path p50, all provisions",
+        "| chain / fast (p50), whole provisioning, at end",
+        "| add column + index, --jobs 2",
+        "| nothing pending, 40 registry rows",
+    ):
+        assert table_line in done.stdout
+    recorded = record.read_text()
+    assert recorded.count("\n### ") == 2
+    assert "### provision: " in recorded and "### migrate: " in recorded
+    assert "cores" in recorded and "PostgreSQL" in recorded and "(--quick" in recorded
