@@ -8,8 +8,8 @@ from werkzeug.datastructures import CombinedMultiDict
 
 from backend.api.context import runtime, tenant_uow
 from backend.api.extension import Blueprint, PaginationParameters
-from backend.api.parsing import ArgumentsParser
 from backend.api.media.schemas import MediaQuerySchema, MediaSchema, MediaUploadSchema
+from backend.api.parsing import ArgumentsParser
 from backend.domain.identity import Role
 from backend.domain.media import MediaFilter, download_name
 from backend.infrastructure.storage import LocalMediaStorage

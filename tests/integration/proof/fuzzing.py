@@ -131,7 +131,7 @@ class FuzzReport:
 def _steps(recorder) -> str:
     """The scenario's requests in order, to reproduce a failure by hand."""
     lines = []
-    for case_id, interaction in recorder.interactions.items():
+    for interaction in recorder.interactions.values():
         request, response = interaction.request, interaction.response
         status = response.status_code if response is not None else "-"
         lines.append(f"  {request.method} {request.uri} -> {status}")
@@ -147,7 +147,7 @@ def _record(report: FuzzReport, event: events.ScenarioFinished) -> None:
         report.by_phase[event.phase.name.lower()] += 1
         if interaction.response is not None:
             report.statuses[interaction.response.status_code] += 1
-    for case_id, checks in recorder.checks.items():
+    for checks in recorder.checks.values():
         for check in checks:
             if check.failure_info is not None:
                 failure = check.failure_info.failure
@@ -178,7 +178,8 @@ def fuzz(
     }
     if seed is not None:
         settings["seed"] = seed
-    schema = schemathesis.openapi.from_dict(copy.deepcopy(document), config=schemathesis.Config.from_dict(settings))
+    config = schemathesis.Config.from_dict(settings)
+    schema = schemathesis.openapi.from_dict(copy.deepcopy(document), config=config)
     if include is not None:
         schema = schema.include(**include)
     token = actor.headers["Authorization"]

@@ -14,8 +14,6 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert
-
 from backend.domain.identity import Role
 from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository
 
@@ -104,7 +102,8 @@ def seed_workspace(http, runtime, tenant, worker: dict, *, tag: str, people: int
     without, each with two upcoming appointments and a file (the worker's; the people also
     upload one of their own). Every text carries its own marker."""
     marks = Markers(tag)
-    seeded = Seeded(tenant, worker, [], marks.all, set(), set(), {"clients": [], "appointments": [], "media": []})
+    seeded = Seeded(tenant, worker, [], marks.all, set(), set())
+    seeded.ids = {"clients": [], "appointments": [], "media": []}
     slot = 0
     for index in range(people + extra_clients):
         name, note = marks.new("name"), marks.new("cnote")
@@ -140,7 +139,8 @@ def seed_workspace(http, runtime, tenant, worker: dict, *, tag: str, people: int
             visible.add(shared)
             seeded.ids["appointments"].append(appointment["id"])
         filename, inside = marks.new("file"), marks.new("png")
-        media = _ok(upload(http, worker, png_with_text(inside), f"{filename}.png", client_id=client["id"]), 201)
+        uploaded = upload(http, worker, png_with_text(inside), f"{filename}.png", client_id=client["id"])
+        media = _ok(uploaded, 201)
         visible.update({filename, inside})
         seeded.ids["media"].append(media["id"])
         if index < people:
