@@ -71,6 +71,7 @@ def current_decision() -> AccessDecision:
         trial_ends_at=access.trial_ends_at,
         plan=access.plan,
         now=datetime.now(UTC),
+        migration_failed=access.migration_failed,
     )
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import schemathesis
 from schemathesis.engine import events, from_schema
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 CHECKS = (
     "not_a_server_error",
@@ -97,10 +97,15 @@ def no_foreign_marker(ctx, response, case) -> bool | None:
     return None
 
 
+class QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs) -> None:  # the app's access log says it all
+        pass
+
+
 @contextlib.contextmanager
 def served(app) -> Iterator[str]:
     """The app on an ephemeral loopback port, for as long as the block runs."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -164,6 +169,7 @@ def fuzz(
     `schema.include(**include)`; all by default)."""
     settings = {
         "base-url": base_url,
+        "cache": {"enabled": False},  # nothing learnt carries over between runs or lands in the tree
         "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
         "generation": {"max-examples": examples(), "database": "none"},
         "phases": {
