@@ -66,7 +66,7 @@ def held_lock(engine: Engine, table: str, mode: str) -> Iterator[int]:
             transaction.rollback()
 
 
-def _poll(engine: Engine, query: str, params: dict, until, what: str) -> list:
+def poll(engine: Engine, query: str, params: dict, until, what: str) -> list:
     deadline = time.monotonic() + WAIT_S
     while True:
         with engine.connect() as connection:
@@ -87,7 +87,7 @@ def backends_blocked_by(engine: Engine, holder: int, process: subprocess.Popen) 
             raise AssertionError(f"the victim ended before blocking ({process.returncode}): {out} {err}")
         return bool(rows)
 
-    return _poll(
+    return poll(
         engine,
         "SELECT pid FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid))",
         {"holder": holder},
@@ -98,7 +98,7 @@ def backends_blocked_by(engine: Engine, holder: int, process: subprocess.Popen) 
 
 def wait_backends_gone(engine: Engine, pids: list[int]) -> None:
     """A killed client's backend ends (rolling back) once it next talks to its socket."""
-    _poll(
+    poll(
         engine,
         "SELECT pid FROM pg_stat_activity WHERE pid = ANY(:pids)",
         {"pids": pids},
