@@ -25,6 +25,15 @@ lint: install
 test: lint
 	$(BIN)/pytest -q
 
+# The fuzzers of tests/integration/proof with a larger budget than `make test` gives them:
+# `make fuzz FUZZ_EXAMPLES=500 FUZZ_SEED=1` (schemathesis examples per operation and phase,
+# isolation examples = FUZZ_EXAMPLES / 4 with 30 steps each). No per-test time limit.
+FUZZ_EXAMPLES ?= 200
+fuzz: install
+	LOG_LEVEL=WARNING FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) ISOLATION_EXAMPLES=$$(( $(FUZZ_EXAMPLES) / 4 )) ISOLATION_STEPS=30 \
+		$(BIN)/pytest -q -s --timeout=0 -p no:cacheprovider \
+		tests/integration/proof/test_api_fuzz.py tests/integration/proof/test_isolation_fuzz.py
+
 openapi: install
 	$(BIN)/python scripts/openapi.py write
 

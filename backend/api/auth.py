@@ -24,6 +24,7 @@ ACCESS_CACHE_TTL_S = 2.0
 _cache: TTLCache = TTLCache(maxsize=10_000, ttl=ACCESS_CACHE_TTL_S)
 _cache_lock = threading.Lock()
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_MISSING = object()
 
 
 def bearer_token() -> str:
@@ -41,8 +42,11 @@ def cached_access(
 ) -> AccessRecord | None:
     key = (user_id, tenant_id, session_id)
     with _cache_lock:
-        if key in _cache:
-            return _cache[key]
+        # One lookup: between `key in _cache` and `_cache[key]` the entry can expire, and the
+        # second step raised KeyError (a 500 found by the API fuzzer, tests/integration/proof).
+        cached = _cache.get(key, _MISSING)
+    if cached is not _MISSING:
+        return cached
     record = load_access(runtime().engine, user_id, tenant_id, session_id)
     with _cache_lock:
         _cache[key] = record

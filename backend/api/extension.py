@@ -13,19 +13,23 @@ import flask_smorest
 from flask import g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_smorest.pagination import PaginationParameters
+from flask_smorest.pagination import PaginationMetadataSchema, PaginationParameters
 from sqlalchemy.exc import SQLAlchemyError
 
-from backend.api import errors
+from backend.api import errors, pagination
 from backend.api.auth import authenticate, request_id
 from backend.api.context import registry_uow
+from backend.api.parsing import ArgumentsParser
 from backend.domain.access import AccessDecision, AccessMode, resolve_access, route_refusal
 from backend.domain.errors import DomainError, Forbidden, Unavailable
 from backend.domain.identity import Principal, Role
 from backend.service import audit as audit_service
 
 log = logging.getLogger(__name__)
+pagination.install()
 MAX_PAGE_SIZE = 100
+BODY_LOCATIONS = frozenset({"json", "form", "multipart"})
+RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
 
 # Abuse limits on the public identity routes (api/identity/limits.py); storage and limits
 # come from the settings (init_api). Behind a proxy, the app must see the client's address
@@ -43,6 +47,19 @@ class Api(flask_smorest.Api):
         super()._register_error_handlers()
         errors.register(self._app)
 
+    def _register_pagination_header(self):
+        # X-Pagination carries a JSON object. OpenAPI describes a JSON-serialised header with
+        # `content`; flask-smorest's `schema` would mean the "simple" style (`k,v,k,v`), which
+        # is not what is sent (found by the API fuzzer, tests/integration/proof).
+        self.spec.components.header(
+            "PAGINATION",
+            {
+                "description": "Pagination metadata (a JSON object)",
+                "content": {"application/json": {"schema": PaginationMetadataSchema}},
+            },
+            lazy=True,
+        )
+
 
 def current_decision() -> AccessDecision:
     """The access policy's answer for the authenticated caller, now."""
@@ -54,6 +71,7 @@ def current_decision() -> AccessDecision:
         trial_ends_at=access.trial_ends_at,
         plan=access.plan,
         now=datetime.now(UTC),
+        migration_failed=access.migration_failed,
     )
 
 
@@ -78,6 +96,24 @@ def _deny(principal: Principal, error: DomainError) -> None:
 
 
 class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = ArgumentsParser()
+
+    def alt_response(self, status_code, response=None, **kwargs) -> Callable:
+        """An error response is documented with the error body unless told otherwise, so
+        the document says what every error looks like."""
+        if int(status_code) >= 400 and response is None and kwargs.get("schema") is None:
+            kwargs["schema"] = errors.ErrorSchema
+        return super().alt_response(status_code, response, **kwargs)
+
+    def arguments(self, schema, *, location: str = "json", **kwargs) -> Callable:
+        """A route that reads a body also answers 400 `bad_request` (malformed JSON, wrong
+        content type), before its schema sees anything."""
+        parse = super().arguments(schema, location=location, **kwargs)
+        if location not in BODY_LOCATIONS:
+            return parse
+        bad_request = self.alt_response(400, description="`bad_request`: malformed body or content type")
+        return lambda view: bad_request(parse(view))
+
     def protected(self, *roles: Role, read_only_ok: bool = False, deletion_ok: bool = False) -> Callable:
         """Authenticate the bearer token, resolve the tenant, check the caller's role, then
         apply the access policy (backend/domain/access.py).
@@ -116,6 +152,12 @@ class Blueprint(flask_smorest.Blueprint):
                 **{"x-roles": [r.value for r in roles], "x-access": access},
             )(guarded)
             guarded = self.alt_response(401, description="Missing, invalid or expired token")(guarded)
+            guarded = self.alt_response(
+                503,
+                description="`tenant_unavailable` (being provisioned, or its last migration failed) "
+                "or `database_unavailable`: retry after Retry-After",
+                headers={"Retry-After": RETRY_AFTER},
+            )(guarded)
             return self.alt_response(403, description="Role or access mode forbids it")(guarded)
 
         return decorator

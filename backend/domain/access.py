@@ -7,6 +7,7 @@ The table of the API contract (design/api-contract.md, "Access modes"), in prece
 | tenant still provisioning         | unavailable `tenant_unavailable` | same                     |
 | tenant disabled                   | blocked `tenant_disabled`        | blocked `tenant_disabled`|
 | deleted                           | blocked `tenant_deleted`         | blocked `tenant_deleted` |
+| its last migration failed (2)     | unavailable `tenant_unavailable` | same                     |
 | deletion scheduled                | blocked `tenant_deleted` (1)     | blocked `tenant_deleted` |
 | worker not verified               | blocked `worker_unverified`      | (n/a)                    |
 | paid plan, or trial still running | active                           | active                   |
@@ -14,6 +15,10 @@ The table of the API contract (design/api-contract.md, "Access modes"), in prece
 
 (1) routes marked `deletion_ok` (export, cancelling the deletion) still run, under the mode
 the rows below give.
+(2) the registry's `last_migration_error` is set: the schema stayed at its old revision while
+the code moved on; it is served again once a migration run succeeds (docs/security.md). A
+schema merely behind head is served: expand/contract keeps the old revision working while a
+fleet run goes through the tenants.
 
 A trial tenant without an end date counts as expired: the policy fails closed.
 """
@@ -78,16 +83,20 @@ def resolve_access(
     trial_ends_at: datetime | None,
     plan: Plan,
     now: datetime,
+    migration_failed: bool = False,
 ) -> AccessDecision:
     """The caller's access mode and, unless active, the code that explains it.
 
-    `worker_verified` is the caller's own email verification; it only matters for workers."""
+    `worker_verified` is the caller's own email verification; it only matters for workers.
+    `migration_failed`: the registry records that the tenant's last migration failed."""
     if tenant_status is TenantStatus.PROVISIONING:
         return AccessDecision(AccessMode.UNAVAILABLE, "tenant_unavailable")
     if tenant_status is TenantStatus.DISABLED:
         return _blocked("tenant_disabled")
     if tenant_status is TenantStatus.DELETED:
         return _blocked("tenant_deleted")
+    if migration_failed:
+        return AccessDecision(AccessMode.UNAVAILABLE, "tenant_unavailable")
     subscription = _subscription_mode(role, worker_verified, plan, trial_ends_at, now)
     if tenant_status is TenantStatus.DELETION_SCHEDULED:
         if role is Role.WORKER:

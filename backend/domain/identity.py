@@ -59,6 +59,7 @@ class AccessRecord:
     deletion_due_at: datetime | None = None
     user_verified: bool = False
     session_revoked: bool = False  # the token's refresh family was revoked (logout, reuse)
+    migration_failed: bool = False  # the registry records a failed migration of the tenant
 
 
 @dataclass(frozen=True)

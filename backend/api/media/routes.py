@@ -4,12 +4,12 @@ from datetime import UTC, datetime
 
 from flask import g, request, send_file
 from flask.views import MethodView
-from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import CombinedMultiDict
 
 from backend.api.context import runtime, tenant_uow
 from backend.api.extension import Blueprint, PaginationParameters
 from backend.api.media.schemas import MediaQuerySchema, MediaSchema, MediaUploadSchema
+from backend.api.parsing import ArgumentsParser
 from backend.domain.identity import Role
 from backend.domain.media import MediaFilter, download_name
 from backend.infrastructure.storage import LocalMediaStorage
@@ -18,12 +18,12 @@ from backend.service import media as service
 NOT_FOUND = "No such media visible to the caller"
 
 
-class MultipartParser(FlaskParser):
+class MultipartParser(ArgumentsParser):
     """Adds a `multipart` location: form fields and files validated by one schema, unknown
     parts refused (422) like unknown JSON fields."""
 
-    __location_map__ = dict(FlaskParser.__location_map__, multipart="load_multipart")
-    DEFAULT_UNKNOWN_BY_LOCATION = dict(FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, multipart=None)
+    __location_map__ = dict(ArgumentsParser.__location_map__, multipart="load_multipart")
+    DEFAULT_UNKNOWN_BY_LOCATION = dict(ArgumentsParser.DEFAULT_UNKNOWN_BY_LOCATION, multipart=None)
 
     def load_multipart(self, req, schema):
         return self._makeproxy(CombinedMultiDict([req.files, req.form]), schema)

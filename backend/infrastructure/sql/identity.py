@@ -419,9 +419,9 @@ def load_access(
     tenant_id: uuid.UUID,
     session_id: uuid.UUID | None = None,
 ) -> AccessRecord | None:
-    """One round trip: the membership of this user in this tenant, the tenant's state, the
-    user's verification and, for a token from a login session, whether that session was
-    revoked (logout, refresh-token reuse)."""
+    """One round trip: the membership of this user in this tenant, the tenant's state (and
+    whether its last migration failed), the user's verification and, for a token from a login
+    session, whether that session was revoked (logout, refresh-token reuse)."""
     revoked = (
         exists().where(refresh_tokens.c.family_id == session_id, refresh_tokens.c.revoked_at.is_not(None))
         if session_id is not None
@@ -437,6 +437,7 @@ def load_access(
         tenants.c.plan,
         tenants.c.trial_ends_at,
         tenants.c.deletion_due_at,
+        tenants.c.last_migration_error,
         users.c.verified_at,
     ]
     if revoked is not None:
@@ -466,4 +467,5 @@ def load_access(
         deletion_due_at=row.deletion_due_at,
         user_verified=row.verified_at is not None,
         session_revoked=bool(getattr(row, "session_revoked", False)),
+        migration_failed=row.last_migration_error is not None,
     )
