@@ -14,8 +14,11 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
+
 from backend.domain.identity import Role
-from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository
+from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository, memberships
+from tests.conftest import unique_slug, verify_owner
 
 API = "/api/v1"
 
@@ -60,7 +63,6 @@ class Seeded:
     markers: set[str]  # every marker stored in this workspace
     private: set[str]  # the worker's private notes: never shown to a client
     client_records: set[str]  # client book entries: workers only
-    ids: dict[str, list[str]] = field(default_factory=dict)  # collection -> ids made
 
 
 class Markers:
@@ -72,6 +74,36 @@ class Markers:
         value = f"mk{self.tag}{kind}{uuid.uuid4().hex[:16]}".lower()  # emails come back lowercased
         self.all.add(value)
         return value
+
+
+def provision(runtime, label: str):
+    """A workspace made the way operators make one, its owner verified."""
+    from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+    from backend.service.tenants import provision_tenant
+
+    slug = unique_slug(label)
+    tenant = provision_tenant(
+        slug=slug,
+        name=f"Workspace {slug}",
+        owner_email=f"owner-{slug}@example.com",
+        trial_days=14,
+        now=datetime.now(UTC),
+        uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+    )
+    verify_owner(runtime, tenant)
+    return tenant
+
+
+def owner_headers(runtime, tenant) -> dict:
+    """A valid access token of the workspace's owner (worker)."""
+    with runtime.owner_engine.connect() as connection:
+        user_id = connection.execute(
+            select(memberships.c.user_id).where(
+                memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
+            )
+        ).scalar_one()
+    value = runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="worker")
+    return {"Authorization": f"Bearer {value}"}
 
 
 def add_client_user(runtime, tenant, client_id: uuid.UUID, name: str) -> tuple[uuid.UUID, dict]:
@@ -103,7 +135,6 @@ def seed_workspace(http, runtime, tenant, worker: dict, *, tag: str, people: int
     upload one of their own). Every text carries its own marker."""
     marks = Markers(tag)
     seeded = Seeded(tenant, worker, [], marks.all, set(), set())
-    seeded.ids = {"clients": [], "appointments": [], "media": []}
     slot = 0
     for index in range(people + extra_clients):
         name, note = marks.new("name"), marks.new("cnote")
@@ -116,12 +147,11 @@ def seed_workspace(http, runtime, tenant, worker: dict, *, tag: str, people: int
             201,
         )
         seeded.client_records.update({name, note, client["email"].split("@")[0]})
-        seeded.ids["clients"].append(client["id"])
         visible: set[str] = set()
         for _ in range(2):
             slot += 1
             private, shared = marks.new("anote"), marks.new("ashared")
-            appointment = _ok(
+            _ok(
                 http.post(
                     f"{API}/appointments",
                     json={
@@ -137,12 +167,10 @@ def seed_workspace(http, runtime, tenant, worker: dict, *, tag: str, people: int
             )
             seeded.private.add(private)
             visible.add(shared)
-            seeded.ids["appointments"].append(appointment["id"])
         filename, inside = marks.new("file"), marks.new("png")
         uploaded = upload(http, worker, png_with_text(inside), f"{filename}.png", client_id=client["id"])
-        media = _ok(uploaded, 201)
+        _ok(uploaded, 201)
         visible.update({filename, inside})
-        seeded.ids["media"].append(media["id"])
         if index < people:
             user_id, headers = add_client_user(runtime, tenant, uuid.UUID(client["id"]), "Person")
             filename, inside = marks.new("file"), marks.new("png")

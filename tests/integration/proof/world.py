@@ -13,8 +13,7 @@ from sqlalchemy import insert
 from backend.core.db import set_tenant_search_path
 from backend.core.tenancy import schema_identifier
 from backend.infrastructure.sql.clients import clients
-from tests.integration.proof.conftest import owner_headers, provision
-from tests.integration.proof.seed import add_client_user
+from tests.integration.proof.seed import add_client_user, owner_headers, provision
 
 SLOTS = 12  # appointment start times a step may pick: overlaps happen, on purpose
 FIRST_SLOT = datetime(2031, 3, 3, 9, 0, tzinfo=UTC)
