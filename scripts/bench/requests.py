@@ -19,8 +19,8 @@ from bench.serving import Load, add_server_arguments, gunicorn, load, make_tenan
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenants", type=int, default=1000, help="tenants the multi-tenant pass spreads over")
     parser.add_argument("--clients", type=int, default=5, help="clients per tenant")
-    parser.add_argument("--requests", type=int, default=6000, help="requests per pass")
-    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds of the passes")
+    parser.add_argument("--requests", type=int, default=3000, help="requests per pass")
+    parser.add_argument("--rounds", type=int, default=2, help="alternated rounds of the passes")
     add_server_arguments(parser)
 
 

@@ -37,10 +37,11 @@ def test_every_benchmark_prints_and_records_its_table(tmp_path):
         "| nothing pending, 40 registry rows",
         "| throughput multi / single",
         "| role switch: throughput runtime / owner (multi)",
+        "| export throughput / COPY (rows/s)",
     ):
         assert table_line in done.stdout
     recorded = record.read_text()
-    names = ("provision", "migrate", "requests")
+    names = ("provision", "migrate", "requests", "export")
     assert recorded.count("\n### ") == len(names)
     for name in names:
         assert f"### {name}: " in recorded
