@@ -2,7 +2,8 @@
 """A lean load generator, run as its own process by the request benchmarks: `--connections`
 threads, each with one keep-alive http.client connection to 127.0.0.1:PORT, send GET PATH
 with the bearer tokens of TOKENS_FILE (round robin) until `--requests` are done; prints JSON
-{"latencies": [...seconds], "errors": n, "statuses": {...}, "start": t0, "end": t1}."""
+{"latencies": [...seconds], "stamps": [...epoch seconds each request started], "errors": n,
+"statuses": {...}, "start": t0, "end": t1}."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def main() -> int:
     lock = threading.Lock()
     remaining = [args.requests]
     latencies: list[float] = []
+    stamps: list[float] = []
     statuses: dict[str, int] = {}
     errors = [0]
 
@@ -43,7 +45,9 @@ def main() -> int:
     def worker() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
         mine: list[float] = []
+        mine_stamps: list[float] = []
         while (token := take()) is not None:  # bounded by --requests
+            mine_stamps.append(time.time())
             started = time.perf_counter()
             try:
                 connection.request("GET", args.path, headers={"Authorization": f"Bearer {token}"})
@@ -62,6 +66,7 @@ def main() -> int:
         connection.close()
         with lock:
             latencies.extend(mine)
+            stamps.extend(mine_stamps)
 
     threads = [threading.Thread(target=worker) for _ in range(args.connections)]
     start = time.time()
@@ -71,7 +76,14 @@ def main() -> int:
         thread.join()
     end = time.time()
     json.dump(
-        {"latencies": latencies, "errors": errors[0], "statuses": statuses, "start": start, "end": end},
+        {
+            "latencies": latencies,
+            "stamps": stamps,
+            "errors": errors[0],
+            "statuses": statuses,
+            "start": start,
+            "end": end,
+        },
         sys.stdout,
     )
     return 0

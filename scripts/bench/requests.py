@@ -17,7 +17,9 @@ from bench.serving import Load, add_server_arguments, gunicorn, load, make_tenan
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tenants", type=int, default=1000, help="tenants the multi-tenant pass spreads over")
+    parser.add_argument(
+        "--tenants", type=int, default=1000, help="tenants the multi-tenant pass spreads over"
+    )
     parser.add_argument("--clients", type=int, default=5, help="clients per tenant")
     parser.add_argument("--requests", type=int, default=3000, help="requests per pass")
     parser.add_argument("--rounds", type=int, default=2, help="alternated rounds of the passes")
@@ -40,9 +42,10 @@ def run(args: argparse.Namespace) -> Report:
         made = make_tenants(db, n, args.clients, "req")
         tokens = [token for _, token in made]
         passes: dict[str, list[Load]] = {"single": [], "multi": [], "owner multi": []}
-        with gunicorn(db, args) as runtime_server, gunicorn(
-            db, args, database_url=db.settings.migration_database_url
-        ) as owner_server:
+        with (
+            gunicorn(db, args) as runtime_server,
+            gunicorn(db, args, database_url=db.settings.migration_database_url) as owner_server,
+        ):
             # Warm-up: every worker process and connection sees every tenant once.
             load(runtime_server, tokens, max(len(tokens) * 2, 200), args)
             load(owner_server, tokens, max(len(tokens) * 2, 200), args)
@@ -55,17 +58,33 @@ def run(args: argparse.Namespace) -> Report:
     single, multi, owner = (merge(passes[name]) for name in ("single", "multi", "owner multi"))
     rows = [
         [f"{name}: throughput", f"{one.throughput:.0f} req/s", ""]
-        for name, one in (("single tenant", single), (f"{n} tenants", multi), (f"{n} tenants, owner role", owner))
+        for name, one in (
+            ("single tenant", single),
+            (f"{n} tenants", multi),
+            (f"{n} tenants, owner role", owner),
+        )
     ]
     rows += [
         [f"{name}: p50 / p99", f"{ms(one.p(50))} / {ms(one.p(99))}", ""]
-        for name, one in (("single tenant", single), (f"{n} tenants", multi), (f"{n} tenants, owner role", owner))
+        for name, one in (
+            ("single tenant", single),
+            (f"{n} tenants", multi),
+            (f"{n} tenants, owner role", owner),
+        )
     ]
     rows += [
         ["throughput multi / single", f"{multi.throughput / single.throughput:.2f}", ">= 0.95"],
         ["p99 multi / single", f"{multi.p(99) / single.p(99):.2f}", "<= 1.2"],
-        ["errors (non-200 or connection errors), all passes", str(single.errors + multi.errors + owner.errors), "0"],
-        ["role switch: throughput runtime / owner (multi)", f"{multi.throughput / owner.throughput:.2f}", "reported"],
+        [
+            "errors (non-200 or connection errors), all passes",
+            str(single.errors + multi.errors + owner.errors),
+            "0",
+        ],
+        [
+            "role switch: throughput runtime / owner (multi)",
+            f"{multi.throughput / owner.throughput:.2f}",
+            "reported",
+        ],
         ["role switch: p50 runtime / owner (multi)", f"{multi.p(50) / owner.p(50):.2f}", "reported"],
     ]
     notes = [
@@ -82,7 +101,13 @@ def run(args: argparse.Namespace) -> Report:
     return Report(
         headers=["figure", "value", "target"],
         rows=rows,
-        settings={"tenants": n, "requests": requests, "rounds": rounds, "workers": args.workers, "threads": args.threads},
+        settings={
+            "tenants": n,
+            "requests": requests,
+            "rounds": rounds,
+            "workers": args.workers,
+            "threads": args.threads,
+        },
         server=server,
         notes=notes,
     )

@@ -14,7 +14,7 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,7 +59,13 @@ class Server:
 
 
 @contextmanager
-def gunicorn(db: BenchDatabase, args: argparse.Namespace, *, database_url: str | None = None):
+def gunicorn(
+    db: BenchDatabase,
+    args: argparse.Namespace,
+    *,
+    database_url: str | None = None,
+    extra_env: dict | None = None,
+):
     """gunicorn serving `backend:create_app()` against the bench database (the runtime role,
     or `database_url`), with the bench's signing keys (same VAR_DIR); stopped on exit."""
     port = free_port()
@@ -75,6 +81,7 @@ def gunicorn(db: BenchDatabase, args: argparse.Namespace, *, database_url: str |
         "GUNICORN_THREADS": str(args.threads),
         "LOG_LEVEL": "WARNING",
         "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-metrics-"),
+        **(extra_env or {}),
     }
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
@@ -137,12 +144,17 @@ def make_tenants(db: BenchDatabase, count: int, clients_each: int, prefix: str) 
                     memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
                 )
             ).scalar_one()
-            connection.execute(update(users).where(users.c.id == user_id).values(verified_at=datetime.now(UTC)))
+            connection.execute(
+                update(users).where(users.c.id == user_id).values(verified_at=datetime.now(UTC))
+            )
             set_tenant_search_path(connection, tenant.schema_name)
             if clients_each:
                 connection.execute(
                     insert(clients),
-                    [{"id": uuid.uuid4(), "name": f"Client {n}", "email": f"c{n}@bench.example.com"} for n in range(clients_each)],
+                    [
+                        {"id": uuid.uuid4(), "name": f"Client {n}", "email": f"c{n}@bench.example.com"}
+                        for n in range(clients_each)
+                    ],
                 )
         token = runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="worker")
         made.append((tenant, token))
@@ -154,6 +166,12 @@ class Load:
     latencies: list[float]
     errors: int
     seconds: float
+    stamps: list[float] = field(default_factory=list)  # epoch second each request started
+
+    def between(self, start: float, end: float) -> Load:
+        """The requests that started in [start, end] (epoch seconds)."""
+        kept = [x for x, at in zip(self.latencies, self.stamps, strict=True) if start <= at <= end]
+        return Load(kept, self.errors, end - start)
 
     @property
     def throughput(self) -> float:
@@ -163,7 +181,9 @@ class Load:
         return percentile(self.latencies, q)
 
 
-def load(server: Server, tokens: list[str], requests: int, args: argparse.Namespace, path: str = "/api/v1/clients") -> Load:
+def load(
+    server: Server, tokens: list[str], requests: int, args: argparse.Namespace, path: str = "/api/v1/clients"
+) -> Load:
     """`requests` GETs of `path` by `args.load_processes` loadgen processes of
     `args.connections` keep-alive connections each, the tokens spread round robin."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
@@ -172,9 +192,22 @@ def load(server: Server, tokens: list[str], requests: int, args: argparse.Namesp
         share = max(1, requests // args.load_processes)
         processes = [
             subprocess.Popen(
-                [sys.executable, str(LOADGEN), "--port", str(server.port), "--path", path,
-                 "--tokens-file", handle.name, "--offset", str(n * len(tokens) // args.load_processes),
-                 "--requests", str(share), "--connections", str(args.connections)],
+                [
+                    sys.executable,
+                    str(LOADGEN),
+                    "--port",
+                    str(server.port),
+                    "--path",
+                    path,
+                    "--tokens-file",
+                    handle.name,
+                    "--offset",
+                    str(n * len(tokens) // args.load_processes),
+                    "--requests",
+                    str(share),
+                    "--connections",
+                    str(args.connections),
+                ],
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -185,6 +218,7 @@ def load(server: Server, tokens: list[str], requests: int, args: argparse.Namesp
         os.unlink(handle.name)
     return Load(
         latencies=[x for r in results for x in r["latencies"]],
+        stamps=[x for r in results for x in r["stamps"]],
         errors=sum(r["errors"] for r in results),
         seconds=max(r["end"] for r in results) - min(r["start"] for r in results),
     )
