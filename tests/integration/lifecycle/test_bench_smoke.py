@@ -38,10 +38,12 @@ def test_every_benchmark_prints_and_records_its_table(tmp_path):
         "| throughput multi / single",
         "| role switch: throughput runtime / owner (multi)",
         "| export throughput / COPY (rows/s)",
+        "| p99 during / before",
+        "| p99 200 / 10 schemas",
     ):
         assert table_line in done.stdout
     recorded = record.read_text()
-    names = ("provision", "migrate", "requests", "export")
+    names = ("provision", "migrate", "requests", "export", "delete", "fleet")
     assert recorded.count("\n### ") == len(names)
     for name in names:
         assert f"### {name}: " in recorded
