@@ -40,8 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     for name in names:
         module = importlib.import_module(f"bench.{name}")
-        if args.name == "all":  # defaults of that benchmark, common flags from the command line
-            args = root.parse_args([name, *(a for a in (argv or sys.argv[1:]) if a != "all")])
+        if args.name == "all":  # sizes for `all` (ALL_ARGS: under 15 minutes in all on 2 cores),
+            # common flags from the command line
+            sizes = [] if "--quick" in (argv or sys.argv[1:]) else getattr(module, "ALL_ARGS", [])
+            args = root.parse_args([name, *sizes, *(a for a in (argv or sys.argv[1:]) if a != "all")])
         publish(name, module.run(args), args)
     return 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import time
 
 from bench.common import BenchDatabase, Report, ms
@@ -19,6 +20,9 @@ from bench.serving import add_server_arguments, gunicorn, load, make_tenants
 
 MIB = 1024 * 1024
 SAMPLE = 10  # tenants read in both passes
+# `bench.py all` grows the fleet to 2,000 only: 10,000 takes ~5-13 minutes of provisioning alone.
+ALL_ARGS = ["--tenants", "2000"]
+CLIENT_BACKEND = re.compile(r"^postgres: \S+ \S+ (\[local\]|\S+\(\d+\))")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +47,8 @@ def backends_uss(db: BenchDatabase) -> tuple[int, int] | None:
     count, total = 0, 0
     for child in postmaster.children():
         with contextlib.suppress(psutil.Error):
-            title = " ".join(child.cmdline())  # "postgres: user db 127.0.0.1(port) idle"
-            if "(" not in title:  # checkpointer, walwriter, ...: not a client connection
+            title = " ".join(child.cmdline())  # "postgres: user db [local] idle"
+            if not CLIENT_BACKEND.match(title):  # checkpointer, io worker, ...: not a connection
                 continue
             total += child.memory_full_info().uss
             count += 1
