@@ -20,8 +20,8 @@ from bench.serving import add_server_arguments, gunicorn, load, make_tenants
 
 MIB = 1024 * 1024
 SAMPLE = 10  # tenants read in both passes
-# `bench.py all` grows the fleet to 2,000 only: 10,000 takes ~5-13 minutes of provisioning alone.
-ALL_ARGS = ["--tenants", "2000"]
+# `bench.py all` grows the fleet to 1,000 only: 10,000 takes ~5-13 minutes of provisioning alone.
+ALL_ARGS = ["--tenants", "1000"]
 CLIENT_BACKEND = re.compile(r"^postgres: \S+ \S+ (\[local\]|\S+\(\d+\))")
 
 
