@@ -15,7 +15,6 @@ import argparse
 from bench.common import BenchDatabase, Report, ms, profiled
 from bench.serving import Load, add_server_arguments, gunicorn, load, make_tenants
 
-
 # `bench.py all` (under 15 minutes in all): fewer requests per pass, the same 1,000 tenants.
 ALL_ARGS = ["--requests", "2000"]
 
