@@ -37,11 +37,14 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     root = parser()
     args = root.parse_args(argv)
-    names = list(BENCHMARKS) if args.name == "all" else [args.name]
+    everything = args.name == "all"
+    names = list(BENCHMARKS) if everything else [args.name]
     for name in names:
         module = importlib.import_module(f"bench.{name}")
-        if args.name == "all":  # defaults of that benchmark, common flags from the command line
-            args = root.parse_args([name, *(a for a in (argv or sys.argv[1:]) if a != "all")])
+        if everything:  # re-parsed per benchmark: its defaults, or its ALL_ARGS sizes (`all`
+            # must finish in under 15 minutes on 2 cores), and the common flags given
+            sizes = [] if "--quick" in (argv or sys.argv[1:]) else getattr(module, "ALL_ARGS", [])
+            args = root.parse_args([name, *sizes, *(a for a in (argv or sys.argv[1:]) if a != "all")])
         publish(name, module.run(args), args)
     return 0
 

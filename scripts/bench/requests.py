@@ -1,0 +1,116 @@
+"""requests: gunicorn serving GET /api/v1/clients for tokens spread over many tenants vs
+one tenant, and the cost of the per-tenant role switch (runtime role vs the owner role).
+
+Two gunicorn servers run at once on loopback: one connects as the runtime role (every tenant
+transaction switches to the tenant's own role, `set_config('role', ...)`), the other as the
+owner role, which may CREATE in the schemas and so skips the switch (core/db.py). Passes
+alternate (single, multi, owner-multi) for `--rounds` rounds so they share the noise of the
+moment; the load generator (loadgen.py) runs in other processes of the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.common import BenchDatabase, Report, ms, profiled
+from bench.serving import Load, add_server_arguments, gunicorn, load, make_tenants
+
+# `bench.py all` (under 15 minutes in all): fewer requests per pass, the same 1,000 tenants.
+ALL_ARGS = ["--requests", "2000"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tenants", type=int, default=1000, help="tenants the multi-tenant pass spreads over"
+    )
+    parser.add_argument("--clients", type=int, default=5, help="clients per tenant")
+    parser.add_argument("--requests", type=int, default=3000, help="requests per pass")
+    parser.add_argument("--rounds", type=int, default=2, help="alternated rounds of the passes")
+    add_server_arguments(parser)
+
+
+def merge(loads: list[Load]) -> Load:
+    return Load(
+        latencies=[x for one in loads for x in one.latencies],
+        errors=sum(one.errors for one in loads),
+        seconds=sum(one.seconds for one in loads),
+    )
+
+
+def run(args: argparse.Namespace) -> Report:
+    n = 20 if args.quick else args.tenants
+    requests = 200 if args.quick else args.requests
+    rounds = 1 if args.quick else args.rounds
+    with BenchDatabase() as db:
+        made = make_tenants(db, n, args.clients, "req")
+        tokens = [token for _, token in made]
+        passes: dict[str, list[Load]] = {"single": [], "multi": [], "owner multi": []}
+        with (
+            gunicorn(db, args) as runtime_server,
+            gunicorn(db, args, database_url=db.settings.migration_database_url) as owner_server,
+        ):
+            # Warm-up: every worker process and connection sees every tenant once.
+            load(runtime_server, tokens, max(len(tokens) * 2, 200), args)
+            load(owner_server, tokens, max(len(tokens) * 2, 200), args)
+            with profiled(args, "requests-multi"):  # the bench process only: the server is elsewhere
+                for _ in range(rounds):
+                    passes["single"].append(load(runtime_server, tokens[:1], requests, args))
+                    passes["multi"].append(load(runtime_server, tokens, requests, args))
+                    passes["owner multi"].append(load(owner_server, tokens, requests, args))
+        server = db.server_version()
+    single, multi, owner = (merge(passes[name]) for name in ("single", "multi", "owner multi"))
+    rows = [
+        [f"{name}: throughput", f"{one.throughput:.0f} req/s", ""]
+        for name, one in (
+            ("single tenant", single),
+            (f"{n} tenants", multi),
+            (f"{n} tenants, owner role", owner),
+        )
+    ]
+    rows += [
+        [f"{name}: p50 / p99", f"{ms(one.p(50))} / {ms(one.p(99))}", ""]
+        for name, one in (
+            ("single tenant", single),
+            (f"{n} tenants", multi),
+            (f"{n} tenants, owner role", owner),
+        )
+    ]
+    rows += [
+        ["throughput multi / single", f"{multi.throughput / single.throughput:.2f}", ">= 0.95"],
+        ["p99 multi / single", f"{multi.p(99) / single.p(99):.2f}", "<= 1.2"],
+        [
+            "errors (non-200 or connection errors), all passes",
+            str(single.errors + multi.errors + owner.errors),
+            "0",
+        ],
+        [
+            "role switch: throughput runtime / owner (multi)",
+            f"{multi.throughput / owner.throughput:.2f}",
+            "reported",
+        ],
+        ["role switch: p50 runtime / owner (multi)", f"{multi.p(50) / owner.p(50):.2f}", "reported"],
+    ]
+    notes = [
+        f"GET /api/v1/clients (first page, {args.clients} clients per tenant), {requests} requests per pass, "
+        f"{rounds} alternated rounds; gunicorn {args.workers} workers x {args.threads} threads (gthread); "
+        f"load: {args.load_processes} Python processes x {args.connections} keep-alive connections "
+        "(http.client), on the same machine as gunicorn and PostgreSQL.",
+        "owner role = a second gunicorn whose DATABASE_URL is the owner role: it may CREATE in the "
+        "tenant schemas, so `set_tenant_search_path` skips `set_config('role', ...)`; a benchmark-only "
+        "comparison, never a deployment.",
+        "The 2 s access cache is cold for most tenant requests in the multi pass (each token comes back "
+        f"after {n} others), warm in the single pass: the difference is part of what is measured.",
+    ]
+    return Report(
+        headers=["figure", "value", "target"],
+        rows=rows,
+        settings={
+            "tenants": n,
+            "requests": requests,
+            "rounds": rounds,
+            "workers": args.workers,
+            "threads": args.threads,
+        },
+        server=server,
+        notes=notes,
+    )

@@ -1,0 +1,224 @@
+"""Serving the real app for the request benchmarks: gunicorn (backend/gunicorn_conf.py) on a
+loopback port, bench tenants with a verified worker and a few clients, tokens minted by the
+app's TokenService, and the load generator (loadgen.py) run in other processes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import insert, select, update
+
+from backend.core.config import PROJECT_ROOT
+from backend.core.db import set_tenant_search_path
+from backend.domain.tenants import Tenant
+from backend.infrastructure.sql.clients import clients
+from backend.infrastructure.sql.identity import memberships, users
+from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.service.tenants import provision_tenant
+from bench.common import BenchDatabase, percentile
+
+BIN = Path(sys.executable).parent
+LOADGEN = Path(__file__).resolve().parent / "loadgen.py"
+START_TIMEOUT_S = 60
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY of gunicorn")
+    parser.add_argument("--threads", type=int, default=4, help="GUNICORN_THREADS of gunicorn")
+    parser.add_argument("--connections", type=int, default=4, help="connections per load process")
+    parser.add_argument("--load-processes", type=int, default=2, help="load generator processes")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Server:
+    port: int
+    process: subprocess.Popen
+
+    def worker_pids(self) -> list[int]:
+        import psutil
+
+        return [child.pid for child in psutil.Process(self.process.pid).children()]
+
+
+@contextmanager
+def gunicorn(
+    db: BenchDatabase,
+    args: argparse.Namespace,
+    *,
+    database_url: str | None = None,
+    extra_env: dict | None = None,
+):
+    """gunicorn serving `backend:create_app()` against the bench database (the runtime role,
+    or `database_url`), with the bench's signing keys (same VAR_DIR); stopped on exit."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": database_url or db.settings.database_url,
+        "MIGRATION_DATABASE_URL": db.settings.migration_database_url,
+        "VAR_DIR": str(db.settings.var_dir),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(args.workers),
+        "GUNICORN_THREADS": str(args.threads),
+        "LOG_LEVEL": "WARNING",
+        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-metrics-"),
+        **(extra_env or {}),
+    }
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [str(BIN / "gunicorn"), "-c", str(PROJECT_ROOT / "backend/gunicorn_conf.py"), "backend:create_app()"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        _wait_until_serving(process, port, log)
+        yield Server(port, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _wait_until_serving(process: subprocess.Popen, port: int, log) -> None:
+    import http.client
+
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)
+            raise SystemExit(f"gunicorn exited: {log.read().decode(errors='replace')[-2000:]}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/health")
+            connection.getresponse().read()
+            connection.close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not start serving in time")
+
+
+def make_tenants(db: BenchDatabase, count: int, clients_each: int, prefix: str) -> list[tuple[Tenant, str]]:
+    """`count` tenants by the fast provisioning path, each with a verified worker and
+    `clients_each` clients; returns (tenant, worker access token) pairs."""
+    runtime = db.runtime
+    made = []
+    for index in range(count):
+        slug = f"{prefix}-{index:06d}"
+        tenant = provision_tenant(
+            slug=slug,
+            name=f"Bench {slug}",
+            owner_email=f"{slug}@bench.example.com",
+            trial_days=14,
+            now=datetime.now(UTC),
+            uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role, fast_provisioning=True),
+        )
+        with runtime.owner_engine.begin() as connection:
+            user_id = connection.execute(
+                select(memberships.c.user_id).where(
+                    memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
+                )
+            ).scalar_one()
+            connection.execute(
+                update(users).where(users.c.id == user_id).values(verified_at=datetime.now(UTC))
+            )
+            set_tenant_search_path(connection, tenant.schema_name)
+            if clients_each:
+                connection.execute(
+                    insert(clients),
+                    [
+                        {"id": uuid.uuid4(), "name": f"Client {n}", "email": f"c{n}@bench.example.com"}
+                        for n in range(clients_each)
+                    ],
+                )
+        token = runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="worker")
+        made.append((tenant, token))
+    return made
+
+
+@dataclass
+class Load:
+    latencies: list[float]
+    errors: int
+    seconds: float
+    stamps: list[float] = field(default_factory=list)  # epoch second each request started
+
+    def between(self, start: float, end: float) -> Load:
+        """The requests that started in [start, end] (epoch seconds)."""
+        kept = [x for x, at in zip(self.latencies, self.stamps, strict=True) if start <= at <= end]
+        return Load(kept, self.errors, end - start)
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def p(self, q: float) -> float:
+        return percentile(self.latencies, q)
+
+
+def load(
+    server: Server, tokens: list[str], requests: int, args: argparse.Namespace, path: str = "/api/v1/clients"
+) -> Load:
+    """`requests` GETs of `path` by `args.load_processes` loadgen processes of
+    `args.connections` keep-alive connections each, the tokens spread round robin."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(tokens, handle)
+    try:
+        share = max(1, requests // args.load_processes)
+        processes = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(LOADGEN),
+                    "--port",
+                    str(server.port),
+                    "--path",
+                    path,
+                    "--tokens-file",
+                    handle.name,
+                    "--offset",
+                    str(n * len(tokens) // args.load_processes),
+                    "--requests",
+                    str(share),
+                    "--connections",
+                    str(args.connections),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for n in range(args.load_processes)
+        ]
+        results = [json.loads(p.communicate(timeout=1800)[0]) for p in processes]
+    finally:
+        os.unlink(handle.name)
+    return Load(
+        latencies=[x for r in results for x in r["latencies"]],
+        stamps=[x for r in results for x in r["stamps"]],
+        errors=sum(r["errors"] for r in results),
+        seconds=max(r["end"] for r in results) - min(r["start"] for r in results),
+    )
