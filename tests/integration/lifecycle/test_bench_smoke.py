@@ -40,10 +40,11 @@ def test_every_benchmark_prints_and_records_its_table(tmp_path):
         "| export throughput / COPY (rows/s)",
         "| p99 during / before",
         "| p99 200 / 10 schemas",
+        "| book appointment",
     ):
         assert table_line in done.stdout
     recorded = record.read_text()
-    names = ("provision", "migrate", "requests", "export", "delete", "fleet")
+    names = ("provision", "migrate", "requests", "export", "delete", "fleet", "soak")
     assert recorded.count("\n### ") == len(names)
     for name in names:
         assert f"### {name}: " in recorded
