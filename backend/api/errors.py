@@ -116,7 +116,14 @@ def from_database_error(error: Exception) -> Response:
     if isinstance(getattr(error, "orig", None), LockNotAvailable):
         log.warning("tenant unavailable: lock timeout")
         return error_response(503, "tenant_unavailable", headers={"Retry-After": str(RETRY_AFTER_S)})
-    log.warning("database unavailable: %s", type(error).__name__)
+    cause = getattr(error, "orig", None)
+    # The driver's class and SQLSTATE say which fault it was (no message: it may carry values).
+    log.warning(
+        "database unavailable: %s (%s, sqlstate %s)",
+        type(error).__name__,
+        type(cause).__name__ if cause is not None else "-",
+        getattr(cause, "sqlstate", None) or "-",
+    )
     return error_response(503, "database_unavailable", headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
