@@ -6,7 +6,22 @@ import uuid
 
 from backend.domain import audit as events
 from backend.domain.audit import AuditEvent
-from backend.service.ports import RegistryUnitOfWork
+from backend.domain.lifecycle import Actor
+from backend.service.ports import RegistryUnitOfWork, UnitOfWork
+
+
+def record_tenant_event(uow: UnitOfWork, event: str, tenant_id: uuid.UUID, actor: Actor, **fields) -> None:
+    """Records a lifecycle event about a tenant (the target), by an operator or the owner."""
+    uow.audit.record(
+        event,
+        tenant_id=tenant_id,
+        actor_user_id=actor.user_id,
+        actor_role=actor.role,
+        target_type="tenant",
+        target_id=str(tenant_id),
+        request_id=actor.request_id,
+        **fields,
+    )
 
 
 def list_events(

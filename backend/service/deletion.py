@@ -23,22 +23,10 @@ from backend.domain.lifecycle import (
     is_due,
 )
 from backend.domain.tenants import Tenant, TenantStatus
+from backend.service.audit import record_tenant_event
 from backend.service.ports import DeletionUnitOfWork, MediaStorage
 
 StepHook = Callable[[str, int], None]
-
-
-def _audit(uow: DeletionUnitOfWork, event: str, tenant_id: uuid.UUID, actor: Actor, **fields) -> None:
-    uow.audit.record(
-        event,
-        tenant_id=tenant_id,
-        actor_user_id=actor.user_id,
-        actor_role=actor.role,
-        target_type="tenant",
-        target_id=str(tenant_id),
-        request_id=actor.request_id,
-        **fields,
-    )
 
 
 def _locked(uow: DeletionUnitOfWork, tenant_id: uuid.UUID) -> Tenant:
@@ -51,7 +39,9 @@ def _schedule(
     uow: DeletionUnitOfWork, tenant: Tenant, due_at: datetime, actor: Actor, grace_days: int
 ) -> datetime:
     uow.deletion.schedule(tenant.id, due_at)
-    _audit(uow, "tenant.deletion_scheduled", tenant.id, actor, metadata={"grace_days": grace_days})
+    record_tenant_event(
+        uow, "tenant.deletion_scheduled", tenant.id, actor, metadata={"grace_days": grace_days}
+    )
     return due_at
 
 
@@ -103,7 +93,7 @@ def cancel_deletion(*, tenant_id: uuid.UUID, now: datetime, actor: Actor, uow: D
         tenant = _locked(uow, tenant_id)
         check_cancellable(tenant.status, tenant.deletion_due_at, now)
         uow.deletion.cancel(tenant.id)
-        _audit(uow, "tenant.deletion_cancelled", tenant.id, actor)
+        record_tenant_event(uow, "tenant.deletion_cancelled", tenant.id, actor)
         uow.commit()
 
 
@@ -149,7 +139,7 @@ def purge_tenant(
             count = _run_step(step, tenant, now, actor, uow_factory, storage)
         except Exception as error:
             with uow_factory() as uow:
-                _audit(
+                record_tenant_event(
                     uow,
                     f"tenant.purge.{step}",
                     tenant.id,
@@ -201,6 +191,6 @@ def _run_step(
         else:  # pragma: no cover - PURGE_STEPS and this function change together
             raise ValueError(step)
         event = "tenant.purged" if step == "tombstone" else f"tenant.purge.{step}"
-        _audit(uow, event, tenant.id, actor, metadata={"count": count, **metadata})
+        record_tenant_event(uow, event, tenant.id, actor, metadata={"count": count, **metadata})
         uow.commit()
     return count

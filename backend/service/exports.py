@@ -17,6 +17,7 @@ from typing import BinaryIO
 from backend.domain.errors import Conflict, NotFound
 from backend.domain.lifecycle import Actor, ArchiveSummary, restored_status
 from backend.domain.tenants import Tenant, TenantStatus, schema_name_for, validate_slug
+from backend.service.audit import record_tenant_event
 from backend.service.ports import (
     ArchiveWriter,
     MediaStorage,
@@ -32,19 +33,6 @@ log = logging.getLogger(__name__)
 MANIFEST_FORMAT = "workspace-export"
 MANIFEST_VERSION = 1
 READ_CHUNK = 256 * 1024
-
-
-def _audit(uow: RegistryUnitOfWork, event: str, tenant_id: uuid.UUID, actor: Actor, **fields) -> None:
-    uow.audit.record(
-        event,
-        tenant_id=tenant_id,
-        actor_user_id=actor.user_id,
-        actor_role=actor.role,
-        target_type="tenant",
-        target_id=str(tenant_id),
-        request_id=actor.request_id,
-        **fields,
-    )
 
 
 @dataclass
@@ -108,7 +96,9 @@ def _stream(tenant, now, actor, uow_factory, open_snapshot, storage, archive) ->
             metadata["code"] = code
         try:
             with uow_factory() as uow:
-                _audit(uow, "export.downloaded", tenant.id, actor, outcome=outcome, metadata=metadata)
+                record_tenant_event(
+                    uow, "export.downloaded", tenant.id, actor, outcome=outcome, metadata=metadata
+                )
                 uow.commit()
         except Exception:  # the response is under way: keep its own error, log this one
             log.exception("could not record export.downloaded")
@@ -182,7 +172,7 @@ def dump_tenant(
         summary = archiver.dump(tenant, out)
     except Exception as error:
         with uow_factory() as uow:
-            _audit(
+            record_tenant_event(
                 uow, "export.dumped", tenant.id, actor, outcome="failure",
                 metadata={"code": type(error).__name__},
             )  # fmt: skip
@@ -191,7 +181,7 @@ def dump_tenant(
     with uow_factory() as uow:
         metadata = {"bytes": summary.bytes, "count": summary.media_files}
         metadata["schema_version"] = summary.schema_version
-        _audit(uow, "export.dumped", tenant.id, actor, metadata=metadata)
+        record_tenant_event(uow, "export.dumped", tenant.id, actor, metadata=metadata)
         uow.commit()
     return summary
 
@@ -259,7 +249,7 @@ def restore_tenant(
                 client_id=membership.client_id,
             )
         metadata = {"slug": slug, "schema_version": version, "reason": "new" if new_slug else "same"}
-        _audit(uow, "export.restored", target.id, actor, metadata=metadata)
+        record_tenant_event(uow, "export.restored", target.id, actor, metadata=metadata)
         try:
             media_files = archive.install_media(target.id)
             uow.commit()
