@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, update
 
-from backend.api.auth import forget_access
+from backend.api.auth import access_cache, forget_access
 from backend.core.db import set_tenant_search_path
 from backend.domain.identity import Role
 from backend.infrastructure.sql.clients import clients
@@ -167,3 +167,10 @@ def login(client):
 @pytest.fixture()
 def mail_dir(runtime) -> Path:
     return runtime.settings.mail_dir
+
+
+@pytest.fixture()
+def listening(app):
+    """The access cache's listener is delivering registry changes to this process."""
+    with app.app_context():
+        assert access_cache.wait_listening(10), "the access listener did not connect"
