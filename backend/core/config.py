@@ -100,6 +100,9 @@ class Settings:
     # URLs carry passwords: kept out of repr() so a logged Settings never leaks them.
     database_url: str | None = field(default=None, repr=False)
     migration_database_url: str | None = field(default=None, repr=False)
+    # The access cache's LISTEN connection must reach PostgreSQL itself (or a session-mode
+    # pooler): a transaction-mode pooler such as PgBouncer's drops LISTEN.
+    listen_database_url: str | None = field(default=None, repr=False)
     var_dir: Path = PROJECT_ROOT / "var"
     # Connection pool: bounded, recycled (catalog caches grow on connections that touch
     # many schemas), and quick to give up so an exhausted pool answers 503, not a hang.
@@ -171,6 +174,10 @@ class Settings:
     def owner_database_url(self) -> str | None:
         return self.migration_database_url or self.database_url
 
+    @property
+    def listener_database_url(self) -> str | None:
+        return self.listen_database_url or self.database_url
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -179,6 +186,7 @@ class Settings:
             env=app_env,
             database_url=env.get("DATABASE_URL") or None,
             migration_database_url=env.get("MIGRATION_DATABASE_URL") or None,
+            listen_database_url=env.get("LISTEN_DATABASE_URL") or None,
             var_dir=Path(env.get("VAR_DIR", str(PROJECT_ROOT / "var"))),
             pool_size=_int(env, "DB_POOL_SIZE", 10),
             pool_max_overflow=_int(env, "DB_POOL_MAX_OVERFLOW", 5),
