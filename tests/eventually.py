@@ -8,7 +8,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-# Far below the access cache's 30 s TTL: an answer that changes within this bound was
+# Far below the access cache's 300 s TTL: an answer that changes within this bound was
 # invalidated, not expired.
 DEFAULT_WITHIN_S = 5.0
 

@@ -28,7 +28,9 @@ from backend.domain.identity import AccessRecord, Principal
 from backend.infrastructure.access_events import AccessChange, AccessChangeListener, listener_conninfo
 from backend.infrastructure.sql.identity import load_access
 
-ACCESS_CACHE_TTL_S = 30.0
+# A backstop only: notifications evict what changed. Long enough that every active session of
+# a busy fleet stays warm between its requests (benchmarks: 1,000 tenants).
+ACCESS_CACHE_TTL_S = 300.0
 FALLBACK_TTL_S = 2.0
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _MISSING = object()

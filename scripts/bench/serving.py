@@ -7,12 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +41,96 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=4, help="GUNICORN_THREADS of gunicorn")
     parser.add_argument("--connections", type=int, default=4, help="connections per load process")
     parser.add_argument("--load-processes", type=int, default=2, help="load generator processes")
+    parser.add_argument(
+        "--server-profile",
+        type=Path,
+        metavar="FILE",
+        help="sample the gunicorn workers with py-spy during the measured passes: FILE gets the "
+        "collapsed stacks, FILE.txt the functions with the largest share of the samples",
+    )
+
+
+@contextmanager
+def server_profiled(args: argparse.Namespace, server: Server, label: str) -> Iterator[None]:
+    """py-spy over the server's workers for the block (--server-profile); it samples another
+    process from outside, so the profile costs the server nothing but the CPU py-spy takes."""
+    if not args.server_profile:
+        yield
+        return
+    path = args.server_profile.with_name(f"{args.server_profile.stem}-{label}{args.server_profile.suffix}")
+    spy = subprocess.Popen(
+        [
+            str(BIN / "py-spy"),
+            "record",
+            "--pid",
+            str(server.process.pid),
+            "--subprocesses",
+            "--idle",
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--output",
+            str(path),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(1.0)  # attach before the load starts
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        _, err = spy.communicate(timeout=60)
+        if spy.returncode not in (0, -signal.SIGINT) or not path.exists():
+            print(f"py-spy failed ({spy.returncode}): {err.decode(errors='replace')[-500:]}")
+        else:
+            summary = path.with_name(path.name + ".txt")
+            summary.write_text(summarize_stacks(path.read_text()))
+            print(f"server profile of {label}: {path} (summary {summary})")
+
+
+# Waiting, not working: gthread's selector and idle pool threads, the arbiter between signals,
+# the access-cache listener waiting for notifications.
+IDLE_LEAVES = (
+    "select (selectors.py",
+    "wait (threading.py",
+    "_worker (concurrent",
+    "wait_for_signals (gunicorn",
+)
+IDLE_ANYWHERE = ("_listen (backend/infrastructure/access_events.py",)
+
+
+def summarize_stacks(collapsed: str, top: int = 25) -> str:
+    """Share of samples per function (inclusive) and per leaf frame (self), busy samples only."""
+    inclusive: dict[str, int] = {}
+    leaf: dict[str, int] = {}
+    total = idle = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [frame.strip() for frame in stack.split(";") if not frame.startswith("process ")]
+        if not frames:
+            continue
+        if any(marker in frames[-1] for marker in IDLE_LEAVES) or any(
+            marker in frame for frame in frames for marker in IDLE_ANYWHERE
+        ):
+            idle += count
+            continue
+        total += count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+        leaf[frames[-1]] = leaf.get(frames[-1], 0) + count
+    lines = [f"busy samples: {total} (idle left out: {idle})", "", "inclusive (share of busy samples):"]
+    for frame, count in sorted(inclusive.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"  {100 * count / max(total, 1):5.1f}%  {frame}")
+    lines += ["", "self (leaf frames):"]
+    for frame, count in sorted(leaf.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"  {100 * count / max(total, 1):5.1f}%  {frame}")
+    return "\n".join(lines) + "\n"
 
 
 def free_port() -> int:

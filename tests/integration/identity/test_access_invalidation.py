@@ -19,6 +19,16 @@ from tests.eventually import eventually
 from tests.integration.identity.conftest import bearer, mark_verified
 
 
+def settle(runtime) -> None:
+    """Wait until the listener handled every message sent so far (a setup's inserts notify
+    too, and a late one would evict an entry a test has just cached): messages arrive in
+    commit order, so once our own has been handled, so were the earlier ones."""
+    before = access_cache._generation
+    with runtime.owner_engine.begin() as connection:
+        connection.execute(text("SELECT pg_notify('access_changed', 'sync')"))
+    assert eventually(lambda: access_cache._generation, lambda generation: generation > before) > before
+
+
 def changed(client, headers):
     return eventually(lambda: client.get("/api/v1/me", headers=headers), lambda r: r.status_code != 200)
 
@@ -43,6 +53,7 @@ def test_without_its_notification_a_change_stays_unseen_until_the_ttl(client, me
     """The control for the tests above: they pass because of the notification, not because
     the cache does not cache."""
     m = member()
+    settle(runtime)
     assert client.get("/api/v1/me", headers=m.worker).status_code == 200
     with runtime.owner_engine.begin() as connection:
         connection.execute(text("ALTER TABLE shared.tenants DISABLE TRIGGER notify_access_changed"))
@@ -59,6 +70,7 @@ def test_without_its_notification_a_change_stays_unseen_until_the_ttl(client, me
 
 def test_other_tenants_entries_survive_a_change(client, member, runtime, listening):
     first, second = member(), member()
+    settle(runtime)
     for m in (first, second):
         assert client.get("/api/v1/me", headers=m.worker).status_code == 200
     with runtime.owner_engine.begin() as connection:
