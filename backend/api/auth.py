@@ -110,7 +110,9 @@ class AccessCache:
 
 def _database_listener(cache: AccessCache) -> AccessChangeListener:
     return AccessChangeListener(
-        listener_conninfo(runtime().settings.listener_database_url), on_change=cache.forget, on_reset=cache.forget
+        listener_conninfo(runtime().settings.listener_database_url),
+        on_change=cache.forget,
+        on_reset=cache.forget,
     )
 
 
