@@ -51,10 +51,13 @@ def app(settings):
     from backend import create_app
     from backend.cli.tenants import migrate_shared
 
+    from backend.api.auth import access_cache
+
     application = create_app(settings)
     with application.app_context():
         migrate_shared()
-    return application
+    yield application
+    access_cache.stop_listening()  # before the session's PostgreSQL stops
 
 
 @pytest.fixture()

@@ -1,14 +1,20 @@
 """The request path is lean (issue 8): the SQL statements each main route sends on the runtime
-engine are counted, so a regression (an extra query per request, a lost cache) fails here.
+engine are counted, and so are the round trips to PostgreSQL (libpq's protocol trace), so a
+regression (an extra query per request, a lost cache) fails here.
 
 Warm access cache: one `set_config` (search path and tenant role) and the route's own queries.
-Cold cache (the 2 s registry cache of backend/api/auth.py): one registry lookup more."""
+Cold cache (backend/api/auth.py): one registry lookup more.
+Round trips besides the statements: the pool's pre-ping at checkout (`SELECT 1`), BEGIN and
+the closing ROLLBACK of the request's transaction; the registry lookup runs in autocommit
+(no BEGIN/ROLLBACK) but pays its own checkout's ping."""
 
 from __future__ import annotations
 
+import tempfile
 from contextlib import contextmanager
 
 import pytest
+from psycopg import pq
 from sqlalchemy import event
 
 from backend.api import auth
@@ -28,6 +34,41 @@ def counted(engine):
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", count)
+
+
+@contextmanager
+def round_trips(engine):
+    """Count what the client sends that waits for an answer: a simple-protocol Query (BEGIN,
+    ROLLBACK, a statement without parameters) or an extended-protocol Sync (one per
+    statement), on every connection of the pool, the pre-ping at checkout included."""
+    trace = tempfile.TemporaryFile(mode="w+")
+    counts: list[int] = []
+    traced = []
+
+    def start(dbapi_connection) -> None:
+        dbapi_connection.pgconn.trace(trace.fileno())
+        dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        traced.append(dbapi_connection)
+
+    def on_connect(dbapi_connection, record):
+        start(dbapi_connection)
+
+    # The idle connections (a checkout pings before the checkout event fires) and new ones.
+    for record in list(engine.pool._pool.queue):
+        if record.dbapi_connection is not None:
+            start(record.dbapi_connection)
+    event.listen(engine, "connect", on_connect)
+    try:
+        yield counts
+    finally:
+        event.remove(engine, "connect", on_connect)
+        for dbapi_connection in traced:
+            if not dbapi_connection.closed:
+                dbapi_connection.pgconn.untrace()
+        trace.seek(0)
+        messages = [line.split("\t") for line in trace.read().splitlines()]
+        counts.append(sum(1 for m in messages if len(m) > 2 and m[0] == "F" and m[2] in ("Query", "Sync")))
+        trace.close()
 
 
 @pytest.fixture()
@@ -68,6 +109,14 @@ def test_statements_per_request_of_the_main_routes(client, runtime, filled, rout
     with counted(runtime.engine) as cold:
         assert client.get(path, headers=mine.worker).status_code == 200
     assert len(cold) == expected + 1, cold  # the registry lookup
+
+    with round_trips(runtime.engine) as warm_trips:
+        assert client.get(path, headers=mine.worker).status_code == 200
+    assert warm_trips == [expected + 3]  # + ping, BEGIN, ROLLBACK
+    auth.forget_access()
+    with round_trips(runtime.engine) as cold_trips:
+        assert client.get(path, headers=mine.worker).status_code == 200
+    assert cold_trips == [expected + 3 + 2]  # + the lookup's ping and the lookup itself
 
     if "{" in route:  # the other tenant's worker cannot read it, and pays no more for trying
         with counted(runtime.engine) as foreign:
