@@ -24,9 +24,7 @@ def with_database(settings: Settings) -> Settings:
     if not settings.is_development:
         raise ConfigError(f"DATABASE_URL is required when APP_ENV={settings.env}")
     database = embedded_postgres.start(settings.var_dir / "pgdata", cleanup=None)
-    return replace(
-        settings, database_url=database.runtime_url, migration_database_url=database.owner_url
-    )
+    return replace(settings, database_url=database.runtime_url, migration_database_url=database.owner_url)
 
 
 def runtime_role(settings: Settings) -> str | None:

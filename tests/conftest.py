@@ -49,9 +49,8 @@ def settings(database, tmp_path_factory) -> Settings:
 @pytest.fixture(scope="session")
 def app(settings):
     from backend import create_app
-    from backend.cli.tenants import migrate_shared
-
     from backend.api.auth import access_cache
+    from backend.cli.tenants import migrate_shared
 
     application = create_app(settings)
     with application.app_context():
@@ -157,9 +156,7 @@ def client_token(runtime):
             SqlMembershipRepository(connection).add(
                 user_id=user_id, tenant_id=tenant.id, role=Role.CLIENT, client_id=client_id
             )
-        value = runtime.tokens.issue(
-            user_id=user_id, tenant_id=tenant.id, role="client", client_id=client_id
-        )
+        value = runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="client", client_id=client_id)
         return client_id, {"Authorization": f"Bearer {value}"}
 
     return make

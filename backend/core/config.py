@@ -85,12 +85,7 @@ class RateLimits:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RateLimits:
-        return cls(
-            **{
-                f.name: env.get(f"RATE_LIMIT_{f.name.upper()}") or f.default
-                for f in fields(cls)
-            }
-        )
+        return cls(**{f.name: env.get(f"RATE_LIMIT_{f.name.upper()}") or f.default for f in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -201,8 +196,7 @@ class Settings:
             app_url=env.get("APP_URL", "http://127.0.0.1:8000").rstrip("/"),
             verification_ttl_s=_int(env, "VERIFICATION_TTL_S", 48 * 3600),
             invitation_ttl_s=_int(env, "INVITATION_TTL_S", 7 * 24 * 3600),
-            mail_backend=env.get("MAIL_BACKEND")
-            or ("file" if app_env in DEVELOPMENT_ENVS else "smtp"),
+            mail_backend=env.get("MAIL_BACKEND") or ("file" if app_env in DEVELOPMENT_ENVS else "smtp"),
             mail_from=env.get("MAIL_FROM", "no-reply@localhost"),
             smtp_host=env.get("SMTP_HOST") or None,
             smtp_port=_int(env, "SMTP_PORT", 587),

@@ -80,9 +80,7 @@ def bootstrap(superuser_url: str) -> None:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
             verb = "ALTER" if exists else "CREATE"
             conn.execute(
-                sql.SQL("{} ROLE {} {}").format(
-                    sql.SQL(verb), sql.Identifier(role), sql.SQL(attributes)
-                )
+                sql.SQL("{} ROLE {} {}").format(sql.SQL(verb), sql.Identifier(role), sql.SQL(attributes))
             )
         runtime = sql.Identifier(RUNTIME_ROLE)
         for setting, value in RUNTIME_SETTINGS:

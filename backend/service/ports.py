@@ -145,9 +145,7 @@ class SchemaManager(Protocol):
 
 class AuditLog(Protocol):
     def record(self, event: str, **fields: object) -> None: ...
-    def list_page(
-        self, *, tenant_id: uuid.UUID, offset: int, limit: int
-    ) -> tuple[list[AuditEvent], int]: ...
+    def list_page(self, *, tenant_id: uuid.UUID, offset: int, limit: int) -> tuple[list[AuditEvent], int]: ...
 
 
 class ClientRepository(Protocol):

@@ -69,7 +69,9 @@ def upgrade() -> None:
         sa.Column("deleted_at", sa.DateTime(timezone=True)),
         sa.CheckConstraint("client_id IS NOT NULL OR deleted_at IS NOT NULL", name=op.f("ck_media_linked")),
         sa.CheckConstraint("size_bytes >= 0", name=op.f("ck_media_size")),
-        sa.CheckConstraint("uploaded_by_role IN ('worker', 'client')", name=op.f("ck_media_uploaded_by_role")),
+        sa.CheckConstraint(
+            "uploaded_by_role IN ('worker', 'client')", name=op.f("ck_media_uploaded_by_role")
+        ),
         sa.ForeignKeyConstraint(
             ["client_id"], ["clients.id"], name="fk_media_client_id_clients", ondelete="SET NULL"
         ),

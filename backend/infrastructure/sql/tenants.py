@@ -23,9 +23,7 @@ from sqlalchemy.engine import Connection
 from backend.domain.tenants import Plan, Tenant, TenantStatus
 from backend.infrastructure.sql.metadata import shared_metadata
 
-TOMBSTONE_RULE = (
-    "status <> 'deleted' OR (name = '' AND slug = 'deleted-' || replace(id::text, '-', ''))"
-)
+TOMBSTONE_RULE = "status <> 'deleted' OR (name = '' AND slug = 'deleted-' || replace(id::text, '-', ''))"
 
 tenants = Table(
     "tenants",
@@ -138,9 +136,7 @@ class SqlTenantRepository:
         ).first()
         return _to_tenant(row) if row else None
 
-    def set_status(
-        self, tenant_id: uuid.UUID, status: TenantStatus, *, disabled_at: datetime | None
-    ) -> None:
+    def set_status(self, tenant_id: uuid.UUID, status: TenantStatus, *, disabled_at: datetime | None) -> None:
         self._connection.execute(
             update(tenants)
             .where(tenants.c.id == tenant_id)

@@ -261,9 +261,7 @@ def test_unknown_or_missing_kid(client, app_key, header, claims, kid):
     ],
     ids=lambda extra: next(iter(extra)),
 )
-def test_key_carrying_or_critical_header_even_with_a_valid_signature(
-    client, app_key, header, claims, extra
-):
+def test_key_carrying_or_critical_header_even_with_a_valid_signature(client, app_key, header, claims, extra):
     assert_refused(call(client, signed(app_key, {**header, **extra}, claims)))
 
 

@@ -171,8 +171,7 @@ def test_audit_rows_are_insert_only_inside_a_tenant_transaction(runtime, tenant)
 def test_runtime_timeouts_are_set_on_the_role(as_runtime, runtime_role, tenant, runtime):
     settings = scalar(
         as_runtime,
-        "SELECT setconfig FROM pg_db_role_setting"
-        " WHERE setrole = CAST(:role AS regrole) AND setdatabase = 0",
+        "SELECT setconfig FROM pg_db_role_setting WHERE setrole = CAST(:role AS regrole) AND setdatabase = 0",
         role=runtime_role,
     )
     names = {entry.split("=", 1)[0] for entry in settings}
