@@ -23,6 +23,7 @@ from cachetools import TTLCache
 from flask import g, request
 
 from backend.api.context import runtime
+from backend.api.metrics import ACCESS_CACHE_LOOKUPS
 from backend.domain.errors import Unauthenticated
 from backend.domain.identity import AccessRecord, Principal
 from backend.infrastructure.access_events import AccessChange, AccessChangeListener, listener_conninfo
@@ -58,7 +59,9 @@ class AccessCache:
             cached = self._entries.get(key, _MISSING)
             generation = self._generation
         if cached is not _MISSING and time.monotonic() - cached[1] <= max_age:
+            ACCESS_CACHE_LOOKUPS.labels("hit").inc()
             return cached[0]
+        ACCESS_CACHE_LOOKUPS.labels("miss").inc()
         loaded_at = time.monotonic()
         record = load()
         with self._lock:

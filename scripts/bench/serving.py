@@ -139,10 +139,25 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+METRICS_TOKEN = "bench-" + uuid.uuid4().hex
+
+
 @dataclass
 class Server:
     port: int
     process: subprocess.Popen
+
+    def counter(self, name: str, **labels: str) -> float:
+        """A counter summed over the workers, from the server's /metrics."""
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        connection.request("GET", "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        body = connection.getresponse().read().decode()
+        connection.close()
+        wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
+        prefix = f"{name}{{{wanted}}} " if labels else f"{name} "
+        return sum(float(line.split()[-1]) for line in body.splitlines() if line.startswith(prefix))
 
     def worker_pids(self) -> list[int]:
         import psutil
@@ -172,6 +187,7 @@ def gunicorn(
         "WEB_CONCURRENCY": str(args.workers),
         "GUNICORN_THREADS": str(args.threads),
         "LOG_LEVEL": "WARNING",
+        "METRICS_TOKEN": METRICS_TOKEN,
         "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-metrics-"),
         **(extra_env or {}),
     }
