@@ -18,6 +18,7 @@ from backend.domain.tenants import (
     Plan,
     Tenant,
     TenantStatus,
+    UpgradeMethod,
     check_operator_status_change,
     schema_name_for,
     validate_slug,
@@ -168,6 +169,7 @@ class MigrationResult:
     version: str | None
     seconds: float = 0.0
     error: str | None = None
+    method: UpgradeMethod | None = None  # how a migrated tenant was upgraded
 
     @property
     def ok(self) -> bool:
@@ -239,10 +241,15 @@ def _migrate_one(
 ) -> MigrationResult:
     started = time.perf_counter()
 
-    def result(outcome: MigrationOutcome, version: str | None, error: str | None = None):
+    def result(
+        outcome: MigrationOutcome,
+        version: str | None,
+        error: str | None = None,
+        method: UpgradeMethod | None = None,
+    ) -> MigrationResult:
         seconds = time.perf_counter() - started
         return MigrationResult(
-            tenant.id, tenant.slug, outcome, tenant.schema_version, version, seconds, error
+            tenant.id, tenant.slug, outcome, tenant.schema_version, version, seconds, error, method
         )
 
     try:
@@ -256,16 +263,18 @@ def _migrate_one(
             if current.schema_version == head and current.last_migration_error is None:
                 return result(MigrationOutcome.CURRENT, head)
             try:
-                version = uow.schemas.migrate(current.schema_name, lock_timeout_ms=lock_timeout_ms)
+                upgrade = uow.schemas.migrate(
+                    current.schema_name, from_version=current.schema_version, lock_timeout_ms=lock_timeout_ms
+                )
             except Exception as error:  # noqa: BLE001 - one tenant's failure must not stop the fleet
                 # The schema change was rolled back to its savepoint; the lock is still ours,
                 # so no concurrent run can interleave between the failure and its record.
                 uow.tenants.record_migration(tenant.id, None, describe(error))
                 uow.commit()
                 return result(MigrationOutcome.FAILED, current.schema_version, describe(error))
-            uow.tenants.record_migration(tenant.id, version, None)
+            uow.tenants.record_migration(tenant.id, upgrade.version, None)
             uow.commit()
-            return result(MigrationOutcome.MIGRATED, version)
+            return result(MigrationOutcome.MIGRATED, upgrade.version, method=upgrade.method)
     except Exception as error:  # noqa: BLE001 - e.g. the connection dropped: report, go on
         _record_failure(tenant, uow_factory, describe(error))
         return result(MigrationOutcome.FAILED, tenant.schema_version, describe(error))

@@ -91,7 +91,7 @@ def add_registry_rows(db: BenchDatabase, total: int, head: str) -> int:
     return missing
 
 
-def migrate_run(db: BenchDatabase, tree: Path, jobs: int) -> dict:
+def migrate_run(db: BenchDatabase, tree: Path, jobs: int, profile: Path | None = None) -> dict:
     server_before = db.server_cpu_seconds()
     env = {
         **os.environ,
@@ -100,7 +100,7 @@ def migrate_run(db: BenchDatabase, tree: Path, jobs: int) -> dict:
         "VAR_DIR": str(db.settings.var_dir),
     }
     done = subprocess.run(
-        [sys.executable, str(CHILD), str(tree), str(jobs)],
+        [sys.executable, str(CHILD), str(tree), str(jobs), *([str(profile)] if profile else [])],
         env=env,
         capture_output=True,
         text=True,
@@ -117,6 +117,14 @@ def migrate_run(db: BenchDatabase, tree: Path, jobs: int) -> dict:
     server_after = db.server_cpu_seconds()
     result["server_cpu_seconds"] = None if server_before is None else server_after - server_before
     return result
+
+
+def profile_path(args: argparse.Namespace, jobs: int) -> Path | None:
+    """With --profile FILE: a pyinstrument profile of the --jobs 1 run (tenants migrated in the
+    command's own process, so the profile shows a worker's per-tenant work)."""
+    if not args.profile or jobs != 1:
+        return None
+    return args.profile.with_name(f"{args.profile.stem}-migrate-jobs1{args.profile.suffix}")
 
 
 def at_head(db: BenchDatabase, head: str) -> int:
@@ -170,7 +178,7 @@ def run(args: argparse.Namespace) -> Report:
                 DOWNGRADE.format(column=column),
                 message=f"benchmark: {column} + index",
             )
-            result = migrate_run(db, tree, jobs)
+            result = migrate_run(db, tree, jobs, profile_path(args, jobs))
             migrated = at_head(db, head)
             rows.append(
                 [

@@ -1,10 +1,12 @@
 """`tenants migrate --jobs J` run the way an operator runs it, for scripts/bench/migrate.py.
 
-    python scripts/bench/migrate_child.py TENANT_TREE JOBS
+    python scripts/bench/migrate_child.py TENANT_TREE JOBS [PROFILE_FILE]
 
 Uses DATABASE_URL / MIGRATION_DATABASE_URL / VAR_DIR from the environment and the migration
 tree copy TENANT_TREE; prints the command's output, then one line `BENCH_RESULT {json}` with
 the command's wall time, its exit code and the memory of this process and of its workers.
+With PROFILE_FILE, the command runs under pyinstrument (text, or HTML for .html): figures
+of such a run are the profiler's, not the command's.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class PeakRss(threading.Thread):
         self.tree_peak_kib = max(self.tree_peak_kib, own + sum(others))
 
 
-def main(tree: str, jobs: int) -> int:
+def main(tree: str, jobs: int, profile: Path | None = None) -> int:
     import click
     from flask.cli import ScriptInfo
 
@@ -64,6 +66,12 @@ def main(tree: str, jobs: int) -> int:
     start_times = sampler.me.cpu_times()
     cpu_at_start = start_times.user + start_times.system
     sampler.start()
+    profiler = None
+    if profile is not None:
+        from pyinstrument import Profiler  # a dev tool: pip install pyinstrument
+
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
     started = time.perf_counter()
     try:
         tenants_cli.main(
@@ -77,6 +85,12 @@ def main(tree: str, jobs: int) -> int:
         error.show()
         exit_code = error.exit_code
     seconds = time.perf_counter() - started
+    if profiler is not None:
+        profiler.stop()
+        profile.write_text(
+            profiler.output_html() if profile.suffix == ".html" else profiler.output_text(show_all=False)
+        )
+        print(f"profile: {profile}", flush=True)
     sampler.done.set()
     sampler.join()
     sampler.sample()
@@ -101,4 +115,4 @@ def main(tree: str, jobs: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], int(sys.argv[2])))
+    sys.exit(main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) > 3 else None))

@@ -113,20 +113,38 @@ def grant_tenant(connection: Connection, schema_name: str, runtime_role: str | N
     """After creating or migrating a tenant schema: only its own tenant role may use it."""
     if not runtime_role:
         return
-    schema = schema_identifier(schema_name)
     name = tenant_role_name(schema_name)
-    role, runtime = sql.Identifier(name), sql.Identifier(runtime_role)
     statements: list[sql.Composable] = []
     if not _existing_roles(connection, name):
         statements.append(_create_role(name))
-    statements += [
+    _exec(connection, *statements, *_tenant_grants(connection, schema_name, runtime_role))
+
+
+def tenant_grants_sql(connection: Connection, schema_name: str, runtime_role: str | None) -> str:
+    """grant_tenant's statements as SQL text, for a caller that sends them with its own
+    statements in one round trip (a migration step script): the tenant role is created in
+    the same text when it is missing, instead of being looked up first."""
+    if not runtime_role:
+        return ""
+    name = tenant_role_name(schema_name)
+    create_if_missing = sql.SQL(
+        "DO $grant$BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {name}) "
+        "THEN {create}; END IF; END$grant$"
+    ).format(name=sql.Literal(name), create=_create_role(name))
+    statements = [create_if_missing, *_tenant_grants(connection, schema_name, runtime_role)]
+    return sql.SQL("; ").join(statements).as_string(None) + ";"
+
+
+def _tenant_grants(connection: Connection, schema_name: str, runtime_role: str) -> list[sql.Composable]:
+    schema = schema_identifier(schema_name)
+    role, runtime = sql.Identifier(tenant_role_name(schema_name)), sql.Identifier(runtime_role)
+    return [
         sql.SQL("GRANT {} TO {}").format(sql.Identifier(tenant_group_role(runtime_role)), role),
         _membership_grant(connection, role, runtime_role),
         *_dml_grants(schema, role),
         # Direct access by the runtime role (granted before tenant roles existed) is removed.
         *_revoke_all(schema, runtime),
     ]
-    _exec(connection, *statements)
 
 
 def _membership_grant(connection: Connection, role: sql.Identifier, runtime_role: str) -> sql.Composed:
