@@ -28,9 +28,7 @@ import re
 import threading
 from dataclasses import dataclass
 
-from psycopg import errors as pg_errors
 from psycopg import sql
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from backend.core.tenancy import quoted_schema
@@ -158,12 +156,6 @@ def _version_check(from_revision: str | None) -> str:
         message=sql.Literal(GUARD_MESSAGE),
     )
     return block.as_string(None)
-
-
-def is_version_mismatch(error: BaseException) -> bool:
-    """True when a script failed its version check (the schema is not where the registry says)."""
-    orig = getattr(error, "orig", None) if isinstance(error, DBAPIError) else error
-    return isinstance(orig, pg_errors.RaiseException) and orig.diag.message_primary == GUARD_MESSAGE
 
 
 def configure_offline(context, **options) -> None:

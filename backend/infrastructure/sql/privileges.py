@@ -113,38 +113,93 @@ def grant_tenant(connection: Connection, schema_name: str, runtime_role: str | N
     """After creating or migrating a tenant schema: only its own tenant role may use it."""
     if not runtime_role:
         return
+    schema = schema_identifier(schema_name)
     name = tenant_role_name(schema_name)
+    role, runtime = sql.Identifier(name), sql.Identifier(runtime_role)
     statements: list[sql.Composable] = []
     if not _existing_roles(connection, name):
         statements.append(_create_role(name))
-    _exec(connection, *statements, *_tenant_grants(connection, schema_name, runtime_role))
-
-
-def tenant_grants_sql(connection: Connection, schema_name: str, runtime_role: str | None) -> str:
-    """grant_tenant's statements as SQL text, for a caller that sends them with its own
-    statements in one round trip (a migration step script): the tenant role is created in
-    the same text when it is missing, instead of being looked up first."""
-    if not runtime_role:
-        return ""
-    name = tenant_role_name(schema_name)
-    create_if_missing = sql.SQL(
-        "DO $grant$BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {name}) "
-        "THEN {create}; END IF; END$grant$"
-    ).format(name=sql.Literal(name), create=_create_role(name))
-    statements = [create_if_missing, *_tenant_grants(connection, schema_name, runtime_role)]
-    return sql.SQL("; ").join(statements).as_string(None) + ";"
-
-
-def _tenant_grants(connection: Connection, schema_name: str, runtime_role: str) -> list[sql.Composable]:
-    schema = schema_identifier(schema_name)
-    role, runtime = sql.Identifier(tenant_role_name(schema_name)), sql.Identifier(runtime_role)
-    return [
+    statements += [
         sql.SQL("GRANT {} TO {}").format(sql.Identifier(tenant_group_role(runtime_role)), role),
         _membership_grant(connection, role, runtime_role),
         *_dml_grants(schema, role),
         # Direct access by the runtime role (granted before tenant roles existed) is removed.
         *_revoke_all(schema, runtime),
     ]
+    _exec(connection, *statements)
+
+
+TENANT_ROLE_MISSING = "the tenant role does not exist"
+
+# After a migration step only the step's new relations lack their grants: the schema, the
+# roles and the relations that were there already were granted when they were made. Instead
+# of GRANT/REVOKE ... ON ALL TABLES IN SCHEMA, whose every statement reads all of pg_class
+# once per kind of relation (the cost grows with the fleet: ~20 ms per tenant at 400
+# tenants), the relations of the schema are found through pg_depend's index and only those
+# whose grants differ from what grant_tenant leaves are changed; the result is the same.
+_GRANT_NEW_RELATIONS = """DO $grant$
+DECLARE
+  tenant_role oid := pg_catalog.to_regrole({quoted_role});
+  runtime_role oid := pg_catalog.to_regrole({quoted_runtime});
+  item record;
+BEGIN
+  IF tenant_role IS NULL THEN
+    RAISE EXCEPTION USING MESSAGE = {missing};
+  END IF;
+  FOR item IN
+    SELECT c.oid::pg_catalog.regclass AS relation, c.relkind = 'S' AS is_sequence,
+      (SELECT count(DISTINCT a.privilege_type) FROM pg_catalog.aclexplode(c.relacl) AS a
+        WHERE a.grantee = tenant_role AND a.privilege_type = ANY (
+          CASE WHEN c.relkind = 'S' THEN ARRAY['USAGE', 'SELECT']
+          ELSE ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE'] END))
+        < CASE WHEN c.relkind = 'S' THEN 2 ELSE 4 END AS grant_needed,
+      EXISTS (SELECT FROM pg_catalog.aclexplode(c.relacl) AS a WHERE a.grantee = runtime_role)
+        AS revoke_needed
+    FROM pg_catalog.pg_depend AS d JOIN pg_catalog.pg_class AS c ON c.oid = d.objid
+    WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+      AND d.refobjid = {quoted_schema}::pg_catalog.regnamespace AND d.refobjsubid = 0
+      AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+  LOOP
+    IF item.grant_needed AND item.is_sequence THEN
+      EXECUTE pg_catalog.format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', item.relation, {role});
+    ELSIF item.grant_needed THEN
+      EXECUTE pg_catalog.format(
+        'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I', item.relation, {role});
+    END IF;
+    IF item.revoke_needed THEN
+      EXECUTE pg_catalog.format('REVOKE ALL ON %s %s FROM %I',
+        CASE WHEN item.is_sequence THEN 'SEQUENCE' ELSE 'TABLE' END, item.relation, {runtime});
+    END IF;
+  END LOOP;
+END
+$grant$;"""
+
+
+def grant_new_relations_sql(schema_name: str, runtime_role: str | None) -> str:
+    """After a migration step, as SQL text for the caller's own round trip: what
+    grant_tenant would change on the step's new tables, views and sequences (DML and
+    sequence use to the tenant role, nothing directly to the runtime role). Fails with
+    TENANT_ROLE_MISSING when the schema has no tenant role yet (grant_tenant makes one)."""
+    if not runtime_role:
+        return ""
+    role = tenant_role_name(schema_name)
+
+    def quoted(name: str) -> sql.Literal:  # what to_regrole and regnamespace read
+        return sql.Literal(sql.Identifier(name).as_string(None))
+
+    return (
+        sql.SQL(_GRANT_NEW_RELATIONS)
+        .format(
+            role=sql.Literal(role),
+            runtime=sql.Literal(runtime_role),
+            quoted_role=quoted(role),
+            quoted_runtime=quoted(runtime_role),
+            quoted_schema=quoted(schema_name),
+            missing=sql.Literal(TENANT_ROLE_MISSING),
+        )
+        .as_string(None)
+    )
 
 
 def _membership_grant(connection: Connection, role: sql.Identifier, runtime_role: str) -> sql.Composed:

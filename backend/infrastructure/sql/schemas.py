@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from psycopg import errors as pg_errors
 from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -12,9 +13,18 @@ from sqlalchemy.exc import DBAPIError
 from backend.core.tenancy import schema_identifier
 from backend.domain.tenants import SchemaUpgrade, UpgradeMethod
 from backend.infrastructure import ddl_cache, migrations, step_scripts
-from backend.infrastructure.sql.privileges import drop_tenant_role, grant_tenant, tenant_grants_sql
+from backend.infrastructure.sql.privileges import (
+    TENANT_ROLE_MISSING,
+    drop_tenant_role,
+    grant_new_relations_sql,
+    grant_tenant,
+)
 
 log = logging.getLogger(__name__)
+
+# The checks of a step script that send a tenant to the chain instead of failing it: its
+# schema is not at the registry's version, or it has no tenant role yet.
+_CHAIN_INSTEAD = (step_scripts.GUARD_MESSAGE, TENANT_ROLE_MISSING)
 
 
 class SqlSchemaManager:
@@ -65,7 +75,7 @@ class SqlSchemaManager:
                 [
                     _lock_timeout_sql(lock_timeout_ms),
                     script.for_schema(schema_name),
-                    tenant_grants_sql(self._connection, schema_name, self._runtime_role),
+                    grant_new_relations_sql(schema_name, self._runtime_role),
                 ]
             )
             try:
@@ -74,11 +84,12 @@ class SqlSchemaManager:
                     self._connection.exec_driver_sql(statements, execution_options={"no_parameters": True})
                 return SchemaUpgrade(script.to_revision, UpgradeMethod.SCRIPT)
             except DBAPIError as error:
-                if not step_scripts.is_version_mismatch(error):
+                if not _sends_to_chain(error):
                     raise
+                diag = error.orig.diag
                 log.warning(
-                    "%s is not at %s as the registry says (%s): migrating it by the chain",
-                    schema_name, from_version, error.orig.diag.message_detail,
+                    "%s: %s (%s); migrating it by the chain",
+                    schema_name, diag.message_primary, diag.message_detail or "",
                 )  # fmt: skip
         if lock_timeout_ms is not None:
             self._connection.execute(
@@ -102,3 +113,8 @@ def _lock_timeout_sql(lock_timeout_ms: int | None) -> str:
         return ""
     value = sql.Literal(f"{int(lock_timeout_ms)}ms")
     return sql.SQL("SET LOCAL lock_timeout = {};").format(value).as_string(None)
+
+
+def _sends_to_chain(error: DBAPIError) -> bool:
+    orig = error.orig
+    return isinstance(orig, pg_errors.RaiseException) and orig.diag.message_primary in _CHAIN_INSTEAD

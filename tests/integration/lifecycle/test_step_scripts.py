@@ -17,7 +17,7 @@ from backend.core.db import set_tenant_search_path
 from backend.core.tenancy import InvalidSchemaName
 from backend.domain.tenants import UpgradeMethod
 from backend.infrastructure import migrations, step_scripts
-from backend.infrastructure.sql.privileges import grant_tenant, tenant_grants_sql
+from backend.infrastructure.sql.privileges import drop_tenant_role, grant_new_relations_sql, grant_tenant
 from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.service import tenants as service
 from backend.service.tenants import MigrationOutcome
@@ -77,7 +77,7 @@ def migrate_both(runtime, from_rev: str | None, to_rev: str) -> tuple[dict, dict
             with connection.begin():
                 step = step_scripts.step_script(from_rev, to_rev)
                 assert step is not None, (from_rev, to_rev)
-                sql_text = step.for_schema(script) + tenant_grants_sql(connection, script, role)
+                sql_text = step.for_schema(script) + grant_new_relations_sql(script, role)
                 connection.exec_driver_sql(sql_text, execution_options={"no_parameters": True})
             with connection.begin():
                 return snapshot(connection, chain), snapshot(connection, script)
@@ -100,13 +100,17 @@ def test_a_revision_with_other_kinds_of_objects_matches_the_chain(runtime, tenan
     generated columns, exclusion constraints, functions, triggers, views, comments with `%`,
     seed rows and sequence state, on top of the repository's head."""
     old_head = migrations.head_revision("tenant")
-    add_revision(tenant_tree, "x_sink", ADD_ARCHIVED_AT + KITCHEN_SINK + ENUM_TABLE, "pass")
+    # Direct access for the runtime role, which the tenant grants take away again.
+    runtime_grant = f"op.execute('GRANT SELECT ON probe_codes TO \"{runtime.runtime_role}\"')"
+    add_revision(tenant_tree, "x_sink", ADD_ARCHIVED_AT + KITCHEN_SINK + ENUM_TABLE + runtime_grant, "pass")
     with migrations.script_location_override("tenant", tenant_tree):
         by_chain, by_script = migrate_both(runtime, old_head, "x_sink")
     assert by_script == by_chain
     assert {"probe", "labels", "ix_clients_archived_at"} <= {row[0] for row in by_chain["relations"]}
     assert {"mood", "tone"} <= {row[0] for row in by_chain["types"]}
     assert any(row[1] == "probe_touch" for row in by_chain["triggers"])
+    probe_codes = next(row for row in by_chain["relations"] if row[0] == "probe_codes")
+    assert runtime.runtime_role not in probe_codes[6] and "<schema>=arwd" in probe_codes[6]
 
 
 def test_the_script_is_what_alembic_offline_mode_prints(tenant_tree):
@@ -244,3 +248,22 @@ def test_tenant_roles_get_the_new_objects_and_only_their_own(
         with pytest.raises(Exception, match="permission denied"):
             in_schema(connection, "SELECT count(*) FROM {schema}.probe", theirs.schema_name)
         connection.rollback()
+
+
+def test_a_tenant_without_its_role_is_migrated_by_the_chain_which_makes_it(
+    make_tenant, runtime, tenant_tree, retire, factory
+):
+    tenant = make_tenant()
+    retire([tenant])
+    with runtime.owner_engine.begin() as connection:  # as schemas made before tenant roles
+        drop_tenant_role(connection, tenant.schema_name)
+    add_revision(tenant_tree, "x_archived_at", ADD_ARCHIVED_AT, DROP_ARCHIVED_AT)
+    with migrations.script_location_override("tenant", tenant_tree):
+        uow_factory = factory()
+        [result] = service.migrate_tenants(
+            plan=plan_for(uow_factory, [tenant], "x_archived_at"), uow_factory=uow_factory
+        )
+    assert (result.outcome, result.method) == (MigrationOutcome.MIGRATED, UpgradeMethod.CHAIN)
+    with runtime.engine.connect() as connection:  # the role exists again and may read
+        set_tenant_search_path(connection, tenant.schema_name)
+        assert connection.execute(text("SELECT count(archived_at) FROM clients")).scalar_one() == 0
