@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 # The checks of a step script that send a tenant to the chain instead of failing it: its
 # schema is not at the registry's version, or it has no tenant role yet.
 _CHAIN_INSTEAD = (step_scripts.GUARD_MESSAGE, TENANT_ROLE_MISSING)
+_SAVEPOINT = "step_script"
 
 
 class SqlSchemaManager:
@@ -70,27 +71,8 @@ class SqlSchemaManager:
         retried next run."""
         head = migrations.head_revision("tenant")
         script = None if from_version is None else step_scripts.step_script(from_version, head)
-        if script is not None:
-            statements = "\n".join(
-                [
-                    _lock_timeout_sql(lock_timeout_ms),
-                    script.for_schema(schema_name),
-                    grant_new_relations_sql(schema_name, self._runtime_role),
-                ]
-            )
-            try:
-                with self._connection.begin_nested():
-                    # no_parameters: psycopg must not read `%` in the DDL as placeholders.
-                    self._connection.exec_driver_sql(statements, execution_options={"no_parameters": True})
-                return SchemaUpgrade(script.to_revision, UpgradeMethod.SCRIPT)
-            except DBAPIError as error:
-                if not _sends_to_chain(error):
-                    raise
-                diag = error.orig.diag
-                log.warning(
-                    "%s: %s (%s); migrating it by the chain",
-                    schema_name, diag.message_primary, diag.message_detail or "",
-                )  # fmt: skip
+        if script is not None and self._migrate_by_script(script, schema_name, lock_timeout_ms):
+            return SchemaUpgrade(script.to_revision, UpgradeMethod.SCRIPT)
         if lock_timeout_ms is not None:
             self._connection.execute(
                 text("SELECT set_config('lock_timeout', :value, true)"),
@@ -100,6 +82,38 @@ class SqlSchemaManager:
             version = migrations.upgrade_tenant(self._connection, schema_name)
             grant_tenant(self._connection, schema_name, self._runtime_role)
         return SchemaUpgrade(version, UpgradeMethod.CHAIN)
+
+    def _migrate_by_script(
+        self, script: step_scripts.StepScript, schema_name: str, lock_timeout_ms: int | None
+    ) -> bool:
+        """Apply the step script and the grants in one round trip; False when the script's
+        checks send the tenant to the chain. The savepoint is plain SQL, released at the end
+        of the script (one round trip fewer than SQLAlchemy's nested transaction); it is set
+        on its own first, so that even a script PostgreSQL cannot parse rolls back to it."""
+        self._connection.exec_driver_sql(f"SAVEPOINT {_SAVEPOINT}")
+        statements = "\n".join(
+            [
+                _lock_timeout_sql(lock_timeout_ms),
+                script.for_schema(schema_name),
+                grant_new_relations_sql(schema_name, self._runtime_role),
+                f"RELEASE SAVEPOINT {_SAVEPOINT};",
+            ]
+        )
+        try:
+            # no_parameters: psycopg must not read `%` in the DDL as placeholders.
+            self._connection.exec_driver_sql(statements, execution_options={"no_parameters": True})
+        except DBAPIError as error:
+            rollback = f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}"
+            self._connection.exec_driver_sql(rollback)
+            if not _sends_to_chain(error):
+                raise
+            diag = error.orig.diag
+            log.warning(
+                "%s: %s (%s); migrating it by the chain",
+                schema_name, diag.message_primary, diag.message_detail or "",
+            )  # fmt: skip
+            return False
+        return True
 
     def drop(self, schema_name: str) -> None:
         """Drop the schema and its tenant role (idempotent)."""

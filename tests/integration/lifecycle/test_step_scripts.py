@@ -267,3 +267,32 @@ def test_a_tenant_without_its_role_is_migrated_by_the_chain_which_makes_it(
     with runtime.engine.connect() as connection:  # the role exists again and may read
         set_tenant_search_path(connection, tenant.schema_name)
         assert connection.execute(text("SELECT count(archived_at) FROM clients")).scalar_one() == 0
+
+
+def test_a_script_postgresql_cannot_parse_fails_its_tenants_whole_and_is_recorded(
+    make_tenant, runtime, tenant_tree, retire, factory
+):
+    """Nothing of a script that does not parse runs; the savepoint set before it still
+    lets each tenant's own transaction record the error under its lock."""
+    fleet = [make_tenant(), make_tenant()]
+    retire(fleet)
+    old_head = fleet[0].schema_version
+    add_revision(tenant_tree, "x_typo", ADD_ARCHIVED_AT + 'op.execute("CREATE TABLE oops (")', "pass")
+    with migrations.script_location_override("tenant", tenant_tree):
+        uow_factory = factory()
+        results = list(
+            service.migrate_tenants(plan=plan_for(uow_factory, fleet, "x_typo"), uow_factory=uow_factory)
+        )
+    assert {r.outcome for r in results} == {MigrationOutcome.FAILED}
+    for tenant in fleet:
+        version, error = registry(runtime, tenant)
+        assert version == old_head and "SyntaxError" in error
+        with runtime.owner_engine.connect() as connection:
+            assert migrations.tenant_revision(connection, tenant.schema_name) == old_head
+            columns = set(
+                connection.execute(
+                    text("SELECT column_name FROM information_schema.columns WHERE table_schema = :schema"),
+                    {"schema": tenant.schema_name},
+                ).scalars()
+            )
+            assert "email" in columns and "archived_at" not in columns
