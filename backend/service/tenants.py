@@ -216,21 +216,38 @@ def migrate_tenants(
         for tenant in plan.pending:
             yield _migrate_one(tenant, plan.head, uow_factory, lock_timeout_ms)
         return
+    workers = min(jobs, len(plan.pending)) or 1
     pool = ProcessPoolExecutor(
-        max_workers=min(jobs, len(plan.pending)) or 1,
+        max_workers=workers,
         # Workers fork from a clean server process, never from this one: no socket of our
         # connections is ever shared with a worker.
         mp_context=multiprocessing.get_context("forkserver"),
     )
+    # Tenants go to the workers in small batches: one task per tenant cost the processes
+    # about as much as a tenant's own statements (pickling, queues); several batches per
+    # worker still balance the load.
+    size = max(1, min(MAX_BATCH, len(plan.pending) // (workers * 4)))
+    batches = [plan.pending[i : i + size] for i in range(0, len(plan.pending), size)]
     try:
         futures = [
-            pool.submit(_migrate_one, tenant, plan.head, uow_factory, lock_timeout_ms)
-            for tenant in plan.pending
+            pool.submit(_migrate_batch, batch, plan.head, uow_factory, lock_timeout_ms) for batch in batches
         ]
         for future in as_completed(futures):
-            yield future.result()
+            yield from future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+MAX_BATCH = 20
+
+
+def _migrate_batch(
+    tenants: list[Tenant],
+    head: str,
+    uow_factory: Callable[[], RegistryUnitOfWork],
+    lock_timeout_ms: int | None,
+) -> list[MigrationResult]:
+    return [_migrate_one(tenant, head, uow_factory, lock_timeout_ms) for tenant in tenants]
 
 
 def _migrate_one(
