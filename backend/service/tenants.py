@@ -223,14 +223,10 @@ def migrate_tenants(
         # connections is ever shared with a worker.
         mp_context=multiprocessing.get_context("forkserver"),
     )
-    # Tenants go to the workers in small batches: one task per tenant cost the processes
-    # about as much as a tenant's own statements (pickling, queues); several batches per
-    # worker still balance the load.
-    size = max(1, min(MAX_BATCH, len(plan.pending) // (workers * 4)))
-    batches = [plan.pending[i : i + size] for i in range(0, len(plan.pending), size)]
     try:
         futures = [
-            pool.submit(_migrate_batch, batch, plan.head, uow_factory, lock_timeout_ms) for batch in batches
+            pool.submit(_migrate_batch, batch, plan.head, uow_factory, lock_timeout_ms)
+            for batch in batches(plan.pending, workers)
         ]
         for future in as_completed(futures):
             yield from future.result()
@@ -239,6 +235,14 @@ def migrate_tenants(
 
 
 MAX_BATCH = 20
+
+
+def batches(tenants: list[Tenant], workers: int) -> list[list[Tenant]]:
+    """The tenants, in order, in batches for the workers: one task per tenant cost the
+    processes about as much as a tenant's own statements (pickling, queues); at least four
+    batches per worker (when there are enough tenants) still balance the load."""
+    size = max(1, min(MAX_BATCH, len(tenants) // (workers * 4)))
+    return [tenants[i : i + size] for i in range(0, len(tenants), size)]
 
 
 def _migrate_batch(

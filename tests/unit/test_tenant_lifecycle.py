@@ -145,3 +145,12 @@ def test_describe_keeps_one_bounded_line():
     error = RuntimeError("first line\n[SQL: ALTER TABLE ...]\n" + "x" * 1000)
     assert service.describe(error) == "RuntimeError: first line"
     assert len(service.describe(RuntimeError("y" * 1000))) == 500
+
+
+@pytest.mark.parametrize(("count", "workers"), [(0, 2), (3, 2), (9, 2), (100, 2), (1000, 4), (41, 1)])
+def test_worker_batches_hold_every_tenant_once_in_order_and_balance(count, workers):
+    tenants = [make_tenant() for _ in range(count)]
+    parts = service.batches(tenants, workers)
+    assert [t for part in parts for t in part] == tenants
+    assert all(1 <= len(part) <= service.MAX_BATCH for part in parts)
+    assert len(parts) >= min(count, workers * 4)
