@@ -88,11 +88,6 @@ def step_script(from_revision: str | None, to_revision: str) -> StepScript | Non
     return cached if isinstance(cached, StepScript) else None
 
 
-def clear() -> None:
-    with _cache_lock:
-        _cache.clear()
-
-
 def render(from_revision: str | None, to_revision: str) -> StepScript:
     for revision in migrations.upgrade_steps("tenant", from_revision, to_revision):
         if getattr(revision.module, "online_only", False):

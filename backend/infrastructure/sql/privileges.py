@@ -134,9 +134,9 @@ TENANT_ROLE_MISSING = "the tenant role does not exist"
 # After a migration step only the step's new relations lack their grants: the schema, the
 # roles and the relations that were there already were granted when they were made. Instead
 # of GRANT/REVOKE ... ON ALL TABLES IN SCHEMA, whose every statement reads all of pg_class
-# once per kind of relation (the cost grows with the fleet: ~20 ms per tenant at 400
-# tenants), the relations of the schema are found through pg_depend's index and only those
-# whose grants differ from what grant_tenant leaves are changed; the result is the same.
+# once per kind of relation (server CPU per tenant: 4.5 ms with 100 tenants, 40-60 ms with
+# 1,000), the relations of the schema are found through pg_depend's index (~1 ms whatever
+# the fleet) and only those whose grants differ from what grant_tenant leaves are changed.
 _GRANT_NEW_RELATIONS = """DO $grant$
 DECLARE
   tenant_role oid := pg_catalog.to_regrole({quoted_role});
