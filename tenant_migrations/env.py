@@ -4,12 +4,17 @@ The schema comes from the caller (`config.attributes["tenant_schema"]`) or from
 `-x tenant=<schema>`; it is validated and only ever used quoted. Tenant tables carry no
 schema in their metadata: the transaction-local search path decides where they live, and
 each tenant keeps its own `<schema>.alembic_version`.
+
+Offline (`alembic -n tenant upgrade FROM:TO --sql`, and the step scripts of fleet
+migrations, infrastructure/step_scripts.py) renders SQL for no schema in particular: the
+version table's schema is a token that the step script replaces per tenant.
 """
 
 from alembic import context
 
 from backend.core.db import set_tenant_search_path
 from backend.core.tenancy import validate_schema_name
+from backend.infrastructure import step_scripts
 from backend.infrastructure.migration_env import migration_connection
 from backend.infrastructure.sql import tenant_metadata
 
@@ -43,6 +48,12 @@ def run_migrations_online() -> None:
             context.run_migrations()
 
 
+def run_migrations_offline() -> None:
+    step_scripts.configure_offline(context, target_metadata=tenant_metadata)
+    context.run_migrations()
+
+
 if context.is_offline_mode():
-    raise SystemExit("offline mode is not supported: migrations run against a database")
-run_migrations_online()
+    run_migrations_offline()
+else:
+    run_migrations_online()

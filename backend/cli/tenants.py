@@ -136,9 +136,11 @@ def migrate(slug: str | None, jobs: int, lock_timeout_ms: int, verbose: bool) ->
     elapsed = time.perf_counter() - started
     print_summary(results)
     counts = Counter(r.outcome.value for r in results)
+    methods = Counter(r.method.value for r in results if r.method is not None)
     current = plan.fleet_size - len(results) + counts["current"]
     click.echo(
-        f"tenants at {head}: {counts['migrated']} migrated, {current} already current, "
+        f"tenants at {head}: {counts['migrated']} migrated ({methods['script']} by step script, "
+        f"{methods['chain']} by the migration chain), {current} already current, "
         f"{counts['busy']} busy (another run), {counts['skipped']} skipped, "
         f"{counts['failed']} failed; {jobs} job(s), {elapsed:.1f} s"
     )

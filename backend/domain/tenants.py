@@ -50,6 +50,20 @@ class Tenant:
     last_migration_error: str | None = None
 
 
+class UpgradeMethod(enum.StrEnum):
+    """How a tenant schema was upgraded: by the step's SQL script, rendered once per process
+    (one round trip), or by running the migration chain against the schema."""
+
+    SCRIPT = "script"
+    CHAIN = "chain"
+
+
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    version: str
+    method: UpgradeMethod
+
+
 def schema_name_for(tenant_id: uuid.UUID) -> str:
     """Schema names derive from the opaque tenant id, never from the slug (user input)."""
     return f"tenant_{tenant_id.hex}"

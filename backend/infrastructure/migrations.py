@@ -7,11 +7,14 @@ Scripts, provisioning and tests share their connection with Alembic through
 A fleet run upgrades thousands of schemas in one process, so the parsed revision files (the
 `ScriptDirectory`) are kept per tree instead of being re-read for every tenant as
 `alembic.command.upgrade` does; the env.py of the tree still runs for every schema.
+`render_upgrade` runs a tree in Alembic's offline mode instead, into a string: the step
+scripts of fleet migrations (infrastructure/step_scripts.py) are made from it.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -125,6 +128,34 @@ def _downgrade(config: Config, tree: str, revision: str) -> None:
 
     with _alembic_lock, EnvironmentContext(config, script, fn=downgrade, destination_rev=revision):
         script.run_env()
+
+
+def render_upgrade(tree: str, from_revision: str | None, to_revision: str) -> str:
+    """The SQL of the upgrade `from_revision` (None: base) -> `to_revision`, as
+    `alembic upgrade from:to --sql` writes it; the tree's env.py configures offline mode."""
+    script = script_directory(tree)
+    buffer = io.StringIO()
+    config = Config(ini_section=tree, output_buffer=buffer)
+
+    def upgrade(rev, context):
+        return script._upgrade_revs(to_revision, rev)
+
+    with _alembic_lock, EnvironmentContext(
+        config,
+        script,
+        fn=upgrade,
+        as_sql=True,
+        starting_rev=from_revision,
+        destination_rev=to_revision,
+    ):
+        script.run_env()
+    return buffer.getvalue()
+
+
+def upgrade_steps(tree: str, from_revision: str | None, to_revision: str) -> list:
+    """The revision scripts (alembic.script.Script) an upgrade runs, in order."""
+    revisions = script_directory(tree).iterate_revisions(to_revision, from_revision, implicit_base=True)
+    return list(reversed(list(revisions)))
 
 
 # Held (transaction-level) while the shared schema is upgraded: two deploys starting at once

@@ -233,7 +233,7 @@ def restore_tenant(
         else:
             uow.restore.revive(target)
         uow.restore.load_schema(archive, target.schema_name)
-        version = uow.schemas.migrate(target.schema_name)
+        version = uow.schemas.migrate(target.schema_name).version
         uow.tenants.record_migration(target.id, version, None)
         user_ids, created = {}, 0
         for user in contents.users:

@@ -18,6 +18,7 @@ from backend.domain.tenants import (
     Plan,
     Tenant,
     TenantStatus,
+    UpgradeMethod,
     check_operator_status_change,
     schema_name_for,
     validate_slug,
@@ -168,6 +169,7 @@ class MigrationResult:
     version: str | None
     seconds: float = 0.0
     error: str | None = None
+    method: UpgradeMethod | None = None  # how a migrated tenant was upgraded
 
     @property
     def ok(self) -> bool:
@@ -214,21 +216,42 @@ def migrate_tenants(
         for tenant in plan.pending:
             yield _migrate_one(tenant, plan.head, uow_factory, lock_timeout_ms)
         return
+    workers = min(jobs, len(plan.pending)) or 1
     pool = ProcessPoolExecutor(
-        max_workers=min(jobs, len(plan.pending)) or 1,
+        max_workers=workers,
         # Workers fork from a clean server process, never from this one: no socket of our
         # connections is ever shared with a worker.
         mp_context=multiprocessing.get_context("forkserver"),
     )
     try:
         futures = [
-            pool.submit(_migrate_one, tenant, plan.head, uow_factory, lock_timeout_ms)
-            for tenant in plan.pending
+            pool.submit(_migrate_batch, batch, plan.head, uow_factory, lock_timeout_ms)
+            for batch in batches(plan.pending, workers)
         ]
         for future in as_completed(futures):
-            yield future.result()
+            yield from future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+MAX_BATCH = 20
+
+
+def batches(tenants: list[Tenant], workers: int) -> list[list[Tenant]]:
+    """The tenants, in order, in batches for the workers: one task per tenant cost the
+    processes about as much as a tenant's own statements (pickling, queues); at least four
+    batches per worker (when there are enough tenants) still balance the load."""
+    size = max(1, min(MAX_BATCH, len(tenants) // (workers * 4)))
+    return [tenants[i : i + size] for i in range(0, len(tenants), size)]
+
+
+def _migrate_batch(
+    tenants: list[Tenant],
+    head: str,
+    uow_factory: Callable[[], RegistryUnitOfWork],
+    lock_timeout_ms: int | None,
+) -> list[MigrationResult]:
+    return [_migrate_one(tenant, head, uow_factory, lock_timeout_ms) for tenant in tenants]
 
 
 def _migrate_one(
@@ -239,10 +262,15 @@ def _migrate_one(
 ) -> MigrationResult:
     started = time.perf_counter()
 
-    def result(outcome: MigrationOutcome, version: str | None, error: str | None = None):
+    def result(
+        outcome: MigrationOutcome,
+        version: str | None,
+        error: str | None = None,
+        method: UpgradeMethod | None = None,
+    ) -> MigrationResult:
         seconds = time.perf_counter() - started
         return MigrationResult(
-            tenant.id, tenant.slug, outcome, tenant.schema_version, version, seconds, error
+            tenant.id, tenant.slug, outcome, tenant.schema_version, version, seconds, error, method
         )
 
     try:
@@ -256,16 +284,18 @@ def _migrate_one(
             if current.schema_version == head and current.last_migration_error is None:
                 return result(MigrationOutcome.CURRENT, head)
             try:
-                version = uow.schemas.migrate(current.schema_name, lock_timeout_ms=lock_timeout_ms)
+                upgrade = uow.schemas.migrate(
+                    current.schema_name, from_version=current.schema_version, lock_timeout_ms=lock_timeout_ms
+                )
             except Exception as error:  # noqa: BLE001 - one tenant's failure must not stop the fleet
                 # The schema change was rolled back to its savepoint; the lock is still ours,
                 # so no concurrent run can interleave between the failure and its record.
                 uow.tenants.record_migration(tenant.id, None, describe(error))
                 uow.commit()
                 return result(MigrationOutcome.FAILED, current.schema_version, describe(error))
-            uow.tenants.record_migration(tenant.id, version, None)
+            uow.tenants.record_migration(tenant.id, upgrade.version, None)
             uow.commit()
-            return result(MigrationOutcome.MIGRATED, version)
+            return result(MigrationOutcome.MIGRATED, upgrade.version, method=upgrade.method)
     except Exception as error:  # noqa: BLE001 - e.g. the connection dropped: report, go on
         _record_failure(tenant, uow_factory, describe(error))
         return result(MigrationOutcome.FAILED, tenant.schema_version, describe(error))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,8 @@ from bench.common import BenchDatabase, Report, ms
 from bench.trees import add_revision, copy_tree
 
 CHILD = Path(__file__).with_name("migrate_child.py")
+# The totals line of `tenants migrate`: how many tenants went by step script, how many by the chain.
+METHODS_RE = re.compile(r"(\d+) migrated \((\d+) by step script, (\d+) by the migration chain\)")
 REVISION = """
 op.add_column("clients", sa.Column("{column}", sa.DateTime(timezone=True)))
 op.create_index("ix_clients_{column}", "clients", ["{column}"])
@@ -91,7 +94,7 @@ def add_registry_rows(db: BenchDatabase, total: int, head: str) -> int:
     return missing
 
 
-def migrate_run(db: BenchDatabase, tree: Path, jobs: int) -> dict:
+def migrate_run(db: BenchDatabase, tree: Path, jobs: int, profile: Path | None = None) -> dict:
     server_before = db.server_cpu_seconds()
     env = {
         **os.environ,
@@ -100,7 +103,7 @@ def migrate_run(db: BenchDatabase, tree: Path, jobs: int) -> dict:
         "VAR_DIR": str(db.settings.var_dir),
     }
     done = subprocess.run(
-        [sys.executable, str(CHILD), str(tree), str(jobs)],
+        [sys.executable, str(CHILD), str(tree), str(jobs), *([str(profile)] if profile else [])],
         env=env,
         capture_output=True,
         text=True,
@@ -116,7 +119,17 @@ def migrate_run(db: BenchDatabase, tree: Path, jobs: int) -> dict:
         raise SystemExit(f"tenants migrate exited {result['exit_code']}:\n{done.stdout[-3000:]}")
     server_after = db.server_cpu_seconds()
     result["server_cpu_seconds"] = None if server_before is None else server_after - server_before
+    totals = METHODS_RE.search(done.stdout)
+    result["by_script"], result["by_chain"] = (totals.group(2), totals.group(3)) if totals else ("?", "?")
     return result
+
+
+def profile_path(args: argparse.Namespace, jobs: int) -> Path | None:
+    """With --profile FILE: a pyinstrument profile of the --jobs 1 run (tenants migrated in the
+    command's own process, so the profile shows a worker's per-tenant work)."""
+    if not args.profile or jobs != 1:
+        return None
+    return args.profile.with_name(f"{args.profile.stem}-migrate-jobs1{args.profile.suffix}")
 
 
 def at_head(db: BenchDatabase, head: str) -> int:
@@ -170,7 +183,7 @@ def run(args: argparse.Namespace) -> Report:
                 DOWNGRADE.format(column=column),
                 message=f"benchmark: {column} + index",
             )
-            result = migrate_run(db, tree, jobs)
+            result = migrate_run(db, tree, jobs, profile_path(args, jobs))
             migrated = at_head(db, head)
             rows.append(
                 [
@@ -178,6 +191,7 @@ def run(args: argparse.Namespace) -> Report:
                     str(migrated),
                     f"{result['seconds']:.2f} s",
                     f"{migrated / result['seconds']:.0f}",
+                    f"{result['by_script']} / {result['by_chain']}",
                     cpu_per_tenant(result, migrated),
                     process_memory(result),
                     mib(result["worker_peak_kib"]) if jobs > 1 else "-",
@@ -198,8 +212,13 @@ def run(args: argparse.Namespace) -> Report:
         "tenants, summary), without interpreter start-up; workers are forked from a preloaded fork server"
     )
     notes.append(
+        "by script / chain: tenants upgraded by the step's SQL script (one round trip) and by the "
+        "Alembic chain (`tenants migrate` totals)"
+    )
+    notes.append(
         "CPU: time the command's processes (parent, fork server, workers) and the embedded server spent, "
-        "per tenant: what the run costs whatever else shares the machine"
+        "per tenant: what the run costs whatever else shares the machine; without the benchmark's own "
+        "memory sampler (it looks its processes up once a second)"
     )
     notes.append(
         "memory: resident set of the command's process, peak, and its growth over the whole run and "
@@ -211,6 +230,7 @@ def run(args: argparse.Namespace) -> Report:
             "tenants",
             "seconds",
             "tenants/s",
+            "by script / chain",
             "CPU ms/tenant (command + server)",
             "process peak RSS (growth: run / after 1st tenth)",
             "worker peak RSS",
@@ -233,6 +253,7 @@ def nothing_pending_row(label: str, count: int, result: dict) -> list[str]:
         str(count),
         ms(result["seconds"]),
         f"{count / result['seconds']:.0f}",
+        "-",
         cpu_per_tenant(result, count),
         process_memory(result),
         "-",

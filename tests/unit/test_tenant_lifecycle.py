@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 import pytest
 
 from backend.domain.errors import Conflict
-from backend.domain.tenants import Plan, Tenant, TenantStatus, check_operator_status_change
+from backend.domain.tenants import (
+    Plan,
+    SchemaUpgrade,
+    Tenant,
+    TenantStatus,
+    UpgradeMethod,
+    check_operator_status_change,
+)
 from backend.service import tenants as service
 from backend.service.tenants import MigrationOutcome, MigrationPlan
 
@@ -60,7 +67,7 @@ class FakeRegistry:
         self.rows = {t.id: t for t in tenants}
         self.locked = locked or set()  # held by "another run"
         self.broken = broken or set()  # schemas whose migration raises
-        self.migrations: list[str] = []
+        self.migrations: list[tuple[str, str | None]] = []  # (schema, from_version)
         self.commits = 0
 
 
@@ -90,11 +97,11 @@ class FakeUnitOfWork:
     def get(self, tenant_id):
         return self.registry.rows.get(tenant_id)
 
-    def migrate(self, schema_name, *, lock_timeout_ms=None):
+    def migrate(self, schema_name, *, from_version=None, lock_timeout_ms=None):
         if schema_name in self.registry.broken:
             raise RuntimeError("column already exists")
-        self.registry.migrations.append(schema_name)
-        return self.head
+        self.registry.migrations.append((schema_name, from_version))
+        return SchemaUpgrade(self.head, UpgradeMethod.SCRIPT)
 
     def record_migration(self, tenant_id, version, error):
         self.pending[tenant_id] = (version, error)
@@ -119,7 +126,9 @@ def test_each_tenant_ends_migrated_busy_current_or_failed_and_failures_are_recor
     assert results[done_meanwhile.id].outcome is MigrationOutcome.CURRENT
     assert results[broken.id].outcome is MigrationOutcome.FAILED
     assert "RuntimeError: column already exists" == results[broken.id].error
-    assert registry.migrations == [behind.schema_name]  # nobody else's schema was touched
+    # Nobody else's schema was touched; the step starts where the registry says the schema is.
+    assert registry.migrations == [(behind.schema_name, behind.schema_version)]
+    assert results[behind.id].method is UpgradeMethod.SCRIPT
     assert registry.rows[behind.id].schema_version == "r2"
     assert registry.rows[broken.id].schema_version == "r1"
     assert registry.rows[broken.id].last_migration_error == "RuntimeError: column already exists"
@@ -136,3 +145,12 @@ def test_describe_keeps_one_bounded_line():
     error = RuntimeError("first line\n[SQL: ALTER TABLE ...]\n" + "x" * 1000)
     assert service.describe(error) == "RuntimeError: first line"
     assert len(service.describe(RuntimeError("y" * 1000))) == 500
+
+
+@pytest.mark.parametrize(("count", "workers"), [(0, 2), (3, 2), (9, 2), (100, 2), (1000, 4), (41, 1)])
+def test_worker_batches_hold_every_tenant_once_in_order_and_balance(count, workers):
+    tenants = [make_tenant() for _ in range(count)]
+    parts = service.batches(tenants, workers)
+    assert [t for part in parts for t in part] == tenants
+    assert all(1 <= len(part) <= service.MAX_BATCH for part in parts)
+    assert len(parts) >= min(count, workers * 4)

@@ -129,6 +129,79 @@ def grant_tenant(connection: Connection, schema_name: str, runtime_role: str | N
     _exec(connection, *statements)
 
 
+TENANT_ROLE_MISSING = "the tenant role does not exist"
+
+# After a migration step only the step's new relations lack their grants: the schema, the
+# roles and the relations that were there already were granted when they were made. Instead
+# of GRANT/REVOKE ... ON ALL TABLES IN SCHEMA, whose every statement reads all of pg_class
+# once per kind of relation (server CPU per tenant: 4.5 ms with 100 tenants, 40-60 ms with
+# 1,000), the relations of the schema are found through pg_depend's index (~1 ms whatever
+# the fleet) and only those whose grants differ from what grant_tenant leaves are changed.
+_GRANT_NEW_RELATIONS = """DO $grant$
+DECLARE
+  tenant_role oid := pg_catalog.to_regrole({quoted_role});
+  runtime_role oid := pg_catalog.to_regrole({quoted_runtime});
+  item record;
+BEGIN
+  IF tenant_role IS NULL THEN
+    RAISE EXCEPTION USING MESSAGE = {missing};
+  END IF;
+  FOR item IN
+    SELECT c.oid::pg_catalog.regclass AS relation, c.relkind = 'S' AS is_sequence,
+      (SELECT count(DISTINCT a.privilege_type) FROM pg_catalog.aclexplode(c.relacl) AS a
+        WHERE a.grantee = tenant_role AND a.privilege_type = ANY (
+          CASE WHEN c.relkind = 'S' THEN ARRAY['USAGE', 'SELECT']
+          ELSE ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE'] END))
+        < CASE WHEN c.relkind = 'S' THEN 2 ELSE 4 END AS grant_needed,
+      EXISTS (SELECT FROM pg_catalog.aclexplode(c.relacl) AS a WHERE a.grantee = runtime_role)
+        AS revoke_needed
+    FROM pg_catalog.pg_depend AS d JOIN pg_catalog.pg_class AS c ON c.oid = d.objid
+    WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+      AND d.refobjid = {quoted_schema}::pg_catalog.regnamespace AND d.refobjsubid = 0
+      AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+  LOOP
+    IF item.grant_needed AND item.is_sequence THEN
+      EXECUTE pg_catalog.format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', item.relation, {role});
+    ELSIF item.grant_needed THEN
+      EXECUTE pg_catalog.format(
+        'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I', item.relation, {role});
+    END IF;
+    IF item.revoke_needed THEN
+      EXECUTE pg_catalog.format('REVOKE ALL ON %s %s FROM %I',
+        CASE WHEN item.is_sequence THEN 'SEQUENCE' ELSE 'TABLE' END, item.relation, {runtime});
+    END IF;
+  END LOOP;
+END
+$grant$;"""
+
+
+def grant_new_relations_sql(schema_name: str, runtime_role: str | None) -> str:
+    """After a migration step, as SQL text for the caller's own round trip: what
+    grant_tenant would change on the step's new tables, views and sequences (DML and
+    sequence use to the tenant role, nothing directly to the runtime role). Fails with
+    TENANT_ROLE_MISSING when the schema has no tenant role yet (grant_tenant makes one)."""
+    if not runtime_role:
+        return ""
+    role = tenant_role_name(schema_name)
+
+    def quoted(name: str) -> sql.Literal:  # what to_regrole and regnamespace read
+        return sql.Literal(sql.Identifier(name).as_string(None))
+
+    return (
+        sql.SQL(_GRANT_NEW_RELATIONS)
+        .format(
+            role=sql.Literal(role),
+            runtime=sql.Literal(runtime_role),
+            quoted_role=quoted(role),
+            quoted_runtime=quoted(runtime_role),
+            quoted_schema=quoted(schema_name),
+            missing=sql.Literal(TENANT_ROLE_MISSING),
+        )
+        .as_string(None)
+    )
+
+
 def _membership_grant(connection: Connection, role: sql.Identifier, runtime_role: str) -> sql.Composed:
     """SET: the runtime may assume the tenant role; INHERIT FALSE: outside a tenant transaction
     it has none of its privileges. The per-grant options exist from PostgreSQL 16; on 15 the

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+
+from psycopg import errors as pg_errors
 from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from backend.core.tenancy import schema_identifier
-from backend.infrastructure import ddl_cache, migrations
-from backend.infrastructure.sql.privileges import drop_tenant_role, grant_tenant
+from backend.domain.tenants import SchemaUpgrade, UpgradeMethod
+from backend.infrastructure import ddl_cache, migrations, step_scripts
+from backend.infrastructure.sql.privileges import (
+    TENANT_ROLE_MISSING,
+    drop_tenant_role,
+    grant_new_relations_sql,
+    grant_tenant,
+)
+
+log = logging.getLogger(__name__)
+
+# The checks of a step script that send a tenant to the chain instead of failing it: its
+# schema is not at the registry's version, or it has no tenant role yet.
+_CHAIN_INSTEAD = (step_scripts.GUARD_MESSAGE, TENANT_ROLE_MISSING)
+_SAVEPOINT = "step_script"
 
 
 class SqlSchemaManager:
@@ -41,11 +58,21 @@ class SqlSchemaManager:
         grant_tenant(self._connection, schema_name, self._runtime_role)
         return version
 
-    def migrate(self, schema_name: str, *, lock_timeout_ms: int | None = None) -> str:
+    def migrate(
+        self, schema_name: str, *, from_version: str | None = None, lock_timeout_ms: int | None = None
+    ) -> SchemaUpgrade:
         """Upgrade the schema to head inside a savepoint: on failure the schema is as it was
         and the caller's transaction (and the locks it holds) can still record the error.
-        `lock_timeout_ms` bounds how long a DDL statement queues behind requests (and so how
-        long requests queue behind it) before this tenant fails and is retried next run."""
+        `from_version`, the registry's version of the schema: the step's SQL script
+        (step_scripts.py) is applied when the step has one, in one round trip with the
+        grants; otherwise, or when the schema turns out not to be at `from_version`, the
+        migration chain runs. `lock_timeout_ms` bounds how long a DDL statement queues behind
+        requests (and so how long requests queue behind it) before this tenant fails and is
+        retried next run."""
+        head = migrations.head_revision("tenant")
+        script = None if from_version is None else step_scripts.step_script(from_version, head)
+        if script is not None and self._migrate_by_script(script, schema_name, lock_timeout_ms):
+            return SchemaUpgrade(script.to_revision, UpgradeMethod.SCRIPT)
         if lock_timeout_ms is not None:
             self._connection.execute(
                 text("SELECT set_config('lock_timeout', :value, true)"),
@@ -54,10 +81,54 @@ class SqlSchemaManager:
         with self._connection.begin_nested():
             version = migrations.upgrade_tenant(self._connection, schema_name)
             grant_tenant(self._connection, schema_name, self._runtime_role)
-        return version
+        return SchemaUpgrade(version, UpgradeMethod.CHAIN)
+
+    def _migrate_by_script(
+        self, script: step_scripts.StepScript, schema_name: str, lock_timeout_ms: int | None
+    ) -> bool:
+        """Apply the step script and the grants in one round trip; False when the script's
+        checks send the tenant to the chain. The savepoint is plain SQL, released at the end
+        of the script (one round trip fewer than SQLAlchemy's nested transaction); it is set
+        on its own first, so that even a script PostgreSQL cannot parse rolls back to it."""
+        self._connection.exec_driver_sql(f"SAVEPOINT {_SAVEPOINT}")
+        statements = "\n".join(
+            [
+                _lock_timeout_sql(lock_timeout_ms),
+                script.for_schema(schema_name),
+                grant_new_relations_sql(schema_name, self._runtime_role),
+                f"RELEASE SAVEPOINT {_SAVEPOINT};",
+            ]
+        )
+        try:
+            # no_parameters: psycopg must not read `%` in the DDL as placeholders.
+            self._connection.exec_driver_sql(statements, execution_options={"no_parameters": True})
+        except DBAPIError as error:
+            rollback = f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}"
+            self._connection.exec_driver_sql(rollback)
+            if not _sends_to_chain(error):
+                raise
+            diag = error.orig.diag
+            log.warning(
+                "%s: %s (%s); migrating it by the chain",
+                schema_name, diag.message_primary, diag.message_detail or "",
+            )  # fmt: skip
+            return False
+        return True
 
     def drop(self, schema_name: str) -> None:
         """Drop the schema and its tenant role (idempotent)."""
         statement = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(schema_identifier(schema_name))
         self._connection.exec_driver_sql(statement.as_string(None))
         drop_tenant_role(self._connection, schema_name)
+
+
+def _lock_timeout_sql(lock_timeout_ms: int | None) -> str:
+    if lock_timeout_ms is None:
+        return ""
+    value = sql.Literal(f"{int(lock_timeout_ms)}ms")
+    return sql.SQL("SET LOCAL lock_timeout = {};").format(value).as_string(None)
+
+
+def _sends_to_chain(error: DBAPIError) -> bool:
+    orig = error.orig
+    return isinstance(orig, pg_errors.RaiseException) and orig.diag.message_primary in _CHAIN_INSTEAD

@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench.trees import add_revision, copy_tree  # noqa: E402
 
+from backend.infrastructure.fleet import RegistryUowFactory, preload_workers  # noqa: E402
 from backend.infrastructure.sql.schemas import SqlSchemaManager  # noqa: E402
 from backend.infrastructure.sql.tenants import tenants  # noqa: E402
 
@@ -48,3 +49,11 @@ def retire(runtime):
                 .where(tenants.c.id == tenant.id)
                 .values(status="deleted", name="", slug=f"deleted-{tenant.id.hex}")
             )
+
+
+@pytest.fixture()
+def factory(runtime, settings):
+    """Returns the unit-of-work factory a migrate run uses, for the tree in use when called:
+    picklable, so worker processes (jobs > 1) build their own engine from it."""
+    preload_workers()
+    return lambda: RegistryUowFactory.for_current_tree(settings.owner_database_url, runtime.runtime_role)

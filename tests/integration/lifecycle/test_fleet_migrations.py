@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 from sqlalchemy import select, text
 
 from backend.core.db import set_tenant_search_path
+from backend.domain.tenants import UpgradeMethod
 from backend.infrastructure import migrations
-from backend.infrastructure.fleet import RegistryUowFactory, preload_workers
 from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.infrastructure.sql.tenants import tenants as tenants_table
 from backend.service import tenants as service
@@ -26,14 +25,6 @@ DROP_ARCHIVED_AT = """
 op.drop_index("ix_clients_archived_at", table_name="clients")
 op.drop_column("clients", "archived_at")
 """
-
-
-@pytest.fixture()
-def factory(runtime, settings):
-    """Returns the unit-of-work factory a migrate run uses, for the tree in use when called:
-    picklable, so worker processes (jobs > 1) build their own engine from it."""
-    preload_workers()
-    return lambda: RegistryUowFactory.for_current_tree(settings.owner_database_url, runtime.runtime_role)
 
 
 def plan_for(uow_factory, tenants: list, head: str) -> MigrationPlan:
@@ -80,6 +71,8 @@ def test_migrates_every_tenant_behind_head_and_records_it(make_tenant, runtime, 
         assert {t.id for t in plan.pending} == {t.id for t in fleet}
         results = list(service.migrate_tenants(plan=plan, uow_factory=uow_factory, jobs=2))
         assert set(outcomes(results).values()) == {MigrationOutcome.MIGRATED}, results
+        # Each worker process rendered the step once and applied it to its tenants.
+        assert {r.method for r in results} == {UpgradeMethod.SCRIPT}
         for tenant in fleet:
             assert registry(runtime, tenant) == (head, None)
             assert has_column(runtime, tenant, "archived_at")
@@ -105,6 +98,7 @@ def test_a_failing_tenant_is_recorded_the_others_migrate_and_a_rerun_resumes(
         by_tenant = outcomes(results)
         assert by_tenant.pop(broken.id) is MigrationOutcome.FAILED
         assert set(by_tenant.values()) == {MigrationOutcome.MIGRATED}
+        assert {r.method for r in results if r.tenant_id != broken.id} == {UpgradeMethod.SCRIPT}
         version, error = registry(runtime, broken)
         assert version == old_head and "DuplicateColumn" in error
         with runtime.owner_engine.connect() as connection:  # rolled back to where it was
@@ -119,7 +113,7 @@ def test_a_failing_tenant_is_recorded_the_others_migrate_and_a_rerun_resumes(
         with runtime.owner_engine.begin() as connection:
             in_schema(connection, "ALTER TABLE {schema}.clients DROP archived_at", broken.schema_name)
         [fixed] = service.migrate_tenants(plan=plan_for(uow_factory, fleet, head), uow_factory=uow_factory)
-        assert fixed.outcome is MigrationOutcome.MIGRATED
+        assert (fixed.outcome, fixed.method) == (MigrationOutcome.MIGRATED, UpgradeMethod.SCRIPT)
         assert registry(runtime, broken) == (head, None)
         assert plan_for(uow_factory, fleet, head).pending == []
 
