@@ -33,7 +33,7 @@ def run_together(count: int, work) -> list:
     def run(index: int) -> None:
         try:
             results[index] = work(index)
-        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+        except BaseException as error:  # re-raised in the test's thread
             errors.append(error)
 
     threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
@@ -96,7 +96,9 @@ def test_a_refill_that_must_not_wait_leaves_the_work_to_the_one_running(runtime,
     [(SqlSchemaManager, "create"), (SqlSpareRegistry, "add")],
     ids=["after-the-schema", "after-the-row"],
 )
-def test_a_refill_failing_midway_leaves_complete_spares_or_nothing(runtime, spare_pool, monkeypatch, cls, step):
+def test_a_refill_failing_midway_leaves_complete_spares_or_nothing(
+    runtime, spare_pool, monkeypatch, cls, step
+):
     spare_pool.refill(target=1)
     before = orphans(runtime.owner_engine)
     with monkeypatch.context() as patch:
@@ -126,7 +128,9 @@ def test_a_drop_failing_midway_leaves_the_spare_complete(runtime, spare_pool, mo
     [(SqlSchemaManager, "claim_spare"), (SqlMembershipRepository, "add")],
     ids=["after-the-claim", "after-the-membership"],
 )
-def test_a_provisioning_failing_after_the_claim_puts_the_spare_back(runtime, spare_pool, monkeypatch, cls, step):
+def test_a_provisioning_failing_after_the_claim_puts_the_spare_back(
+    runtime, spare_pool, monkeypatch, cls, step
+):
     spare_pool.refill()
     spares = spare_ids(runtime)
     before = orphans(runtime.owner_engine)
@@ -144,7 +148,9 @@ def test_a_provisioning_failing_after_the_claim_puts_the_spare_back(runtime, spa
     assert tenant.id in spares and spare_ids(runtime) == spares - {tenant.id}
 
 
-def test_the_background_refill_runs_one_thread_and_logs_its_failures(runtime, spare_pool, monkeypatch, caplog):
+def test_the_background_refill_runs_one_thread_and_logs_its_failures(
+    runtime, spare_pool, monkeypatch, caplog
+):
     refiller = BackgroundRefill(spare_pool)
     entered, release = threading.Event(), threading.Event()
     original = spare_pool.refill

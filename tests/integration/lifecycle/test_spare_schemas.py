@@ -113,7 +113,8 @@ def test_a_tenant_from_a_spare_is_isolated_like_any_other(runtime, spare_pool, c
     headers = {t.id: worker_token(t) for t in (from_spare, other_spare, made_here)}
     created = {}
     for tenant in (from_spare, other_spare, made_here):
-        response = client.post(f"{API}/clients", json={"name": f"Of {tenant.slug}"}, headers=headers[tenant.id])
+        body = {"name": f"Of {tenant.slug}"}
+        response = client.post(f"{API}/clients", json=body, headers=headers[tenant.id])
         assert response.status_code == 201, response.json
         created[tenant.id] = response.json["id"]
     for tenant in (from_spare, other_spare, made_here):
@@ -125,7 +126,8 @@ def test_a_tenant_from_a_spare_is_isolated_like_any_other(runtime, spare_pool, c
             path = f"{API}/clients/{created[other.id]}"
             assert client.get(path, headers=headers[tenant.id]).status_code == 404
             assert client.delete(path, headers=headers[tenant.id]).status_code == 404
-    assert client.get(f"{API}/clients/{created[from_spare.id]}", headers=headers[from_spare.id]).status_code == 200
+    own = client.get(f"{API}/clients/{created[from_spare.id]}", headers=headers[from_spare.id])
+    assert own.status_code == 200
 
 
 def test_without_the_pool_or_without_a_spare_provisioning_creates_the_schema(runtime, spare_pool):
@@ -147,7 +149,8 @@ def test_spares_of_an_older_head_are_never_claimed_and_the_refill_replaces_them(
 ):
     spare_pool.refill()
     old_head, old_spares = migrations.head_revision("tenant"), spare_ids(runtime)
-    new_head = add_revision(tenant_tree, "x_spare_column", 'op.add_column("clients", sa.Column("x", sa.Text()))')
+    column = 'op.add_column("clients", sa.Column("x", sa.Text()))'
+    new_head = add_revision(tenant_tree, "x_spare_column", column)
     with migrations.script_location_override("tenant", tenant_tree):
         status = spare_pool.status()
         assert (status.head, status.at_head, status.older, status.other) == (new_head, 0, 2, 0)
