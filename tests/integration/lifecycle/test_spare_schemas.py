@@ -191,3 +191,31 @@ def test_the_pool_shrinks_only_when_asked(runtime, spare_pool):
         ).scalar_one()
         rows = connection.execute(select(func.count()).select_from(spare_schemas)).scalar_one()
     assert schemas == rows == 1
+
+
+def test_downgrading_the_shared_tree_drops_the_spares_with_their_table(runtime):
+    """Without its row nothing would know a spare: 0005's downgrade drops schema and role
+    too. Inside one transaction, rolled back (DDL and roles are transactional)."""
+    from alembic import command
+
+    from backend.infrastructure.sql.spares import SqlSpareRegistry
+
+    spare = uuid.uuid4()
+    with runtime.owner_engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            revision = SqlSchemaManager(connection, runtime.runtime_role).create(schema_name_for(spare))
+            SqlSpareRegistry(connection).add(spare, revision)
+            facts = (
+                "SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = :s),"
+                " (SELECT count(*) FROM pg_roles WHERE rolname = :s),"
+                " to_regclass('shared.spare_schemas') IS NOT NULL"
+            )
+            params = {"s": schema_name_for(spare)}
+            assert tuple(connection.execute(text(facts), params).one()) == (1, 1, True)
+            command.downgrade(migrations.alembic_config("shared", connection), "0004_access_notifications")
+            assert tuple(connection.execute(text(facts), params).one()) == (0, 0, False)
+            migrations.upgrade_shared(connection)
+            assert migrations.shared_revision(connection) == "0005_spare_schemas"
+        finally:
+            transaction.rollback()
