@@ -25,7 +25,7 @@ def spare_pool() -> SparePool:
 @tenants_cli.command("spares")
 @click.option(
     "--fill",
-    type=click.IntRange(min=TO_SETTING),
+    type=int,
     is_flag=False,
     flag_value=TO_SETTING,
     default=None,
@@ -41,6 +41,8 @@ def spare_pool() -> SparePool:
 @with_appcontext
 def spares(fill: int | None, drop_stale: bool) -> None:
     """Show the spare schemas; with --fill or --drop-stale, refill or clean them first."""
+    if fill is not None and fill < 0 and fill != TO_SETTING:
+        raise click.BadParameter("N must be 0 or more", param_hint="--fill")
     pool = spare_pool()
     if fill is None and not drop_stale:
         echo_status(pool.status(), pool.size)

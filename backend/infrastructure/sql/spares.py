@@ -12,7 +12,19 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
-from sqlalchemy import CheckConstraint, Column, DateTime, Table, Text, Uuid, delete, func, insert, select
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ColumnElement,
+    DateTime,
+    Table,
+    Text,
+    Uuid,
+    delete,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.engine import Connection
 
 from backend.domain.tenants import SpareSchema, schema_name_for
@@ -55,7 +67,7 @@ class SqlSpareRegistry:
             condition = condition & spare_schemas.c.revision.in_(only)
         return self._take(condition)
 
-    def _take(self, condition) -> SpareSchema | None:
+    def _take(self, condition: ColumnElement[bool]) -> SpareSchema | None:
         picked = (
             select(spare_schemas.c.id)
             .where(condition)
