@@ -119,6 +119,15 @@ def test_fleet_walkers_and_metrics_leave_spares_out(runtime, spare_pool, make_te
     assert (after.spares["ready"], after.spares["stale"]) == (1, 1)
 
 
+def test_purge_and_retention_leave_spares_alone(runtime, spare_pool, cli):
+    spare_pool.refill()
+    spares = spare_ids(runtime)
+    cli("purge")
+    assert spare_ids(runtime) == spares
+    for spare in spares:
+        assert catalog_facts(runtime, schema_name_for(spare))[:2] == (True, True)
+
+
 @pytest.mark.slow
 def test_a_refill_killed_while_registering_its_spare_leaves_nothing(settings, runtime, spare_pool):
     before = orphans(runtime.owner_engine)
