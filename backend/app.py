@@ -15,6 +15,7 @@ from backend.core.db import create_db_engine, sqlalchemy_url
 from backend.core.logging import configure_logging
 from backend.core.tokens import TokenService, load_signing_keys
 from backend.infrastructure import embedded_postgres
+from backend.infrastructure.spares import BackgroundRefill, SparePool
 
 
 def with_database(settings: Settings) -> Settings:
@@ -41,18 +42,25 @@ def build_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.cli.add_command(tenants_cli)
     settings = with_database(settings)
+    owner_engine = create_db_engine(
+        settings.owner_database_url, settings, application_name="saas-owner", pool_size=2
+    )
+    role = runtime_role(settings)
     app.extensions["saas"] = Runtime(
         settings=settings,
         engine=create_db_engine(settings.database_url, settings),
-        owner_engine=create_db_engine(
-            settings.owner_database_url, settings, application_name="saas-owner", pool_size=2
-        ),
-        runtime_role=runtime_role(settings),
+        owner_engine=owner_engine,
+        runtime_role=role,
         tokens=TokenService(
             load_signing_keys(settings),
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             ttl_s=settings.access_token_ttl_s,
+        ),
+        spares=(
+            BackgroundRefill(SparePool(owner_engine, role, settings.spare_schemas))
+            if settings.spare_schemas
+            else None
         ),
     )
     init_api(app)

@@ -17,6 +17,11 @@ from backend.infrastructure import embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The suite runs without a pool of spare schemas (here and in the commands and servers it
+# starts), so each test's provisioning creates its schema as it always did; the tests of the
+# pool (tests/integration/lifecycle/test_spare_*.py) turn it on for themselves.
+os.environ.setdefault("SPARE_SCHEMAS", "0")
+
 
 @pytest.fixture(scope="session")
 def database() -> dict:
@@ -43,6 +48,7 @@ def settings(database, tmp_path_factory) -> Settings:
         migration_database_url=database["owner"],
         var_dir=var_dir,
         rate_limits=relaxed,
+        spare_schemas=0,
     )
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 
 from backend.core.config import Settings
 from backend.core.tokens import TokenService
+from backend.infrastructure.spares import BackgroundRefill
 from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork, TenantUnitOfWork
 
 
@@ -19,6 +20,7 @@ class Runtime:
     owner_engine: Engine  # owner role: provisioning (signup), deletion purge
     runtime_role: str | None  # granted access to what the owner role creates
     tokens: TokenService
+    spares: BackgroundRefill | None = None  # None: no pool of spare schemas (SPARE_SCHEMAS=0)
 
 
 def runtime() -> Runtime:

@@ -5,7 +5,8 @@
 - Pools: `saas_db_pool_checked_out` and `saas_db_pool_size` of the runtime and owner engines.
 - Access cache: `saas_access_cache_lookups_total` by result (hit, miss: a registry query).
 - Fleet: `saas_tenants` by status and `saas_tenant_migrations` by result (at_head, pending,
-  failed), from one GROUP BY on the registry, cached a few seconds so that scrapes stay cheap.
+  failed), from one GROUP BY on the registry, and `saas_spare_schemas` (ready, stale) from the
+  pool of spare schemas; cached a few seconds so that scrapes stay cheap.
 
 The endpoint is on the API port but closed: without METRICS_TOKEN it answers 404, without
 the right bearer token 401 (constant-time comparison). Under gunicorn every worker has its
@@ -43,6 +44,7 @@ from backend.api.context import runtime
 from backend.api.errors import error_response
 from backend.domain.tenants import TenantStatus
 from backend.infrastructure.migrations import head_revision
+from backend.infrastructure.sql.spares import spare_schemas
 from backend.infrastructure.sql.tenants import tenants
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 FLEET_CACHE_TTL_S = 5.0
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 MIGRATION_RESULTS = ("at_head", "pending", "failed")
+SPARE_STATES = ("ready", "stale")
 
 REQUESTS = Counter("saas_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -108,6 +111,7 @@ def instrument_pool(engine: Engine, name: str) -> None:
 class FleetCounts:
     by_status: Tally = field(default_factory=Tally)
     by_migration: Tally = field(default_factory=Tally)
+    spares: Tally = field(default_factory=Tally)  # ready (at the tenant head) or stale
 
 
 class FleetCollector:
@@ -134,14 +138,19 @@ class FleetCollector:
             return self._counts
 
     def _read(self) -> FleetCounts:
-        at_head = func.coalesce(tenants.c.schema_version == head_revision("tenant"), false())
+        head = head_revision("tenant")
+        at_head = func.coalesce(tenants.c.schema_version == head, false())
         failed = tenants.c.last_migration_error.is_not(None)
         query = select(
             tenants.c.status, at_head.label("at_head"), failed.label("failed"), func.count()
         ).group_by(tenants.c.status, at_head, failed)
+        ready = spare_schemas.c.revision == head
+        spares = select(ready, func.count()).group_by(ready)
         counts = FleetCounts()
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
+            for is_ready, count in connection.execute(spares):
+                counts.spares["ready" if is_ready else "stale"] += count
             connection.rollback()
         for status, is_at_head, is_failed, count in rows:
             counts.by_status[status] += count
@@ -167,6 +176,14 @@ class FleetCollector:
         for result in MIGRATION_RESULTS:
             migrations.add_metric([result], counts.by_migration[result])
         yield migrations
+        spares = GaugeMetricFamily(
+            "saas_spare_schemas",
+            "Spare tenant schemas: ready (at the tenant head) for signups to claim, or stale",
+            labels=["state"],
+        )
+        for state in SPARE_STATES:
+            spares.add_metric([state], counts.spares[state])
+        yield spares
 
 
 def exposition(fleet: FleetCollector) -> bytes:

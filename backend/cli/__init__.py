@@ -7,6 +7,7 @@ registers them all.
 from backend.cli import (
     identity,  # noqa: F401  (registers verify-worker)
     lifecycle,  # noqa: F401  (delete, purge, export, restore)
+    spares,  # noqa: F401  (spares)
 )
 from backend.cli.tenants import tenants_cli
 

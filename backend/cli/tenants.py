@@ -25,9 +25,9 @@ def _runtime():
     return current_app.extensions["saas"]
 
 
-def owner_uow() -> RegistryUnitOfWork:
+def owner_uow(*, spares: bool = False) -> RegistryUnitOfWork:
     rt = _runtime()
-    return RegistryUnitOfWork(rt.owner_engine, rt.runtime_role)
+    return RegistryUnitOfWork(rt.owner_engine, rt.runtime_role, spares=spares)
 
 
 def fail(message: str) -> None:
@@ -53,7 +53,7 @@ def provision(slug: str, name: str, owner_email: str) -> None:
             owner_email=owner_email,
             trial_days=_runtime().settings.trial_days,
             now=datetime.now(UTC),
-            uow=owner_uow(),
+            uow=owner_uow(spares=_runtime().settings.spare_schemas > 0),
         )
     except DomainError as error:
         fail(f"{error.code}: {getattr(error, 'errors', '') or error.message or slug}")
@@ -144,6 +144,10 @@ def migrate(slug: str | None, jobs: int, lock_timeout_ms: int, verbose: bool) ->
         f"{counts['busy']} busy (another run), {counts['skipped']} skipped, "
         f"{counts['failed']} failed; {jobs} job(s), {elapsed:.1f} s"
     )
+    if slug is None:  # a deploy: the spare schemas follow the new head
+        from backend.cli.spares import refill_after_migrate  # here: spares imports this module
+
+        refill_after_migrate()
     if counts["failed"]:
         fail(f"{counts['failed']} tenant(s) failed to migrate; fix the cause and run again")
 

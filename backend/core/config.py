@@ -45,11 +45,14 @@ def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
-def _days(env: Mapping[str, str], name: str, default: int) -> int:
+def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 0:
         raise ConfigError(f"{name} must be 0 or more, got {value}")
     return value
+
+
+_days = _non_negative
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:
@@ -128,6 +131,8 @@ class Settings:
     rate_limits: RateLimits = field(default_factory=RateLimits)
     # Product.
     trial_days: int = 14
+    # Spare tenant schemas kept ready for signups (docs/architecture.md); 0: no pool.
+    spare_schemas: int = 5
     max_content_length: int = 10 * 1024 * 1024  # any request body (Flask MAX_CONTENT_LENGTH)
     # Media uploads: the file's own limit (keep it below max_content_length, which also
     # counts the multipart envelope) and the types accepted, as sniffed from the bytes.
@@ -206,6 +211,7 @@ class Settings:
             ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "memory://"),
             rate_limits=RateLimits.from_env(env),
             trial_days=_int(env, "TRIAL_DAYS", 14),
+            spare_schemas=_non_negative(env, "SPARE_SCHEMAS", 5),
             max_content_length=_int(env, "MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
             media_max_bytes=_int(env, "MEDIA_MAX_BYTES", 8 * 1024 * 1024),
             media_allowed_types=_list(env, "MEDIA_ALLOWED_TYPES", DEFAULT_MEDIA_TYPES),

@@ -64,6 +64,15 @@ class SchemaUpgrade:
     method: UpgradeMethod
 
 
+@dataclass(frozen=True)
+class SpareSchema:
+    """A complete tenant schema at `revision`, built ahead of time under a fresh id: the
+    tenant that claims it takes that id, so its schema name (`schema_name_for(id)`) fits."""
+
+    id: uuid.UUID
+    revision: str
+
+
 def schema_name_for(tenant_id: uuid.UUID) -> str:
     """Schema names derive from the opaque tenant id, never from the slug (user input)."""
     return f"tenant_{tenant_id.hex}"

@@ -140,13 +140,16 @@ def render_upgrade(tree: str, from_revision: str | None, to_revision: str) -> st
     def upgrade(rev, context):
         return script._upgrade_revs(to_revision, rev)
 
-    with _alembic_lock, EnvironmentContext(
-        config,
-        script,
-        fn=upgrade,
-        as_sql=True,
-        starting_rev=from_revision,
-        destination_rev=to_revision,
+    with (
+        _alembic_lock,
+        EnvironmentContext(
+            config,
+            script,
+            fn=upgrade,
+            as_sql=True,
+            starting_rev=from_revision,
+            destination_rev=to_revision,
+        ),
     ):
         script.run_env()
     return buffer.getvalue()

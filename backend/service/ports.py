@@ -27,7 +27,7 @@ from backend.domain.identity import (
 )
 from backend.domain.lifecycle import ArchiveContents, ArchivedUser, ArchiveSummary
 from backend.domain.media import Media, MediaFilter
-from backend.domain.tenants import SchemaUpgrade, Tenant, TenantStatus
+from backend.domain.tenants import SchemaUpgrade, SpareSchema, Tenant, TenantStatus
 
 
 class TenantRepository(Protocol):
@@ -139,6 +139,7 @@ class AccessTokenIssuer(Protocol):
 
 class SchemaManager(Protocol):
     def create(self, schema_name: str) -> str: ...
+    def claim_spare(self) -> SpareSchema | None: ...
     def migrate(
         self, schema_name: str, *, from_version: str | None = None, lock_timeout_ms: int | None = None
     ) -> SchemaUpgrade: ...

@@ -42,11 +42,12 @@ def provision_tenant(
 ) -> Tenant:
     """Creates the owner (or finds them), the schema at head, the registry row and the owner's
     worker membership in one transaction: a failure at any step leaves nothing behind, so a
-    retry simply works. A taken slug is refused by the registry's unique constraint
-    (`slug_taken`), which also settles two concurrent signups for one slug."""
+    retry simply works. The schema is a spare claimed from the pool when one is at head (the
+    tenant takes its id; a rollback returns it), else it is created here. A taken slug is
+    refused by the registry's unique constraint (`slug_taken`), which also settles two
+    concurrent signups for one slug."""
     slug = validate_slug(slug)
     name = validate_workspace_name(name)
-    tenant_id = uuid.uuid4()
     with uow:
         owner_id = uow.users.id_by_email(owner_email)
         if owner_id is None:
@@ -54,9 +55,14 @@ def provision_tenant(
             uow.users.add(owner_id, owner_email, owner_name, owner_password_hash)
         elif owner_password_hash is not None:
             raise Conflict("email_taken")
-        schema_name = schema_name_for(tenant_id)
         # The schema first, so the registry row is written once, with the schema's version.
-        version = uow.schemas.create(schema_name)
+        spare = uow.schemas.claim_spare()
+        if spare is not None:
+            tenant_id, version = spare.id, spare.revision
+        else:
+            tenant_id = uuid.uuid4()
+            version = uow.schemas.create(schema_name_for(tenant_id))
+        schema_name = schema_name_for(tenant_id)
         tenant = Tenant(
             id=tenant_id,
             slug=slug,

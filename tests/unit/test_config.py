@@ -20,3 +20,10 @@ def test_production_refuses_to_start_without_a_database():
 def test_malformed_integer_names_the_setting():
     with pytest.raises(ConfigError, match="DB_POOL_SIZE"):
         Settings.from_env({"DB_POOL_SIZE": "lots"})
+
+
+def test_spare_schemas_default_to_a_small_pool_and_zero_turns_it_off():
+    assert Settings.from_env({}).spare_schemas == 5
+    assert Settings.from_env({"SPARE_SCHEMAS": "0"}).spare_schemas == 0
+    with pytest.raises(ConfigError, match="SPARE_SCHEMAS must be 0 or more"):
+        Settings.from_env({"SPARE_SCHEMAS": "-1"})

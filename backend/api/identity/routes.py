@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import g
+from flask import after_this_request, g
 
 from backend.api.auth import forget_access, request_id
 from backend.api.context import registry_uow, runtime
@@ -39,9 +39,9 @@ def _now() -> datetime:
 
 
 def _owner_uow() -> RegistryUnitOfWork:
-    """Signup provisions a schema: only the owner role may create one."""
+    """Signup provisions a schema (or claims a spare one): only the owner role may."""
     rt = runtime()
-    return RegistryUnitOfWork(rt.owner_engine, rt.runtime_role)
+    return RegistryUnitOfWork(rt.owner_engine, rt.runtime_role, spares=rt.spares is not None)
 
 
 @blueprint.route("/auth/signup", methods=["POST"])
@@ -63,7 +63,21 @@ def signup(body):
         mailer=mailer_for(settings),
         request_id=request_id(),
     )
+    _refill_spares_after_the_response()
     return {"user": result.user, "tenant": result.tenant}
+
+
+def _refill_spares_after_the_response() -> None:
+    """The signup may have taken a spare schema: top the pool up in a thread, started once
+    the response is sent, so the refill's work never delays this answer."""
+    spares = runtime().spares
+    if spares is None:
+        return
+
+    @after_this_request
+    def refill(response):
+        response.call_on_close(spares.trigger)
+        return response
 
 
 @blueprint.route("/auth/verify", methods=["POST"])

@@ -9,6 +9,7 @@ from backend.infrastructure.sql import (  # noqa: F401
     clients,
     identity,
     media,
+    spares,
     tenants,
 )
 from backend.infrastructure.sql.metadata import shared_metadata, tenant_metadata

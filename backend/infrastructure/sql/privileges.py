@@ -4,8 +4,9 @@ Roles (docs/security-database.md):
 - owner: owns the database, every schema and table; runs migrations, provisioning and purge;
   CREATEROLE (and nothing else) so that it can manage the tenant roles below.
 - runtime (the API's login): USAGE + DML on `shared`, INSERT-only on `shared.audit_events`,
-  and nothing at all on tenant schemas. It is a member of every tenant role WITH SET TRUE,
-  INHERIT FALSE: it can assume a tenant role, never use one's privileges by itself.
+  SELECT-only on `shared.spare_schemas`, and nothing at all on tenant schemas. It is a member
+  of every tenant role WITH SET TRUE, INHERIT FALSE: it can assume a tenant role, never use
+  one's privileges by itself.
 - one NOLOGIN role per tenant, named like its schema (`core.db.tenant_role_name`): USAGE + DML
   on its own schema only. A request transaction assumes it together with the search path
   (`core.db.set_tenant_search_path`), so a statement naming another tenant's schema fails.
@@ -29,6 +30,9 @@ from backend.core.tenancy import schema_identifier, validate_schema_name
 
 SHARED = sql.Identifier("shared")
 AUDIT_TABLE = sql.SQL("shared.audit_events")
+# The pool of spare schemas is the owner's business: the API may read it (metrics), tenant
+# transactions may not even do that.
+SPARES_TABLE = sql.SQL("shared.spare_schemas")
 MAX_IDENTIFIER_LENGTH = 63  # NAMEDATALEN - 1: PostgreSQL would silently truncate a longer name
 
 
@@ -91,6 +95,11 @@ def grant_shared(connection: Connection, runtime_role: str | None) -> None:
         statements += _dml_grants(SHARED, role)
         # The audit trail is append-only for the API.
         statements.append(sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(AUDIT_TABLE, role))
+    runtime, tenants = sql.Identifier(runtime_role), sql.Identifier(group)
+    statements += [
+        sql.SQL("REVOKE INSERT, UPDATE, DELETE ON {} FROM {}").format(SPARES_TABLE, runtime),
+        sql.SQL("REVOKE ALL ON {} FROM {}").format(SPARES_TABLE, tenants),
+    ]
     _exec(connection, *statements)
     for schema_name in _schemas_without_role(connection):
         grant_tenant(connection, schema_name, runtime_role)

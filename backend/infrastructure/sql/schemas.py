@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from backend.core.tenancy import schema_identifier
-from backend.domain.tenants import SchemaUpgrade, UpgradeMethod
+from backend.domain.tenants import SchemaUpgrade, SpareSchema, UpgradeMethod
 from backend.infrastructure import ddl_cache, migrations, step_scripts
 from backend.infrastructure.sql.privileges import (
     TENANT_ROLE_MISSING,
@@ -19,6 +19,7 @@ from backend.infrastructure.sql.privileges import (
     grant_new_relations_sql,
     grant_tenant,
 )
+from backend.infrastructure.sql.spares import SqlSpareRegistry
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,22 @@ class SqlSchemaManager:
     """Runs as the owner role, on the caller's connection and transaction.
 
     `fast_provisioning`: create schemas from the cached head script (ddl_cache) instead of
-    running the migration chain; the chain remains the fallback and the reference."""
+    running the migration chain; the chain remains the fallback and the reference.
+    `spares`: `claim_spare` takes a spare schema from the pool (infrastructure/spares.py);
+    off, it claims nothing and provisioning creates every schema itself."""
 
     def __init__(
-        self, connection: Connection, runtime_role: str | None, *, fast_provisioning: bool = True
+        self,
+        connection: Connection,
+        runtime_role: str | None,
+        *,
+        fast_provisioning: bool = True,
+        spares: bool = False,
     ) -> None:
         self._connection = connection
         self._runtime_role = runtime_role
         self._fast_provisioning = fast_provisioning
+        self._spares = spares
 
     def create(self, schema_name: str) -> str:
         """Create the schema with every tenant table at head; return the revision."""
@@ -50,6 +59,14 @@ class SqlSchemaManager:
                 grant_tenant(self._connection, schema_name, self._runtime_role)
                 return version
         return self.create_with_chain(schema_name)
+
+    def claim_spare(self) -> SpareSchema | None:
+        """Take a spare schema at the tenant head, in the caller's transaction: it is the
+        caller's once that commits, and back in the pool if it rolls back. None when the pool
+        is off or has no spare at head (spares of an older head are never taken)."""
+        if not self._spares:
+            return None
+        return SqlSpareRegistry(self._connection).claim(migrations.head_revision("tenant"))
 
     def create_with_chain(self, schema_name: str) -> str:
         statement = sql.SQL("CREATE SCHEMA {}").format(schema_identifier(schema_name))

@@ -66,12 +66,21 @@ class _SqlUnitOfWork:
 
 
 class RegistryUnitOfWork(_SqlUnitOfWork):
+    """`spares`: provisioning may claim a spare schema from the pool (SPARE_SCHEMAS > 0);
+    the entry points that provision (signup, `tenants provision`) pass it from the settings."""
+
     def __init__(
-        self, engine: Engine, runtime_role: str | None = None, *, fast_provisioning: bool = True
+        self,
+        engine: Engine,
+        runtime_role: str | None = None,
+        *,
+        fast_provisioning: bool = True,
+        spares: bool = False,
     ) -> None:
         super().__init__(engine)
         self._runtime_role = runtime_role
         self._fast_provisioning = fast_provisioning
+        self._spares = spares
 
     def _bind(self, connection: Connection) -> None:
         super()._bind(connection)
@@ -82,7 +91,7 @@ class RegistryUnitOfWork(_SqlUnitOfWork):
         self.one_time_tokens = SqlOneTimeTokenRepository(connection)
         self.client_directory = SqlClientDirectory(connection)
         self.schemas = SqlSchemaManager(
-            connection, self._runtime_role, fast_provisioning=self._fast_provisioning
+            connection, self._runtime_role, fast_provisioning=self._fast_provisioning, spares=self._spares
         )
 
 

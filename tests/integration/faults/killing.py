@@ -154,7 +154,8 @@ def kill_when_blocked(settings, engine: Engine, table: str, mode: str, *args: st
 
 def orphans(engine: Engine) -> tuple[set[str], set[str], set[str]]:
     """(tenant schemas without a registry row, live registry rows without their schema,
-    tenant roles without their schema): what a half-made or half-removed tenant leaves."""
+    tenant roles without their schema): what a half-made or half-removed tenant leaves.
+    A spare schema's row in `shared.spare_schemas` registers it as a tenant's row does."""
     with engine.connect() as connection:
         schemas = set(
             connection.execute(
@@ -163,7 +164,10 @@ def orphans(engine: Engine) -> tuple[set[str], set[str], set[str]]:
         )
         registered = set(
             connection.execute(
-                text("SELECT schema_name FROM shared.tenants WHERE status <> 'deleted'")
+                text(
+                    "SELECT schema_name FROM shared.tenants WHERE status <> 'deleted'"
+                    " UNION ALL SELECT schema_name FROM shared.spare_schemas"
+                )
             ).scalars()
         )
         roles = set(

@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench.trees import add_revision, copy_tree  # noqa: E402
 
 from backend.infrastructure.fleet import RegistryUowFactory, preload_workers  # noqa: E402
+from backend.infrastructure.spares import SparePool  # noqa: E402
 from backend.infrastructure.sql.schemas import SqlSchemaManager  # noqa: E402
 from backend.infrastructure.sql.tenants import tenants  # noqa: E402
 
@@ -57,3 +58,12 @@ def factory(runtime, settings):
     picklable, so worker processes (jobs > 1) build their own engine from it."""
     preload_workers()
     return lambda: RegistryUowFactory.for_current_tree(settings.owner_database_url, runtime.runtime_role)
+
+
+@pytest.fixture()
+def spare_pool(runtime):
+    """A pool of 2 spare schemas for this test (built by the test); every spare, whatever its
+    revision, is dropped afterwards, so no other test meets one."""
+    pool = SparePool(runtime.owner_engine, runtime.runtime_role, 2)
+    yield pool
+    pool.refill(target=0, shrink=True, drop_stale=True)

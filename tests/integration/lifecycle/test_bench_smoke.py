@@ -31,8 +31,9 @@ def test_every_benchmark_prints_and_records_its_table(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for table_line in (
-        "| fast path p50, all provisions",
-        "| chain / fast (p50), whole provisioning, at end",
+        "| spare path p50, all provisions",
+        "| chain / spare (p50), whole provisioning, at end",
+        "| POST /api/v1/auth/signup p50 / p95, pool",
         "| add column + index, --jobs 2",
         "| nothing pending, 40 registry rows",
         "| throughput multi / single",
