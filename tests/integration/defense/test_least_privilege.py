@@ -200,3 +200,59 @@ def test_embedded_database_timeouts(database, as_runtime):
         "lock_timeout": "5s",
         "idle_in_transaction_session_timeout": "1min",
     }
+
+
+ACL_OF_SCHEMA_RELATIONS = """
+SELECT c.relname, c.relkind, r.rolname, a.privilege_type
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+WHERE n.nspname = :schema AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+  AND a.grantee <> c.relowner
+"""
+
+
+def relation_grants(connection, schema: str) -> dict[str, set[tuple[str, str]]]:
+    from sqlalchemy import text
+
+    grants: dict[str, set[tuple[str, str]]] = {}
+    for row in connection.execute(text(ACL_OF_SCHEMA_RELATIONS), {"schema": schema}):
+        grants.setdefault(row.relname, set()).add((row.rolname, row.privilege_type))
+    return grants
+
+
+def test_every_tenant_relation_grants_dml_to_its_role_only(runtime, tenant):
+    """grant_tenant finds the relations through pg_depend, not ON ALL TABLES IN SCHEMA (whose
+    pg_class scans grow with the fleet): every table, view and sequence must still be covered."""
+    with runtime.owner_engine.connect() as connection:
+        relations = scalar(
+            connection,
+            "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = :schema AND c.relkind IN ('r','p','v','m','f','S')",
+            schema=tenant.schema_name,
+        )
+        grants = relation_grants(connection, tenant.schema_name)
+    role = tenant.schema_name
+    assert relations >= 4 and len(grants) == relations  # clients, appointments, media, alembic_version
+    for name, granted in grants.items():
+        expected = {(role, "USAGE"), (role, "SELECT")} if name.endswith("_seq") else {(role, p) for p in DML}
+        assert granted == expected, name
+
+
+def test_granting_again_removes_a_direct_runtime_grant(runtime, tenant, runtime_role):
+    from psycopg import sql as psql
+
+    from backend.infrastructure.sql.privileges import grant_tenant
+
+    with runtime.owner_engine.begin() as connection:
+        connection.exec_driver_sql(
+            psql.SQL("GRANT SELECT ON {}.clients TO {}")
+            .format(psql.Identifier(tenant.schema_name), psql.Identifier(runtime_role))
+            .as_string(None)
+        )
+        assert (runtime_role, "SELECT") in relation_grants(connection, tenant.schema_name)["clients"]
+        grant_tenant(connection, tenant.schema_name, runtime_role)
+        assert relation_grants(connection, tenant.schema_name)["clients"] == {
+            (tenant.schema_name, p) for p in DML
+        }
