@@ -123,21 +123,29 @@ def test_the_marker_check_fails_on_a_foreign_marker_and_sees_its_own(monkeypatch
     assert actor.leaks
 
 
-def test_an_access_cache_entry_expiring_during_the_lookup_is_a_miss_not_a_500(monkeypatch):
+def test_an_access_cache_entry_expiring_during_the_lookup_is_a_miss_not_a_500():
     """The old lookup asked `key in cache`, then `cache[key]`, each reading the clock: an entry
     expiring in between raised KeyError (a 500 in `make fuzz`). A clock that ticks on every
     read makes that moment happen on every lookup."""
     import itertools
+    import time
     import uuid
 
     from cachetools import TTLCache
 
-    from backend.api import auth
+    from backend.api.auth import AccessCache
+
+    class Listening:
+        healthy = True
+
+        def start(self) -> None:
+            pass
 
     ticks = itertools.count()
-    cache = TTLCache(maxsize=10, ttl=1.5, timer=lambda: next(ticks))
-    user_id, tenant_id = uuid.uuid4(), uuid.uuid4()
+    cache = AccessCache(listener_factory=lambda c: Listening())
+    cache._entries = TTLCache(maxsize=10, ttl=1.5, timer=lambda: next(ticks))
+    key = (uuid.uuid4(), uuid.uuid4(), None)
     record = object()
-    cache[(user_id, tenant_id, None)] = record  # stored at tick 0, expires at 1.5
-    monkeypatch.setattr(auth, "_cache", cache)
-    assert auth.cached_access(user_id, tenant_id) is record  # read at tick 1: still fresh
+    cache._entries[key] = (record, time.monotonic())  # stored at tick 0, expires at 1.5
+    assert cache.get(key, lambda: "reloaded") is record  # read at tick 1: still fresh
+    assert cache.get(key, lambda: "reloaded") == "reloaded"  # expired: a miss, not a KeyError
