@@ -44,6 +44,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+BENCH_TOKEN_TTL_S = 6 * 3600
+
+
 class BenchDatabase:
     """A fresh embedded PostgreSQL in a temporary directory, or DATABASE_URL (plus
     MIGRATION_DATABASE_URL) when set: then its registry must be empty, because benchmarks
@@ -70,6 +73,9 @@ class BenchDatabase:
             database_url=runtime_url,
             migration_database_url=owner_url,
             var_dir=tmp / "var",
+            # The bench's tokens must outlive its longest run (growing a fleet of 10,000
+            # tenants takes longer than the 15 minutes of a production access token).
+            access_token_ttl_s=BENCH_TOKEN_TTL_S,
         )
         self.app = create_app(self.settings)
         self.runtime = self.app.extensions["saas"]
