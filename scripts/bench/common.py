@@ -94,6 +94,20 @@ class BenchDatabase:
             self._server.server.cleanup()
         self._tmp.cleanup()
 
+    def provision(self, slug: str):
+        """One bench tenant by the product's provisioning (fast path), owner `<slug>@bench...`."""
+        from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+        from backend.service.tenants import provision_tenant
+
+        return provision_tenant(
+            slug=slug,
+            name=f"Bench {slug}",
+            owner_email=f"{slug}@bench.example.com",
+            trial_days=14,
+            now=datetime.now(UTC),
+            uow=RegistryUnitOfWork(self.runtime.owner_engine, self.runtime.runtime_role),
+        )
+
     def _refuse_a_used_database(self) -> None:
         from backend.infrastructure.sql.tenants import tenants
 

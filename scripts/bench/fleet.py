@@ -57,22 +57,8 @@ def backends_uss(db: BenchDatabase) -> tuple[int, int] | None:
 
 def grow_bare(db: BenchDatabase, count: int) -> None:
     """Provision `count` tenants (schema, role, registry row, owner) with no login."""
-    from datetime import UTC, datetime
-
-    from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
-    from backend.service.tenants import provision_tenant
-
-    rt = db.runtime
     for i in range(count):
-        slug = f"bare-{i:06d}"
-        provision_tenant(
-            slug=slug,
-            name=f"Bare {slug}",
-            owner_email=f"{slug}@bench.example.com",
-            trial_days=14,
-            now=datetime.now(UTC),
-            uow=RegistryUnitOfWork(rt.owner_engine, rt.runtime_role),
-        )
+        db.provision(f"bare-{i:06d}")
         if (i + 1) % 1000 == 0:
             print(f"fleet: {i + 1:,} of {count:,} bare tenants", flush=True)
 

@@ -24,8 +24,6 @@ from sqlalchemy import func, select, text
 
 from backend.core.tenancy import schema_identifier
 from backend.infrastructure.sql.tenants import tenants
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
-from backend.service.tenants import provision_tenant
 from bench.common import BenchDatabase, Report, ms
 from bench.trees import add_revision, copy_tree
 
@@ -52,20 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def provision(db: BenchDatabase, count: int, clients: int) -> float:
-    from datetime import UTC, datetime
 
     started = time.perf_counter()
     rt = db.runtime
     for i in range(count):
-        slug = f"bench-{i:06d}"
-        tenant = provision_tenant(
-            slug=slug,
-            name=f"Bench {slug}",
-            owner_email=f"{slug}@bench.example.com",
-            trial_days=14,
-            now=datetime.now(UTC),
-            uow=RegistryUnitOfWork(rt.owner_engine, rt.runtime_role),
-        )
+        tenant = db.provision(f"bench-{i:06d}")
         statement = psql.SQL(
             "INSERT INTO {}.clients (id, name, email) "
             "SELECT gen_random_uuid(), 'Client ' || i, 'client' || i || '@example.com' "

@@ -27,8 +27,6 @@ from backend.core.db import set_tenant_search_path
 from backend.domain.tenants import Tenant
 from backend.infrastructure.sql.clients import clients
 from backend.infrastructure.sql.identity import memberships, users
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
-from backend.service.tenants import provision_tenant
 from bench.common import BenchDatabase, percentile
 
 BIN = Path(sys.executable).parent
@@ -237,15 +235,7 @@ def make_tenants(db: BenchDatabase, count: int, clients_each: int, prefix: str) 
     runtime = db.runtime
     made = []
     for index in range(count):
-        slug = f"{prefix}-{index:06d}"
-        tenant = provision_tenant(
-            slug=slug,
-            name=f"Bench {slug}",
-            owner_email=f"{slug}@bench.example.com",
-            trial_days=14,
-            now=datetime.now(UTC),
-            uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role, fast_provisioning=True),
-        )
+        tenant = db.provision(f"{prefix}-{index:06d}")
         with runtime.owner_engine.begin() as connection:
             user_id = connection.execute(
                 select(memberships.c.user_id).where(
