@@ -125,6 +125,15 @@ class BenchDatabase:
 
         return tree_cpu_seconds(psutil.Process(self._server.server.get_pid()))
 
+    def server_pids(self) -> list[int]:
+        """The embedded server's processes (postmaster and children); none for a server elsewhere."""
+        if self._server is None:
+            return []
+        import psutil
+
+        postmaster = psutil.Process(self._server.server.get_pid())
+        return [postmaster.pid, *(child.pid for child in postmaster.children())]
+
     def server_version(self) -> str:
         with self.runtime.owner_engine.connect() as connection:
             version = connection.execute(text("SHOW server_version")).scalar_one()

@@ -13,9 +13,17 @@ from __future__ import annotations
 import argparse
 
 from bench.common import BenchDatabase, Report, ms, profiled
-from bench.serving import Load, add_server_arguments, gunicorn, load, make_tenants, server_profiled
+from bench.serving import (
+    Load,
+    add_server_arguments,
+    gunicorn,
+    load,
+    make_tenants,
+    postgres_profiled,
+    server_profiled,
+)
 
-NO_PROFILE = argparse.Namespace(server_profile=None)
+NO_PROFILE = argparse.Namespace(server_profile=None, pg_profile=None)
 CACHE_COUNTER = "saas_access_cache_lookups_total"
 
 # `bench.py all` (under 15 minutes in all): fewer requests per pass, the same 1,000 tenants.
@@ -29,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", type=int, default=5, help="clients per tenant")
     parser.add_argument("--requests", type=int, default=3000, help="requests per pass")
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds of the passes")
+    parser.add_argument(
+        "--warm-up", type=int, default=4, help="untimed requests per tenant before the passes"
+    )
     add_server_arguments(parser)
 
 
@@ -55,8 +66,8 @@ def run(args: argparse.Namespace) -> Report:
         ):
             # Warm-up, the steady state of a busy fleet: every worker process has seen every
             # tenant (a keep-alive connection stays with one worker, so several times each).
-            load(runtime_server, tokens, max(len(tokens) * 4, 200), args)
-            load(owner_server, tokens, max(len(tokens) * 4, 200), args)
+            load(runtime_server, tokens, max(len(tokens) * args.warm_up, 200), args)
+            load(owner_server, tokens, max(len(tokens) * args.warm_up, 200), args)
             with profiled(args, "requests-multi"):  # the bench process only: the server is elsewhere
                 for round_ in range(rounds):
                     # --server-profile: py-spy on the workers during the first round's passes.
@@ -67,7 +78,11 @@ def run(args: argparse.Namespace) -> Report:
                     ):
                         label = f"server-{name.replace(' ', '-')}"
                         misses = server.counter(CACHE_COUNTER, result="miss")
-                        with server_profiled(args if round_ == 0 else NO_PROFILE, server, label):
+                        profiling = args if round_ == 0 else NO_PROFILE
+                        with (
+                            server_profiled(profiling, server, label),
+                            postgres_profiled(profiling, db, label),
+                        ):
                             passes[name].append(load(server, pass_tokens, requests, args))
                         cache_misses[name] += (
                             server.counter("saas_access_cache_lookups_total", result="miss") - misses

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,6 +46,13 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="sample the gunicorn workers with py-spy during the measured passes: FILE gets the "
         "collapsed stacks, FILE.txt the functions with the largest share of the samples",
+    )
+    parser.add_argument(
+        "--pg-profile",
+        type=Path,
+        metavar="FILE",
+        help="sample the whole machine with `perf record` during the measured passes: FILE gets "
+        "perf's data, FILE.txt PostgreSQL's functions with the largest share of its samples",
     )
 
 
@@ -87,6 +95,64 @@ def server_profiled(args: argparse.Namespace, server: Server, label: str) -> Ite
             summary = path.with_name(path.name + ".txt")
             summary.write_text(summarize_stacks(path.read_text()))
             print(f"server profile of {label}: {path} (summary {summary})")
+
+
+@contextmanager
+def postgres_profiled(args: argparse.Namespace, db: BenchDatabase, label: str) -> Iterator[None]:
+    """`perf record` of the machine over the block (--pg-profile), summarized per process
+    name (CPU samples: what the block cost each kind of process) and per function of the
+    bench's embedded server (its backends alive at the end; other servers on the machine
+    are left out). The embedded binaries keep their symbols."""
+    if not args.pg_profile:
+        yield
+        return
+    perf = shutil.which("perf")
+    if perf is None:
+        raise SystemExit("--pg-profile needs perf (Debian: linux-perf)")
+    path = args.pg_profile.with_name(f"{args.pg_profile.stem}-{label}{args.pg_profile.suffix}")
+    recorder = subprocess.Popen(
+        [perf, "record", "--all-cpus", "--freq", "499", "--output", str(path), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(0.5)
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        _, err = recorder.communicate(timeout=120)
+        backends = ",".join(str(pid) for pid in db.server_pids())
+
+        def report(*options: str) -> str:
+            done = subprocess.run(
+                [perf, "report", "--input", str(path), "--stdio", "--no-children", *options],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            return done.stdout or done.stderr
+
+        summary = path.with_name(path.name + ".txt")
+        summary.write_text(
+            "Samples per process name (postgres = the server's backends):\n"
+            + report("--sort", "comm", "--show-nr-samples", "--percent-limit", "1")
+            + "\nThe bench server's backends, per process:\n"
+            + report("--pid", backends, "--sort", "pid", "--show-nr-samples", "--percent-limit", "1")
+            + "\nThe bench server's functions, share of its backends' samples:\n"
+            + report(
+                "--pid",
+                backends,
+                "--sort",
+                "symbol",
+                "--percentage",
+                "relative",
+                "--show-nr-samples",
+                "--percent-limit",
+                "0.3",
+            )
+            + (err.decode(errors="replace") if recorder.returncode not in (0, -signal.SIGINT) else "")
+        )
+        print(f"postgres profile of {label}: {summary}")
 
 
 # Waiting, not working: gthread's selector and idle pool threads, the arbiter between signals,
