@@ -125,14 +125,18 @@ class BenchDatabase:
 
         return tree_cpu_seconds(psutil.Process(self._server.server.get_pid()))
 
-    def server_pids(self) -> list[int]:
-        """The embedded server's processes (postmaster and children); none for a server elsewhere."""
-        if self._server is None:
-            return []
-        import psutil
-
-        postmaster = psutil.Process(self._server.server.get_pid())
-        return [postmaster.pid, *(child.pid for child in postmaster.children())]
+    def client_backend_pids(self) -> list[int]:
+        """The backends of the app's pooled connections (application_name saas-api: a column
+        every role may read, unlike backend_type for other roles' sessions)."""
+        with self.runtime.owner_engine.connect() as connection:
+            return list(
+                connection.execute(
+                    text(
+                        "SELECT pid FROM pg_catalog.pg_stat_activity"
+                        " WHERE application_name = 'saas-api'"
+                    )
+                ).scalars()
+            )
 
     def server_version(self) -> str:
         with self.runtime.owner_engine.connect() as connection:

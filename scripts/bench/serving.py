@@ -99,10 +99,10 @@ def server_profiled(args: argparse.Namespace, server: Server, label: str) -> Ite
 
 @contextmanager
 def postgres_profiled(args: argparse.Namespace, db: BenchDatabase, label: str) -> Iterator[None]:
-    """`perf record` of the machine over the block (--pg-profile), summarized per process
-    name (CPU samples: what the block cost each kind of process) and per function of the
-    bench's embedded server (its backends alive at the end; other servers on the machine
-    are left out). The embedded binaries keep their symbols."""
+    """`perf record` with call graphs of the server's client backends over the block
+    (--pg-profile): the pool's connections, open since the warm-up, are the ones that serve
+    the pass. FILE.txt gets the samples per backend and PostgreSQL's functions by inclusive
+    share (parse, analyze, plan, execute, catalog cache misses...) and by self share."""
     if not args.pg_profile:
         yield
         return
@@ -110,8 +110,10 @@ def postgres_profiled(args: argparse.Namespace, db: BenchDatabase, label: str) -
     if perf is None:
         raise SystemExit("--pg-profile needs perf (Debian: linux-perf)")
     path = args.pg_profile.with_name(f"{args.pg_profile.stem}-{label}{args.pg_profile.suffix}")
+    backends = ",".join(str(pid) for pid in db.client_backend_pids())
+    command = [perf, "record", "--pid", backends, "--freq", "299", "--call-graph", "dwarf,16384"]
     recorder = subprocess.Popen(
-        [perf, "record", "--all-cpus", "--freq", "499", "--output", str(path), "--quiet"],
+        [*command, "--quiet", "--output", str(path)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -120,12 +122,11 @@ def postgres_profiled(args: argparse.Namespace, db: BenchDatabase, label: str) -
         yield
     finally:
         recorder.send_signal(signal.SIGINT)
-        _, err = recorder.communicate(timeout=120)
-        backends = ",".join(str(pid) for pid in db.server_pids())
+        _, err = recorder.communicate(timeout=300)
 
         def report(*options: str) -> str:
             done = subprocess.run(
-                [perf, "report", "--input", str(path), "--stdio", "--no-children", *options],
+                [perf, "report", "--input", str(path), "--stdio", *options],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -134,23 +135,13 @@ def postgres_profiled(args: argparse.Namespace, db: BenchDatabase, label: str) -
 
         summary = path.with_name(path.name + ".txt")
         summary.write_text(
-            "Samples per process name (postgres = the server's backends):\n"
-            + report("--sort", "comm", "--show-nr-samples", "--percent-limit", "1")
-            + "\nThe bench server's backends, per process:\n"
-            + report("--pid", backends, "--sort", "pid", "--show-nr-samples", "--percent-limit", "1")
-            + "\nThe bench server's functions, share of its backends' samples:\n"
-            + report(
-                "--pid",
-                backends,
-                "--sort",
-                "symbol",
-                "--percentage",
-                "relative",
-                "--show-nr-samples",
-                "--percent-limit",
-                "0.3",
-            )
-            + (err.decode(errors="replace") if recorder.returncode not in (0, -signal.SIGINT) else "")
+            "Samples per client backend:\n"
+            + report("--no-children", "--sort", "pid", "--show-nr-samples", "-g", "none")
+            + "\nInclusive (a function and what it calls):\n"
+            + report("--children", "--sort", "symbol", "-g", "none", "--percent-limit", "1.5")
+            + "\nSelf:\n"
+            + report("--no-children", "--sort", "symbol", "-g", "none", "--percent-limit", "0.5")
+            + f"\nperf record ({recorder.returncode}) said: {err.decode(errors='replace')[-2000:]}"
         )
         print(f"postgres profile of {label}: {summary}")
 
