@@ -131,10 +131,7 @@ class BenchDatabase:
         with self.runtime.owner_engine.connect() as connection:
             return list(
                 connection.execute(
-                    text(
-                        "SELECT pid FROM pg_catalog.pg_stat_activity"
-                        " WHERE application_name = 'saas-api'"
-                    )
+                    text("SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = 'saas-api'")
                 ).scalars()
             )
 

@@ -107,6 +107,14 @@ def run(args: argparse.Namespace) -> Report:
     ]
     rows += [
         ["throughput multi / single", f"{multi.throughput / single.throughput:.2f}", ">= 0.95"],
+        [
+            "throughput multi / single, round by round",
+            ", ".join(
+                f"{m.throughput / s.throughput:.2f}"
+                for s, m in zip(passes["single"], passes["multi"], strict=True)
+            ),
+            "reported",
+        ],
         ["p99 multi / single", f"{multi.p(99) / single.p(99):.2f}", "<= 1.2"],
         [
             "errors (non-200 or connection errors), all passes",
