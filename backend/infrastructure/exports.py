@@ -135,7 +135,11 @@ class SqlTenantSnapshot:
         buffer = bytearray()
         try:
             with cursor.copy(statement) as copy:
-                for data in copy:
+                # libpq hands COPY out one row per message (no bigger reads exist): this loop
+                # runs once per row, so it calls read() itself rather than through the
+                # iterator's extra generator, and only appends.
+                read = copy.read
+                while data := read():
                     buffer += data
                     if len(buffer) >= CHUNK_BYTES:
                         yield bytes(buffer)
