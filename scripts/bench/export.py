@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import threading
 import time
+from pathlib import Path
 
 import psutil
 from psycopg import sql
@@ -22,7 +24,7 @@ from sqlalchemy import text
 from backend.core.db import set_tenant_search_path
 from backend.infrastructure.exports import SqlTenantSnapshot
 from bench.common import BenchDatabase, Report, profiled
-from bench.serving import gunicorn, make_tenants
+from bench.serving import gunicorn, make_tenants, server_profiled
 
 MIB = 1024 * 1024
 SAMPLE_S = 0.02
@@ -36,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", type=int, default=1000, help="clients of the tenant")
     parser.add_argument("--rounds", type=int, default=2, help="alternated export / COPY rounds")
     parser.add_argument("--threads", type=int, default=4, help="GUNICORN_THREADS (one worker)")
+    parser.add_argument(
+        "--server-profile",
+        type=Path,
+        metavar="FILE",
+        help="sample the gunicorn worker with py-spy during the exports only (not the COPY passes): "
+        "FILE-exportN gets round N's collapsed stacks, FILE-exportN.txt the largest shares",
+    )
 
 
 def fill(db: BenchDatabase, schema: str, rows: int, client_count: int) -> None:
@@ -126,13 +135,23 @@ def run(args: argparse.Namespace) -> Report:
         fill(db, tenant.schema_name, rows, client_count)
         fill_seconds = time.perf_counter() - started
         exports, copies = [], []
+        # CPU seconds per pass: the gunicorn worker's, and the whole PostgreSQL cluster's.
+        worker_cpu, pg_cpu_export, pg_cpu_copy = [], [], []
+        load_before = os.getloadavg()
         with gunicorn(db, args) as server:
             [pid] = server.worker_pids()
             worker = psutil.Process(pid)
             with profiled(args, "export-client"):
-                for _ in range(rounds):
-                    exports.append(api_export(server.port, token, worker))
+                for round_number in range(1, rounds + 1):
+                    with server_profiled(args, server, f"export{round_number}"):
+                        cpu_before, pg_before = _cpu(worker), db.server_cpu_seconds() or 0.0
+                        exports.append(api_export(server.port, token, worker))
+                        worker_cpu.append(_cpu(worker) - cpu_before)
+                        pg_cpu_export.append((db.server_cpu_seconds() or 0.0) - pg_before)
+                    pg_before = db.server_cpu_seconds() or 0.0
                     copies.append(plain_copy(db, tenant.schema_name))
+                    pg_cpu_copy.append((db.server_cpu_seconds() or 0.0) - pg_before)
+        load_after = os.getloadavg()
         server_version = db.server_version()
     export_s = min(e[0] for e in exports)
     copy_s = min(c[0] for c in copies)
@@ -143,6 +162,12 @@ def run(args: argparse.Namespace) -> Report:
         ["COPY TO STDOUT (csv), best of rounds", f"{copy_s:.2f} s, {copy_bytes / MIB:.1f} MiB csv", ""],
         ["rows per second: export / COPY", f"{rows / export_s:,.0f} / {rows / copy_s:,.0f}", ""],
         ["export throughput / COPY (rows/s)", f"{copy_s / export_s:.2f}", ">= 0.5"],
+        ["worker CPU per export (min of rounds)", f"{min(worker_cpu):.2f} s", ""],
+        [
+            "PostgreSQL CPU per pass: export / COPY (min)",
+            f"{min(pg_cpu_export):.2f} s / {min(pg_cpu_copy):.2f} s",
+            "",
+        ],
         ["worker RSS before first export", f"{exports[0][2] / MIB:.1f} MiB", ""],
         ["peak RSS growth of the worker during exports", f"{growth / MIB:.1f} MiB", "< 64 MiB"],
     ]
@@ -151,7 +176,8 @@ def run(args: argparse.Namespace) -> Report:
         f"gunicorn 1 worker x {args.threads} threads; {rounds} alternated rounds, the best of each kept.",
         "The export is a zip (CSV per table, deflated) streamed by the worker; COPY is the same tables' CSV "
         "read by psycopg in this process, uncompressed: the ratio includes the compression.",
-        "Client, gunicorn and PostgreSQL share the machine; RSS sampled every 20 ms with psutil.",
+        "Client, gunicorn and PostgreSQL share the machine; RSS sampled every 20 ms with psutil; "
+        f"load average (1, 5, 15 min) {_load(load_before)} before the passes, {_load(load_after)} after.",
     ]
     return Report(
         headers=["figure", "value", "target"],
@@ -160,3 +186,12 @@ def run(args: argparse.Namespace) -> Report:
         server=server_version,
         notes=notes,
     )
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def _load(averages: tuple[float, float, float]) -> str:
+    return "/".join(f"{value:.2f}" for value in averages)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 
 import pytest
+from isal import isal_zlib
 
 from backend.core.config import ConfigError, Settings
 from backend.infrastructure.exports import ZipStream
@@ -65,6 +67,22 @@ def test_zip_stream_writes_a_valid_zip_without_seeking():
     assert result.testzip() is None
     assert result.read("tables/a.csv") == b"id,name\n" + b"1,x\n" * 10_000
     assert result.getinfo("media/f").compress_type == zipfile.ZIP_STORED
+
+
+def test_zip_stream_deflates_with_isal_and_any_inflater_reads_it():
+    data = b"".join(b"%d,client %d,2020-01-01 00:00:00+00\n" % (n, n % 97) for n in range(20_000))
+    archive = ZipStream()
+    with archive.entry("tables/t.csv", compress=True) as handle:
+        handle.write(data)
+    archive.close()
+    result = zipfile.ZipFile(io.BytesIO(archive.take()))
+    info = result.getinfo("tables/t.csv")
+    assert info.compress_type == zipfile.ZIP_DEFLATED
+    assert result.read(info) == data  # inflated by the stdlib's zlib, CRC checked
+    isal_level1 = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15)
+    zlib_level1 = zlib.compressobj(1, zlib.DEFLATED, -15)
+    assert info.compress_size == len(isal_level1.compress(data) + isal_level1.flush())
+    assert info.compress_size != len(zlib_level1.compress(data) + zlib_level1.flush())
 
 
 def test_retention_settings_come_from_the_environment():
