@@ -64,10 +64,12 @@ class BenchDatabase:
             runtime_url = os.environ["DATABASE_URL"]
             owner_url = os.environ.get("MIGRATION_DATABASE_URL", runtime_url)
             self.where = "DATABASE_URL"
+            self.embedded = False
         else:
             self._server = embedded_postgres.start(tmp / "pgdata", cleanup="delete")
             runtime_url, owner_url = self._server.runtime_url, self._server.owner_url
             self.where = "embedded, same machine"
+            self.embedded = True
         self.settings = replace(
             Settings(env="development"),
             database_url=runtime_url,

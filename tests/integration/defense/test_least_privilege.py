@@ -3,10 +3,14 @@ and by trying as the runtime role (the API's login) what it must not be able to 
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from psycopg import sql as psql
+from sqlalchemy import text
 
 from backend.core.db import tenant_scope
-from backend.infrastructure.sql.privileges import tenant_group_role
+from backend.infrastructure.sql.privileges import grant_tenant, tenant_group_role
 from tests.integration.defense.sqlcheck import column, refused, scalar
 
 DML = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -256,3 +260,56 @@ def test_granting_again_removes_a_direct_runtime_grant(runtime, tenant, runtime_
         assert relation_grants(connection, tenant.schema_name)["clients"] == {
             (tenant.schema_name, p) for p in DML
         }
+
+
+MEMBERSHIPS_OF_ROLE = (
+    "SELECT m.member::regrole::text AS member, m.roleid::regrole::text AS role,"
+    " {options} FROM pg_catalog.pg_auth_members m"
+    " WHERE m.roleid = CAST(:role AS regrole) OR m.member = CAST(:role AS regrole)"
+)
+
+
+@pytest.mark.parametrize("runtime_inherits", [False, True], ids=["noinherit-runtime", "inherit-runtime"])
+def test_new_tenant_role_memberships_whatever_the_runtime_attribute(runtime, owner_role, runtime_inherits):
+    """A new tenant role gets its memberships from its CREATE ROLE only when the runtime role is
+    NOINHERIT (that clause takes the membership's INHERIT option from the member's attribute),
+    otherwise from an explicit grant. Either way the runtime may assume the role (SET TRUE) and
+    has none of its privileges (INHERIT FALSE), and the tenant role is in its group. Roles are
+    transactional: everything here is rolled back."""
+    tag = uuid.uuid4().hex
+    runtime_name, schema = f"rt_{tag[:12]}", f"tenant_{tag}"
+    group = tenant_group_role(runtime_name)
+    setup = psql.SQL(
+        "CREATE ROLE {runtime} NOLOGIN {inherit}; CREATE ROLE {group} NOLOGIN;"
+        " CREATE SCHEMA {schema}; CREATE TABLE {schema}.things (id int)"
+    ).format(
+        runtime=psql.Identifier(runtime_name),
+        inherit=psql.SQL("INHERIT" if runtime_inherits else "NOINHERIT"),
+        group=psql.Identifier(group),
+        schema=psql.Identifier(schema),
+    )
+    with runtime.owner_engine.connect() as connection:
+        pg16 = connection.dialect.server_version_info >= (16,)
+        connection.exec_driver_sql(setup.as_string(None))
+        if runtime_inherits and not pg16:  # no per-membership INHERIT option on 15: refused
+            with pytest.raises(RuntimeError, match="NOINHERIT"):
+                grant_tenant(connection, schema, runtime_name)
+            connection.rollback()
+            return
+        grant_tenant(connection, schema, runtime_name)
+        # (admin, inherit, set); PostgreSQL 15's pg_auth_members has admin_option only.
+        options = "m.admin_option, m.inherit_option, m.set_option" if pg16 else "m.admin_option"
+        memberships = {
+            (row.member, row.role): tuple(row)[2:]
+            for row in connection.execute(text(MEMBERSHIPS_OF_ROLE.format(options=options)), {"role": schema})
+            if row.member != owner_role  # PostgreSQL 16+ grants the creating role ADMIN
+        }
+        may_assume = scalar(connection, "SELECT pg_has_role(:m, :r, 'MEMBER')", m=runtime_name, r=schema)
+        uses_privileges = scalar(connection, "SELECT pg_has_role(:m, :r, 'USAGE')", m=runtime_name, r=schema)
+        in_group = scalar(connection, "SELECT pg_has_role(:m, :r, 'USAGE')", m=schema, r=group)
+        connection.rollback()
+    assert may_assume and not uses_privileges and in_group
+    assert memberships == {
+        (runtime_name, schema): (False, False, True) if pg16 else (False,),
+        (schema, group): (False, True, True) if pg16 else (False,),
+    }
