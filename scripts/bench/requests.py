@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> Report:
         tokens = [token for _, token in made]
         passes: dict[str, list[Load]] = {"single": [], "multi": [], "owner multi": []}
         cache_misses = dict.fromkeys(passes, 0.0)
+        # CPU seconds per pass: gunicorn (master and workers) and the PostgreSQL server.
+        app_cpu, db_cpu = dict.fromkeys(passes, 0.0), dict.fromkeys(passes, 0.0)
         with (
             gunicorn(db, args) as runtime_server,
             gunicorn(db, args, database_url=db.settings.migration_database_url) as owner_server,
@@ -89,16 +91,23 @@ def run(args: argparse.Namespace) -> Report:
                     ):
                         label = f"server-{name.replace(' ', '-')}"
                         misses = server.counter(CACHE_COUNTER, result="miss")
+                        app_before, db_before = server.cpu_seconds(), db.server_cpu_seconds() or 0.0
                         profiling = args if round_ == 0 else NO_PROFILE
                         with (
                             server_profiled(profiling, server, label),
                             postgres_profiled(profiling, db, label),
                         ):
                             passes[name].append(load(server, pass_tokens, requests, args))
+                        app_cpu[name] += server.cpu_seconds() - app_before
+                        db_cpu[name] += (db.server_cpu_seconds() or 0.0) - db_before
                         cache_misses[name] += (
                             server.counter("saas_access_cache_lookups_total", result="miss") - misses
                         )
         server = db.server_version()
+
+    def per_request(seconds: float) -> str:
+        return ms(seconds / (requests * rounds))
+
     single, multi, owner = (merge(passes[name]) for name in ("single", "multi", "owner multi"))
     rows = [
         [f"{name}: throughput", f"{one.throughput:.0f} req/s", ""]
@@ -138,6 +147,11 @@ def run(args: argparse.Namespace) -> Report:
             "reported",
         ],
         ["role switch: p50 runtime / owner (multi)", f"{multi.p(50) / owner.p(50):.2f}", "reported"],
+        [
+            "CPU per request, gunicorn + PostgreSQL: single / multi / owner multi",
+            " / ".join(f"{per_request(app_cpu[name])} + {per_request(db_cpu[name])}" for name in passes),
+            "reported",
+        ],
         [
             "access cache misses (registry lookups): single / multi",
             f"{cache_misses['single']:.0f} / {cache_misses['multi']:.0f} "

@@ -28,7 +28,7 @@ from backend.core.db import set_tenant_search_path
 from backend.domain.tenants import Tenant
 from backend.infrastructure.sql.clients import clients
 from backend.infrastructure.sql.identity import memberships, users
-from bench.common import BenchDatabase, percentile
+from bench.common import BenchDatabase, percentile, tree_cpu_seconds
 
 BIN = Path(sys.executable).parent
 LOADGEN = Path(__file__).resolve().parent / "loadgen.py"
@@ -213,6 +213,12 @@ class Server:
         wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
         prefix = f"{name}{{{wanted}}} " if labels else f"{name} "
         return sum(float(line.split()[-1]) for line in body.splitlines() if line.startswith(prefix))
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by gunicorn's master and workers."""
+        import psutil
+
+        return tree_cpu_seconds(psutil.Process(self.process.pid))
 
     def worker_pids(self) -> list[int]:
         import psutil
