@@ -140,8 +140,9 @@ def grant_tenant(connection: Connection, schema_name: str, runtime_role: str | N
     role, runtime = sql.Identifier(name), sql.Identifier(runtime_role)
     group = tenant_group_role(runtime_role)
     existing = _role_inheritance(connection, name, runtime_role)
+    runtime_inherits = existing.get(runtime_role)
     statements: list[sql.Composable] = []
-    if name not in existing and _folded_membership_is_safe(connection, existing.get(runtime_role)):
+    if name not in existing and _folded_membership_is_safe(runtime_inherits):
         # A new role gets both memberships from its CREATE ROLE: each membership statement
         # makes PostgreSQL recompute role memberships, a cost that grows with the number of
         # tenant roles (TD-017), and one statement pays it once instead of three times.
@@ -151,7 +152,7 @@ def grant_tenant(connection: Connection, schema_name: str, runtime_role: str | N
             statements.append(_create_role(name, in_role=group))
         else:
             statements.append(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), role))
-        statements.append(_membership_grant(connection, role, runtime_role))
+        statements.append(_membership_grant(connection, role, runtime_role, runtime_inherits))
     statements += [
         sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, role),
         # Direct access by the runtime role (granted before tenant roles existed) is removed.
@@ -163,15 +164,14 @@ def grant_tenant(connection: Connection, schema_name: str, runtime_role: str | N
     _exec(connection, *statements)
 
 
-def _folded_membership_is_safe(connection: Connection, runtime_inherits: bool | None) -> bool:
+def _folded_membership_is_safe(runtime_inherits: bool | None) -> bool:
     """Whether `CREATE ROLE ... ROLE <runtime>` gives the runtime's membership INHERIT FALSE,
     SET TRUE: that clause takes the membership's INHERIT option from the member's own
     attribute (PostgreSQL 16+; 15 has no per-membership option), so only a NOINHERIT runtime
-    role, as the bootstrap and the production set-up make it, may have it folded."""
+    role, as the bootstrap and the production set-up make it, may have it folded. An
+    inheriting one gets the explicit grant, which refuses it on 15 (`_membership_grant`)."""
     if runtime_inherits is None:
         raise RuntimeError("the runtime role does not exist")
-    if runtime_inherits and connection.dialect.server_version_info < (16,):
-        raise RuntimeError(_PG15_NEEDS_NOINHERIT)
     return not runtime_inherits
 
 
@@ -247,23 +247,19 @@ def grant_new_relations_sql(schema_name: str, runtime_role: str | None) -> str:
     )
 
 
-_PG15_NEEDS_NOINHERIT = "on PostgreSQL 15 the runtime role must be NOINHERIT (ALTER ROLE ... NOINHERIT)"
-
-
-def _membership_grant(connection: Connection, role: sql.Identifier, runtime_role: str) -> sql.Composed:
+def _membership_grant(
+    connection: Connection, role: sql.Identifier, runtime_role: str, runtime_inherits: bool | None
+) -> sql.Composed:
     """SET: the runtime may assume the tenant role; INHERIT FALSE: outside a tenant transaction
     it has none of its privileges. The per-grant options exist from PostgreSQL 16; on 15 the
     runtime role's own NOINHERIT attribute (set by the bootstrap, required in production:
-    docs/security-database.md) gives the same guarantee, and is checked here."""
+    docs/security-database.md) gives the same guarantee, and is checked here
+    (`runtime_inherits`: its rolinherit, read with the tenant role's lookup)."""
     runtime = sql.Identifier(runtime_role)
     if connection.dialect.server_version_info >= (16,):
         return sql.SQL("GRANT {} TO {} WITH INHERIT FALSE, SET TRUE").format(role, runtime)
-    inherits = connection.execute(
-        text("SELECT rolinherit FROM pg_catalog.pg_roles WHERE rolname = :name"),
-        {"name": runtime_role},
-    ).scalar_one()
-    if inherits:
-        raise RuntimeError(_PG15_NEEDS_NOINHERIT)
+    if runtime_inherits:
+        raise RuntimeError("on PostgreSQL 15 the runtime role must be NOINHERIT (ALTER ROLE ... NOINHERIT)")
     return sql.SQL("GRANT {} TO {}").format(role, runtime)
 
 
