@@ -64,12 +64,10 @@ class BenchDatabase:
             runtime_url = os.environ["DATABASE_URL"]
             owner_url = os.environ.get("MIGRATION_DATABASE_URL", runtime_url)
             self.where = "DATABASE_URL"
-            self.embedded = False
         else:
             self._server = embedded_postgres.start(tmp / "pgdata", cleanup="delete")
             runtime_url, owner_url = self._server.runtime_url, self._server.owner_url
             self.where = "embedded, same machine"
-            self.embedded = True
         self.settings = replace(
             Settings(env="development"),
             database_url=runtime_url,
@@ -95,6 +93,11 @@ class BenchDatabase:
         if self._server is not None:
             self._server.server.cleanup()
         self._tmp.cleanup()
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the server is the bench's own, on this machine (its processes can be read)."""
+        return self._server is not None
 
     def provision(self, slug: str):
         """One bench tenant by the product's provisioning (fast path), owner `<slug>@bench...`."""

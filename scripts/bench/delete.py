@@ -139,11 +139,7 @@ def run(args: argparse.Namespace) -> Report:
         leftover = any((db.settings.media_dir / str(victim.id)).exists() for victim in victims)
         server_version = db.server_version()
     inside = [during_load["load"].between(started, ended) for started, ended in windows]
-    during = Load(
-        latencies=[x for one in inside for x in one.latencies],
-        errors=0,
-        seconds=sum(one.seconds for one in inside),
-    )
+    during = Load.merged(inside)
     seconds = [ended - started for started, ended in windows]
     ratio = during.p(99) / before.p(99) if during.latencies else float("nan")
     table = [

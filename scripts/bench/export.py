@@ -23,7 +23,7 @@ from sqlalchemy import text
 
 from backend.core.db import set_tenant_search_path
 from backend.infrastructure.exports import SqlTenantSnapshot
-from bench.common import BenchDatabase, Report, profiled
+from bench.common import BenchDatabase, Report, profiled, tree_cpu_seconds
 from bench.serving import gunicorn, make_tenants, server_profiled
 
 MIB = 1024 * 1024
@@ -144,9 +144,9 @@ def run(args: argparse.Namespace) -> Report:
             with profiled(args, "export-client"):
                 for round_number in range(1, rounds + 1):
                     with server_profiled(args, server, f"export{round_number}"):
-                        cpu_before, pg_before = _cpu(worker), db.server_cpu_seconds() or 0.0
+                        cpu_before, pg_before = tree_cpu_seconds(worker), db.server_cpu_seconds() or 0.0
                         exports.append(api_export(server.port, token, worker))
-                        worker_cpu.append(_cpu(worker) - cpu_before)
+                        worker_cpu.append(tree_cpu_seconds(worker) - cpu_before)
                         pg_cpu_export.append((db.server_cpu_seconds() or 0.0) - pg_before)
                     pg_before = db.server_cpu_seconds() or 0.0
                     copies.append(plain_copy(db, tenant.schema_name))
@@ -186,11 +186,6 @@ def run(args: argparse.Namespace) -> Report:
         server=server_version,
         notes=notes,
     )
-
-
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
 
 
 def _load(averages: tuple[float, float, float]) -> str:

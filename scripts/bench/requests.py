@@ -54,14 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_server_arguments(parser)
 
 
-def merge(loads: list[Load]) -> Load:
-    return Load(
-        latencies=[x for one in loads for x in one.latencies],
-        errors=sum(one.errors for one in loads),
-        seconds=sum(one.seconds for one in loads),
-    )
-
-
 def run(args: argparse.Namespace) -> Report:
     n = 20 if args.quick else args.tenants
     requests = 200 if args.quick else args.requests
@@ -100,15 +92,13 @@ def run(args: argparse.Namespace) -> Report:
                             passes[name].append(load(server, pass_tokens, requests, args))
                         app_cpu[name] += server.cpu_seconds() - app_before
                         db_cpu[name] += (db.server_cpu_seconds() or 0.0) - db_before
-                        cache_misses[name] += (
-                            server.counter("saas_access_cache_lookups_total", result="miss") - misses
-                        )
+                        cache_misses[name] += server.counter(CACHE_COUNTER, result="miss") - misses
         server = db.server_version()
 
     def per_request(seconds: float) -> str:
         return ms(seconds / (requests * rounds))
 
-    single, multi, owner = (merge(passes[name]) for name in ("single", "multi", "owner multi"))
+    single, multi, owner = (Load.merged(passes[name]) for name in ("single", "multi", "owner multi"))
     rows = [
         [f"{name}: throughput", f"{one.throughput:.0f} req/s", ""]
         for name, one in (

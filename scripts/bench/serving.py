@@ -51,8 +51,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--pg-profile",
         type=Path,
         metavar="FILE",
-        help="sample the whole machine with `perf record` during the measured passes: FILE gets "
-        "perf's data, FILE.txt PostgreSQL's functions with the largest share of its samples",
+        help="record the app's PostgreSQL backends with `perf` (call graphs) during the measured "
+        "passes: FILE gets perf's data, FILE.txt the samples per backend and the functions with the "
+        "largest inclusive and self shares",
     )
 
 
@@ -328,6 +329,15 @@ class Load:
     errors: int
     seconds: float
     stamps: list[float] = field(default_factory=list)  # epoch second each request started
+
+    @staticmethod
+    def merged(loads: list[Load]) -> Load:
+        """Several passes (or windows) as one: their requests, errors and seconds together."""
+        return Load(
+            latencies=[x for one in loads for x in one.latencies],
+            errors=sum(one.errors for one in loads),
+            seconds=sum(one.seconds for one in loads),
+        )
 
     def between(self, start: float, end: float) -> Load:
         """The requests that started in [start, end] (epoch seconds)."""
