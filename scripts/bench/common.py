@@ -1,10 +1,11 @@
 """What every benchmark shares: a fresh database and app, the machine's description,
-percentiles, the table of figures, recording it in docs/benchmarks.md, and profiling."""
+percentiles, the table of figures, recording the run, and profiling."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -19,7 +20,7 @@ from sqlalchemy import func, select, text
 
 from backend.core.config import PROJECT_ROOT, Settings
 
-BENCHMARKS_DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
+RECORDS_DIR = PROJECT_ROOT / "docs" / "benchmarks" / "records"
 
 
 @dataclass
@@ -31,12 +32,16 @@ class Report:
     settings: dict[str, object]
     server: str
     notes: list[str] = field(default_factory=list)
+    # The figures the targets of performance.md are judged on (scripts/bench/targets.py), by name.
+    figures: dict[str, float] = field(default_factory=dict)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not figures")
     parser.add_argument(
-        "--record", type=Path, default=BENCHMARKS_DOC, help="file the figures are appended to"
+        "--quick", action="store_true", help="tiny sizes: a smoke run, not figures (never recorded)"
+    )
+    parser.add_argument(
+        "--records", type=Path, default=RECORDS_DIR, help="folder the run's JSON record is written to"
     )
     parser.add_argument("--no-record", action="store_true", help="print only")
     parser.add_argument(
@@ -183,46 +188,72 @@ def machine() -> str:
     return f"{cores} cores ({model or platform.machine()}){memory}, {platform.system()} {platform.release()}"
 
 
-def commit() -> str:
+def git(*args: str) -> str:
     git_binary = shutil.which("git")
-
-    def git(*args: str) -> str:
-        if git_binary is None:
-            return ""
-        done = subprocess.run(
-            [git_binary, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
-        )
-        return done.stdout.strip()
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = any(
-        not line.endswith(" docs/benchmarks.md") for line in git("status", "--porcelain").splitlines()
-    )
-    return f"{head}{' + uncommitted changes' if dirty else ''}"
+    if git_binary is None:
+        return ""
+    done = subprocess.run([git_binary, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip()
 
 
-def publish(name: str, report: Report, args: argparse.Namespace) -> None:
+def tree_state() -> tuple[str, bool]:
+    """(commit, clean): a figure counts only from a committed tree. Records and the status
+    page they generate are the bench's own output, not part of the tree measured."""
+    head = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    own = ("docs/benchmarks/records/", "docs/benchmarks.md")
+    changed = [line[3:] for line in git("status", "--porcelain").splitlines()]
+    return head, not any(not path.startswith(own) for path in changed)
+
+
+@dataclass
+class Run:
+    """When a benchmark ran and how busy the machine was (os.getloadavg, 1 minute)."""
+
+    started: datetime
+    load_before: float
+
+    @staticmethod
+    def begin() -> Run:
+        return Run(datetime.now(UTC), os.getloadavg()[0])
+
+
+def publish(name: str, report: Report, args: argparse.Namespace, run: Run) -> Path | None:
+    """Print the table; write the run's JSON record unless it was a smoke run, --no-record,
+    or the tree had uncommitted changes (then it says so and records nothing)."""
     table = markdown_table(report.headers, report.rows)
     settings = ", ".join(f"{k}={v}" for k, v in report.settings.items())
     print(f"\n{name} ({settings})\n\n{table}\n")
     for note in report.notes:
         print(f"- {note}")
-    if args.no_record:
-        return
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = [
-        f"\n### {name}: {when}, commit {commit()}\n",
-        f"Machine: {machine()}; {report.server}; Python {platform.python_version()}. "
-        "The benchmark, the server and other work share the machine.  ",
-        f"Settings: {settings}{' (--quick: a smoke run, not figures)' if args.quick else ''}\n",
-        table,
-        "",
-        *(f"- {note}" for note in report.notes),
-    ]
-    args.record.parent.mkdir(parents=True, exist_ok=True)
-    with args.record.open("a") as handle:
-        handle.write("\n".join(section) + "\n")
-    print(f"\nrecorded in {args.record}")
+    print(f"figures: {json.dumps({key: round(value, 4) for key, value in report.figures.items()})}")
+    head, clean = tree_state()
+    if args.no_record or args.quick:
+        return None
+    if not clean:
+        print(
+            f"\nnot recorded: the tree of {head} has uncommitted changes (figures count from committed trees)"
+        )
+        return None
+    record = {
+        "benchmark": name,
+        "started": run.started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": head,
+        "machine": machine(),
+        "cores": os.cpu_count(),
+        "load_average": {"before": round(run.load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        "server": report.server,
+        "python": platform.python_version(),
+        "settings": report.settings,
+        "figures": {key: round(value, 4) for key, value in report.figures.items()},
+        "table": {"headers": report.headers, "rows": report.rows},
+        "notes": report.notes,
+    }
+    args.records.mkdir(parents=True, exist_ok=True)
+    path = args.records / f"{run.started.strftime('%Y%m%dT%H%M%SZ')}-{name}.json"
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"\nrecorded in {path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}")
+    return path
 
 
 @contextlib.contextmanager

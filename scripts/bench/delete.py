@@ -173,4 +173,5 @@ def run(args: argparse.Namespace) -> Report:
         settings={"rows": rows, "files": files, "purges": purges, "tenants": others, "requests": requests},
         server=server_version,
         notes=notes,
+        figures={"purge_seconds": max(seconds), "p99_during_over_before": ratio},
     )

@@ -185,6 +185,7 @@ def run(args: argparse.Namespace) -> Report:
         settings={"rows": rows, "clients": client_count, "rounds": rounds},
         server=server_version,
         notes=notes,
+        figures={"throughput_over_copy": copy_s / export_s, "rss_growth_mib": growth / MIB},
     )
 
 

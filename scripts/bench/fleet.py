@@ -120,4 +120,5 @@ def run(args: argparse.Namespace) -> Report:
         settings={"tenants": n, "requests": requests, "touch": touch, "recycle_s": recycle},
         server=server_version,
         notes=notes,
+        figures={"p99_ratio": large.p(99) / small.p(99)},
     )

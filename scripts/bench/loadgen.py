@@ -25,6 +25,13 @@ def main() -> int:
     parser.add_argument("--offset", type=int, default=0, help="first token used (spreads processes)")
     parser.add_argument("--requests", type=int, required=True)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument(
+        "--reconnect-every",
+        type=int,
+        default=0,
+        help="close and reopen a connection after this many requests (0: never), so that the "
+        "server's workers, which each keep the connections they accepted, share the load evenly",
+    )
     args = parser.parse_args()
     tokens = json.loads(args.tokens_file.read_text())
     order = itertools.islice(itertools.cycle(tokens), args.offset % len(tokens), None)
@@ -47,6 +54,9 @@ def main() -> int:
         mine: list[float] = []
         mine_stamps: list[float] = []
         while (token := take()) is not None:  # bounded by --requests
+            if args.reconnect_every and len(mine) % args.reconnect_every == args.reconnect_every - 1:
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
             mine_stamps.append(time.time())
             started = time.perf_counter()
             try:

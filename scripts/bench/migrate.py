@@ -156,6 +156,7 @@ def run(args: argparse.Namespace) -> Report:
     clients = 2 if args.quick else args.clients
     rows: list[list[str]] = []
     notes: list[str] = []
+    runs: list[dict] = []
     with BenchDatabase() as db, tempfile.TemporaryDirectory(prefix="bench-tree-") as tmp:
         setup = provision(db, n, clients)
         notes.append(
@@ -173,6 +174,7 @@ def run(args: argparse.Namespace) -> Report:
                 message=f"benchmark: {column} + index",
             )
             result = migrate_run(db, tree, jobs, profile_path(args, jobs))
+            runs.append(result)
             migrated = at_head(db, head)
             rows.append(
                 [
@@ -233,6 +235,12 @@ def run(args: argparse.Namespace) -> Report:
         },
         server=server,
         notes=notes,
+        figures={
+            "seconds_best": min(result["seconds"] for result in runs),
+            "nothing_pending_s": idle["seconds"],
+            "nothing_pending_registry_s": idle_large["seconds"],
+            "rss_growth_mib": max(result["rss_peak_kib"] - result["rss_start_kib"] for result in runs) / 1024,
+        },
     )
 
 

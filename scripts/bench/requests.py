@@ -1,11 +1,15 @@
-"""requests: gunicorn serving GET /api/v1/clients for tokens spread over many tenants vs
-one tenant, and the cost of the per-tenant role switch (runtime role vs the owner role).
+"""requests: gunicorn serving GET /api/v1/clients for tokens spread over many tenants vs one
+tenant, the real app side by side with the minimal app (scripts/bench/minimal_app.py: only what
+the endpoint physically needs), in one run.
 
-Two gunicorn servers run at once on loopback: one connects as the runtime role (every tenant
-transaction switches to the tenant's own role, `set_config('role', ...)`), the other as the
-owner role, which may CREATE in the schemas and so skips the switch (core/db.py). Passes
-alternate (single, multi, owner-multi) for `--rounds` rounds so they share the noise of the
-moment; the load generator (loadgen.py) runs in other processes of the same machine.
+Two gunicorn servers with the same settings run at once on loopback, both as the runtime role:
+the real app (every check kept: token, revocation, access mode, roles, tenant role, metrics,
+access log) and the minimal app (token, one pooled connection, one round trip, json.dumps).
+Passes alternate (app single, app multi, minimal single, minimal multi) for `--rounds` rounds
+so they share the noise of the moment; the load generator (loadgen.py) runs in other
+processes of the same machine and reconnects now and then so both workers share the load.
+The figures that count are ratios of this one run: the app's CPU per request against the
+minimal app's, and the multi-tenant cost of each against its own single-tenant pass.
 """
 
 from __future__ import annotations
@@ -24,25 +28,23 @@ from bench.serving import (
 )
 
 NO_PROFILE = argparse.Namespace(server_profile=None, pg_profile=None)
-CACHE_COUNTER = "saas_access_cache_lookups_total"
-
-# The steady state of a busy fleet: every pooled connection has served every tenant. Each
-# PostgreSQL backend builds its catalog caches for a tenant's relations the first time it
-# plans a query on them (relcache, catcache: 8% of the backends' CPU in a pass right after a
-# 4-per-tenant warm-up, --pg-profile), and a request reaches any of the 8 connections: after
-# 12 requests per tenant a (tenant, connection) pair is warm with probability 1 - (7/8)**12,
-# 80%. The cold start itself shows in the round-by-round ratio (docs/benchmarks.md).
-WARM_UP_PER_TENANT = 12
+MINIMAL_APP = "bench.minimal_app:app"
+# performance.md: at most 2 requests per tenant before the passes (a cold (tenant, connection)
+# pair builds PostgreSQL's catalog caches for that tenant's relations on its first query).
+WARM_UP_PER_TENANT = 2
+RECONNECT_EVERY = 50
 
 # `bench.py all` (under 15 minutes in all): fewer requests per pass, the same 1,000 tenants.
 ALL_ARGS = ["--requests", "2000", "--rounds", "2"]
+SERVERS = ("app", "minimal")
+PASSES = ("single", "multi")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tenants", type=int, default=1000, help="tenants the multi-tenant pass spreads over"
     )
-    parser.add_argument("--clients", type=int, default=5, help="clients per tenant")
+    parser.add_argument("--clients", type=int, default=50, help="clients per tenant (a page is 20)")
     parser.add_argument("--requests", type=int, default=3000, help="requests per pass")
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds of the passes")
     parser.add_argument(
@@ -51,116 +53,136 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=WARM_UP_PER_TENANT,
         help="untimed requests per tenant and server before the passes",
     )
+    parser.add_argument(
+        "--reconnect-every",
+        type=int,
+        default=RECONNECT_EVERY,
+        help="the load generator reopens a connection after this many requests (0: never)",
+    )
     add_server_arguments(parser)
+
+
+class Pass:
+    """What one kind of pass measured over its rounds."""
+
+    def __init__(self) -> None:
+        self.loads: list[Load] = []
+        self.app_cpu = 0.0
+        self.db_cpu = 0.0
+        self.worker_cpu: dict[int, float] = {}
+
+    @property
+    def merged(self) -> Load:
+        return Load.merged(self.loads)
+
+    def cpu_per_request(self) -> float:
+        return self.app_cpu / sum(len(one.latencies) for one in self.loads)
+
+    def db_per_request(self) -> float:
+        return self.db_cpu / sum(len(one.latencies) for one in self.loads)
+
+    def split(self) -> str:
+        """Each worker's share of the pass's worker CPU."""
+        total = sum(self.worker_cpu.values()) or 1.0
+        return " / ".join(f"{100 * seconds / total:.0f}%" for seconds in sorted(self.worker_cpu.values()))
 
 
 def run(args: argparse.Namespace) -> Report:
     n = 20 if args.quick else args.tenants
     requests = 200 if args.quick else args.requests
     rounds = 1 if args.quick else args.rounds
+    passes = {(server, kind): Pass() for server in SERVERS for kind in PASSES}
     with BenchDatabase() as db:
-        made = make_tenants(db, n, args.clients, "req")
-        tokens = [token for _, token in made]
-        passes: dict[str, list[Load]] = {"single": [], "multi": [], "owner multi": []}
-        cache_misses = dict.fromkeys(passes, 0.0)
-        # CPU seconds per pass: gunicorn (master and workers) and the PostgreSQL server.
-        app_cpu, db_cpu = dict.fromkeys(passes, 0.0), dict.fromkeys(passes, 0.0)
-        with (
-            gunicorn(db, args) as runtime_server,
-            gunicorn(db, args, database_url=db.settings.migration_database_url) as owner_server,
-        ):
-            # Warm-up (WARM_UP_PER_TENANT): the workers' access caches and the backends'
-            # catalog caches; the runtime server last, closest to its passes.
-            load(owner_server, tokens, max(len(tokens) * args.warm_up, 200), args)
-            load(runtime_server, tokens, max(len(tokens) * args.warm_up, 200), args)
-            with profiled(args, "requests-multi"):  # the bench process only: the server is elsewhere
+        tokens = [token for _, token in make_tenants(db, n, args.clients, "req")]
+        with gunicorn(db, args) as app_server, gunicorn(db, args, target=MINIMAL_APP) as minimal_server:
+            servers = {"app": app_server, "minimal": minimal_server}
+            for server in servers.values():
+                load(server, tokens, max(len(tokens) * args.warm_up, 100), args)
+            with profiled(args, "requests"):  # the bench process only: the servers are elsewhere
                 for round_ in range(rounds):
-                    # --server-profile: py-spy on the workers during the first round's passes.
-                    for name, server, pass_tokens in (
-                        ("single", runtime_server, tokens[:1]),
-                        ("multi", runtime_server, tokens),
-                        ("owner multi", owner_server, tokens),
-                    ):
-                        label = f"server-{name.replace(' ', '-')}"
-                        misses = server.counter(CACHE_COUNTER, result="miss")
+                    for name, kind in passes:
+                        server, measured = servers[name], passes[(name, kind)]
+                        pass_tokens = tokens[:1] if kind == "single" else tokens
+                        label = f"server-{name}-{kind}"
                         app_before, db_before = server.cpu_seconds(), db.server_cpu_seconds() or 0.0
+                        workers_before = server.worker_cpu_seconds()
                         profiling = args if round_ == 0 else NO_PROFILE
                         with (
                             server_profiled(profiling, server, label),
                             postgres_profiled(profiling, db, label),
                         ):
-                            passes[name].append(load(server, pass_tokens, requests, args))
-                        app_cpu[name] += server.cpu_seconds() - app_before
-                        db_cpu[name] += (db.server_cpu_seconds() or 0.0) - db_before
-                        cache_misses[name] += server.counter(CACHE_COUNTER, result="miss") - misses
+                            measured.loads.append(load(server, pass_tokens, requests, args))
+                        measured.app_cpu += server.cpu_seconds() - app_before
+                        measured.db_cpu += (db.server_cpu_seconds() or 0.0) - db_before
+                        for pid, seconds in server.worker_cpu_seconds().items():
+                            used = seconds - workers_before.get(pid, 0.0)
+                            measured.worker_cpu[pid] = measured.worker_cpu.get(pid, 0.0) + used
         server = db.server_version()
 
-    def per_request(seconds: float) -> str:
-        return ms(seconds / (requests * rounds))
+    app_single, app_multi = passes[("app", "single")], passes[("app", "multi")]
+    min_single, min_multi = passes[("minimal", "single")], passes[("minimal", "multi")]
 
-    single, multi, owner = (Load.merged(passes[name]) for name in ("single", "multi", "owner multi"))
-    rows = [
-        [f"{name}: throughput", f"{one.throughput:.0f} req/s", ""]
-        for name, one in (
-            ("single tenant", single),
-            (f"{n} tenants", multi),
-            (f"{n} tenants, owner role", owner),
+    def throughput_ratio(name: str) -> float:
+        return passes[(name, "multi")].merged.throughput / passes[(name, "single")].merged.throughput
+
+    app_cpu = (app_single.app_cpu + app_multi.app_cpu) / (requests * rounds * 2)
+    min_cpu = (min_single.app_cpu + min_multi.app_cpu) / (requests * rounds * 2)
+    figures = {
+        "cpu_ms_app": app_cpu * 1000,
+        "cpu_ms_minimal": min_cpu * 1000,
+        "cpu_app_over_minimal": app_cpu / min_cpu,
+        "cpu_multi_over_single": app_multi.cpu_per_request() / app_single.cpu_per_request(),
+        "throughput_multi_over_single": throughput_ratio("app"),
+        "throughput_multi_over_single_minimal": throughput_ratio("minimal"),
+        "throughput_ratio_over_minimal_ratio": throughput_ratio("app") / throughput_ratio("minimal"),
+        "p99_multi_over_single": app_multi.merged.p(99) / app_single.merged.p(99),
+        "errors": float(sum(one.merged.errors for one in passes.values())),
+    }
+    rows = []
+    for (name, kind), measured in passes.items():
+        merged = measured.merged
+        rows.append(
+            [
+                f"{name}, {'1 tenant' if kind == 'single' else f'{n} tenants'}",
+                f"{merged.throughput:.0f} req/s; p50 {ms(merged.p(50))}, p99 {ms(merged.p(99))}; "
+                f"CPU/request gunicorn {ms(measured.cpu_per_request())}, "
+                f"PostgreSQL {ms(measured.db_per_request())}; worker split {measured.split()}",
+                "",
+            ]
         )
-    ]
     rows += [
-        [f"{name}: p50 / p99", f"{ms(one.p(50))} / {ms(one.p(99))}", ""]
-        for name, one in (
-            ("single tenant", single),
-            (f"{n} tenants", multi),
-            (f"{n} tenants, owner role", owner),
-        )
-    ]
-    rows += [
-        ["throughput multi / single", f"{multi.throughput / single.throughput:.2f}", ">= 0.95"],
+        ["gunicorn CPU per request, app / minimal", f"{figures['cpu_app_over_minimal']:.2f}", "<= 2"],
+        ["app CPU per request, multi / single", f"{figures['cpu_multi_over_single']:.3f}", "<= 1.05"],
         [
-            "throughput multi / single, round by round",
+            "throughput multi / single: app, minimal; app's over minimal's",
+            f"{figures['throughput_multi_over_single']:.3f}, "
+            f"{figures['throughput_multi_over_single_minimal']:.3f}; "
+            f"{figures['throughput_ratio_over_minimal_ratio']:.3f}",
+            ">= 0.97 (the last)",
+        ],
+        [
+            "app throughput multi / single, round by round",
             ", ".join(
                 f"{m.throughput / s.throughput:.2f}"
-                for s, m in zip(passes["single"], passes["multi"], strict=True)
+                for s, m in zip(app_single.loads, app_multi.loads, strict=True)
             ),
             "reported",
         ],
-        ["p99 multi / single", f"{multi.p(99) / single.p(99):.2f}", "<= 1.2"],
-        [
-            "errors (non-200 or connection errors), all passes",
-            str(single.errors + multi.errors + owner.errors),
-            "0",
-        ],
-        [
-            "role switch: throughput runtime / owner (multi)",
-            f"{multi.throughput / owner.throughput:.2f}",
-            "reported",
-        ],
-        ["role switch: p50 runtime / owner (multi)", f"{multi.p(50) / owner.p(50):.2f}", "reported"],
-        [
-            "CPU per request, gunicorn + PostgreSQL: single / multi / owner multi",
-            " / ".join(f"{per_request(app_cpu[name])} + {per_request(db_cpu[name])}" for name in passes),
-            "reported",
-        ],
-        [
-            "access cache misses (registry lookups): single / multi",
-            f"{cache_misses['single']:.0f} / {cache_misses['multi']:.0f} "
-            f"of {requests * rounds} requests each",
-            "reported",
-        ],
+        ["app p99 multi / single", f"{figures['p99_multi_over_single']:.2f}", "<= 1.2"],
+        ["errors (non-200 or connection errors), all passes", f"{figures['errors']:.0f}", "0"],
     ]
     notes = [
-        f"GET /api/v1/clients (first page, {args.clients} clients per tenant), {requests} requests per pass, "
-        f"{rounds} alternated rounds; gunicorn {args.workers} workers x {args.threads} threads (gthread); "
-        f"load: {args.load_processes} Python processes x {args.connections} keep-alive connections "
-        "(http.client), on the same machine as gunicorn and PostgreSQL.",
-        "owner role = a second gunicorn whose DATABASE_URL is the owner role: it may CREATE in the "
-        "tenant schemas, so `set_tenant_search_path` skips `set_config('role', ...)`; a benchmark-only "
-        "comparison, never a deployment.",
-        "Access cache (backend/api/auth.py): entries live 300 s and are evicted by the registry's "
-        f"notifications; misses counted from the server's /metrics. Warm-up: {args.warm_up} requests "
-        "per tenant and server before the passes (the workers' access caches, the PostgreSQL backends' "
-        "catalog caches: see WARM_UP_PER_TENANT).",
+        f"GET /api/v1/clients (first page of 20, {args.clients} clients per tenant), {requests} requests per "
+        f"pass, {rounds} alternated rounds; gunicorn {args.workers} workers x {args.threads} threads "
+        f"(gthread) for both apps; load: {args.load_processes} Python processes x {args.connections} "
+        f"keep-alive connections (http.client), each reopened every {args.reconnect_every} requests, on the "
+        "same machine as gunicorn and PostgreSQL.",
+        "CPU per request: CPU seconds of gunicorn's master and workers (and of the PostgreSQL server) "
+        "over the pass, divided by its requests. Worker split: each worker's share of that CPU.",
+        f"Warm-up: {args.warm_up} requests per tenant and server before the passes.",
+        "minimal app = scripts/bench/minimal_app.py: ES256 token, one pooled connection, search path + "
+        "tenant role + page + count in one round trip, json.dumps; no registry lookup, access mode, "
+        "revocation, metrics or log line.",
     ]
     return Report(
         headers=["figure", "value", "target"],
@@ -171,7 +193,9 @@ def run(args: argparse.Namespace) -> Report:
             "rounds": rounds,
             "workers": args.workers,
             "threads": args.threads,
+            "warm_up": args.warm_up,
         },
         server=server,
         notes=notes,
+        figures=figures,
     )

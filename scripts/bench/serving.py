@@ -226,6 +226,12 @@ class Server:
 
         return [child.pid for child in psutil.Process(self.process.pid).children()]
 
+    def worker_cpu_seconds(self) -> dict[int, float]:
+        """CPU seconds used so far by each worker (to see how evenly they share the load)."""
+        import psutil
+
+        return {child.pid: tree_cpu_seconds(child) for child in psutil.Process(self.process.pid).children()}
+
 
 @contextmanager
 def gunicorn(
@@ -234,9 +240,11 @@ def gunicorn(
     *,
     database_url: str | None = None,
     extra_env: dict | None = None,
+    target: str = "backend:create_app()",
 ):
-    """gunicorn serving `backend:create_app()` against the bench database (the runtime role,
-    or `database_url`), with the bench's signing keys (same VAR_DIR); stopped on exit."""
+    """gunicorn serving `target` (the real app, or another WSGI app of scripts/bench/) against
+    the bench database (the runtime role, or `database_url`), with the bench's signing keys
+    (same VAR_DIR) and backend/gunicorn_conf.py; stopped on exit."""
     port = free_port()
     env = {
         **os.environ,
@@ -251,11 +259,14 @@ def gunicorn(
         "LOG_LEVEL": "WARNING",
         "METRICS_TOKEN": METRICS_TOKEN,
         "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-metrics-"),
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
         **(extra_env or {}),
     }
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-c", str(PROJECT_ROOT / "backend/gunicorn_conf.py"), "backend:create_app()"],
+        [str(BIN / "gunicorn"), "-c", str(PROJECT_ROOT / "backend/gunicorn_conf.py"), target],
         env=env,
         cwd=PROJECT_ROOT,
         stdout=log,
@@ -378,6 +389,8 @@ def load(
                     str(share),
                     "--connections",
                     str(args.connections),
+                    "--reconnect-every",
+                    str(getattr(args, "reconnect_every", 0)),
                 ],
                 stdout=subprocess.PIPE,
                 text=True,

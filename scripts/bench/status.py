@@ -1,0 +1,320 @@
+"""The targets of performance.md, and docs/benchmarks.md generated from the run records.
+
+`scripts/bench.py status` rewrites the page; `scripts/bench.py status --check` fails when it is
+stale (a test runs it). A target is "met" only where the latest recorded run at the target's
+size (non-smoke, committed tree) meets it; a target with no such run says so.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.common import PROJECT_ROOT, RECORDS_DIR, markdown_table
+
+STATUS_DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
+HISTORY_DOC = "benchmarks/history-to-session-11.md"
+
+
+@dataclass(frozen=True)
+class Target:
+    benchmark: str
+    figure: str  # key of the record's "figures"
+    says: str  # what the figure measures, in words
+    compare: str  # "<", "<=", ">=", "==" or "reported"
+    threshold: float | None = None
+    size: dict[str, int] = field(default_factory=dict)  # settings a run needs at least
+    unit: str = ""
+
+    def judge(self, value: float) -> str:
+        if self.compare == "reported" or self.threshold is None:
+            return "reported"
+        check: Callable[[float, float], bool] = {
+            "<": operator.lt,
+            "<=": operator.le,
+            ">=": operator.ge,
+            "==": operator.eq,
+        }[self.compare]
+        return "met" if check(value, self.threshold) else "**not met**"
+
+    def wanted(self) -> str:
+        if self.compare == "reported":
+            return "reported"
+        return f"{self.compare} {self.threshold:g}{self.unit}"
+
+    def sized(self, record: dict) -> bool:
+        settings = record.get("settings", {})
+        return all(isinstance(settings.get(k), int) and settings[k] >= v for k, v in self.size.items())
+
+
+REQUESTS_SIZE = {"tenants": 1000}
+TARGETS = (
+    Target(
+        "requests",
+        "cpu_app_over_minimal",
+        "gunicorn CPU per request, app / minimal app",
+        "<=",
+        2,
+        REQUESTS_SIZE,
+    ),
+    Target(
+        "requests",
+        "cpu_ms_app",
+        "gunicorn CPU per request of the app",
+        "reported",
+        None,
+        REQUESTS_SIZE,
+        " ms",
+    ),
+    Target(
+        "requests",
+        "cpu_multi_over_single",
+        "app CPU per request, 1,000 tenants / 1",
+        "<=",
+        1.05,
+        REQUESTS_SIZE,
+    ),
+    Target(
+        "requests",
+        "throughput_ratio_over_minimal_ratio",
+        "throughput multi / single, app's ratio over the minimal app's",
+        ">=",
+        0.97,
+        REQUESTS_SIZE,
+    ),
+    Target("requests", "p99_multi_over_single", "p99 latency multi / single", "<=", 1.2, REQUESTS_SIZE),
+    Target("requests", "errors", "errors in all passes", "==", 0, REQUESTS_SIZE),
+    Target(
+        "provision",
+        "creation_p50_ms",
+        "full creation (schema + role + grants) p50",
+        "<",
+        25,
+        {"tenants": 2000},
+        " ms",
+    ),
+    Target(
+        "provision",
+        "creation_vs_chain",
+        "full creation, Alembic chain p50 / ours",
+        ">=",
+        5,
+        {"tenants": 2000},
+    ),
+    Target(
+        "provision",
+        "creation_p95_end_over_start",
+        "full creation p95 at N / at N ~ 10",
+        "<=",
+        1.5,
+        {"tenants": 2000},
+    ),
+    Target(
+        "provision",
+        "creation_per_second",
+        "sustained tenants created per second",
+        "reported",
+        None,
+        {"tenants": 2000},
+    ),
+    Target("provision", "signup_p95_ms_warm", "signup p95, warm pool", "<", 300, {"tenants": 1}, " ms"),
+    Target("provision", "signup_p95_ms_empty", "signup p95, empty pool", "<", 300, {"tenants": 1}, " ms"),
+    Target(
+        "migrate",
+        "seconds_best",
+        "one revision over 1,000 tenants, best --jobs",
+        "<",
+        15,
+        {"tenants": 1000},
+        " s",
+    ),
+    Target("migrate", "nothing_pending_s", "nothing pending, 1,000 tenants", "<", 1, {"tenants": 1000}, " s"),
+    Target(
+        "migrate",
+        "nothing_pending_registry_s",
+        "nothing pending, 10,000 registry rows",
+        "<",
+        5,
+        {"registry_rows": 10000},
+        " s",
+    ),
+    Target(
+        "migrate",
+        "rss_growth_mib",
+        "memory of the migrating process, growth",
+        "reported",
+        None,
+        {"tenants": 1000},
+        " MiB",
+    ),
+    Target("export", "throughput_over_copy", "export throughput / plain COPY", ">=", 0.5, {"rows": 1000000}),
+    Target("export", "rss_growth_mib", "peak RSS growth of the server", "<", 64, {"rows": 1000000}, " MiB"),
+    Target(
+        "delete",
+        "purge_seconds",
+        "purge of a tenant of 100,000 rows and 1,000 files",
+        "reported",
+        None,
+        {"rows": 100000, "files": 1000},
+        " s",
+    ),
+    Target(
+        "delete",
+        "p99_during_over_before",
+        "others' p99 during / before the purges",
+        "<=",
+        1.5,
+        {"rows": 100000, "files": 1000},
+    ),
+    Target("fleet", "p99_ratio", "p99 latency 10,000 / 10 schemas", "<=", 1.3, {"tenants": 10000}),
+    Target(
+        "retention",
+        "nothing_due_s",
+        "periodic run, nothing due over 1,000 tenants",
+        "<",
+        1,
+        {"tenants": 1000},
+        " s",
+    ),
+    Target(
+        "retention",
+        "ten_due_over_one_due",
+        "periodic run, 10 due / 1 due",
+        "reported",
+        None,
+        {"tenants": 1000},
+    ),
+    Target(
+        "citus",
+        "throughput_cluster_over_single",
+        "throughput, 3-node cluster / one server",
+        ">=",
+        0.8,
+        {"tenants": 1},
+    ),
+    Target(
+        "citus",
+        "placement_spread",
+        "tenants per node, largest deviation from even",
+        "<=",
+        0.1,
+        {"tenants": 1},
+    ),
+    Target("citus", "lost_writes", "writes lost while a tenant moved", "==", 0, {"tenants": 1}),
+    Target(
+        "citus", "write_blocked_s", "write-blocked window of a move", "reported", None, {"tenants": 1}, " s"
+    ),
+)
+
+
+def load_records(folder: Path = RECORDS_DIR) -> list[dict]:
+    """Every record, oldest first (file names start with the UTC start time)."""
+    return [json.loads(path.read_text()) | {"file": path.name} for path in sorted(folder.glob("*.json"))]
+
+
+def latest_for(target: Target, records: list[dict]) -> dict | None:
+    fitting = [
+        r
+        for r in records
+        if r["benchmark"] == target.benchmark and target.figure in r["figures"] and target.sized(r)
+    ]
+    return fitting[-1] if fitting else None
+
+
+def render(records: list[dict]) -> str:
+    rows = []
+    for target in TARGETS:
+        record = latest_for(target, records)
+        if record is None:
+            rows.append(
+                [
+                    target.benchmark,
+                    target.says,
+                    target.wanted(),
+                    "no recorded run at this size",
+                    "",
+                    "**not measured**",
+                ]
+            )
+            continue
+        value = record["figures"][target.figure]
+        size = ", ".join(f"{k}={record['settings'][k]}" for k in target.size) or "any"
+        when = record["started"][:16].replace("T", " ")
+        where = f"{when}, {record['commit'][:9]}, load {record['load_average']['before']}"
+        rows.append(
+            [
+                target.benchmark,
+                target.says,
+                target.wanted(),
+                f"{value:g}{target.unit} ({size})",
+                where,
+                target.judge(value),
+            ]
+        )
+    latest = {}
+    for record in records:
+        latest[record["benchmark"]] = record
+    runs = [
+        [
+            name,
+            r["started"][:16].replace("T", " "),
+            r["commit"][:9],
+            r["machine"].split(" (")[0] + " cores",
+            f"{r['load_average']['before']} -> {r['load_average']['after']}",
+            r["server"],
+            f"records/{r['file']}",
+        ]
+        for name, r in sorted(latest.items())
+    ]
+    return "\n".join(
+        [
+            "# Benchmarks: current status",
+            "",
+            "Generated by `scripts/bench.py status` from the run records in",
+            "[benchmarks/records/](benchmarks/records/) (one JSON file per run: commit of a clean tree,",
+            "machine, load average, settings, every figure). Do not edit by hand: run a benchmark on a",
+            "committed tree (`scripts/bench.py NAME`), commit its record, then `scripts/bench.py status`.",
+            "Targets: `../shared/design/performance.md`. A target is **met** only where the latest recorded",
+            "run at the target's size meets it; smoke runs (`--quick`) and runs of uncommitted trees are",
+            "never recorded. The machines are shared 2-core machines: the load generator, the servers and",
+            "PostgreSQL share them; ratios measured side by side in one run are the figures that count.",
+            "",
+            "## Targets",
+            "",
+            markdown_table(
+                ["benchmark", "figure", "target", "value (size)", "run (UTC, commit, load)", "status"], rows
+            ),
+            "",
+            "## Latest run of each benchmark",
+            "",
+            markdown_table(
+                ["benchmark", "started (UTC)", "commit", "machine", "load average", "server", "record"], runs
+            )
+            if runs
+            else "No run recorded yet.",
+            "",
+            "## How to run",
+            "",
+            "`scripts/bench.py NAME [--quick] [--no-record] [options]`, `scripts/bench.py NAME --help`",
+            "for the options of each; `make bench` runs them all at the sizes of their `ALL_ARGS`",
+            "(under 15 minutes).",
+            "Figures of the runs before the records existed (to session 11, some on uncommitted trees):",
+            f"[{HISTORY_DOC}]({HISTORY_DOC}).",
+            "",
+        ]
+    )
+
+
+def write(check: bool) -> int:
+    text = render(load_records())
+    if check:
+        if STATUS_DOC.read_text() != text:
+            print(f"{STATUS_DOC.relative_to(PROJECT_ROOT)} is stale: run scripts/bench.py status")
+            return 1
+        return 0
+    STATUS_DOC.write_text(text)
+    print(f"wrote {STATUS_DOC.relative_to(PROJECT_ROOT)}")
+    return 0
