@@ -10,7 +10,7 @@ from backend.core.config import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 
-from bench.status import TARGETS, render  # noqa: E402
+from bench.status import TARGETS, render
 
 
 def record(benchmark: str, started: str, settings: dict, figures: dict) -> dict:
