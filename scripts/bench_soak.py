@@ -66,6 +66,10 @@ class Result:
     errors: int = 0
     lost: int = 0  # |rows created (201) - rows stored|, summed over tenants and tables
 
+    @property
+    def figures(self) -> dict[str, float]:
+        return {"errors": float(self.errors), "lost_rows": float(self.lost)}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenants", type=int, default=20)

@@ -28,7 +28,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, event, text
+from psycopg import sql
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 
@@ -131,24 +132,35 @@ def tenant_role_name(schema_name: str) -> str:
 # nothing anywhere, so it always switches; and were the switch skipped (no such schema) it
 # would still fail closed, having no privilege of its own on tenant schemas. Function calls
 # only (no catalog subquery to plan), and both settings end with the transaction.
-_TENANT_SCOPE = text(
-    "SELECT pg_catalog.set_config('search_path', :path, true),"
+_TENANT_SCOPE = sql.SQL(
+    "SELECT pg_catalog.set_config('search_path', {path}, true),"
     " CASE WHEN pg_catalog.has_schema_privilege("
-    "          session_user, pg_catalog.to_regnamespace(:schema), 'CREATE') IS NOT FALSE"
-    " THEN NULL ELSE pg_catalog.set_config('role', :role, true) END"
+    "          session_user, pg_catalog.to_regnamespace({schema}), 'CREATE') IS NOT FALSE"
+    " THEN NULL ELSE pg_catalog.set_config('role', {role}, true) END"
 )
 
 
 def set_tenant_search_path(connection: Connection, schema_name: str) -> None:
     """Scope the current transaction to the tenant: its search path and its role."""
-    connection.execute(
-        _TENANT_SCOPE,
-        {
-            "path": quoted_schema(schema_name),
-            "schema": schema_name,
-            "role": tenant_role_name(schema_name),
-        },
-    )
+    connection.exec_driver_sql(tenant_scope_sql(schema_name))
+
+
+def begin_tenant_transaction(connection: Connection, schema_name: str) -> None:
+    """Open the transaction and scope it to the tenant in one round trip, on a connection in
+    AUTOCOMMIT mode: `BEGIN; <scope>` is one simple-query message, where psycopg would
+    otherwise send its BEGIN alone first. Its commit and rollback end the transaction as
+    usual (psycopg sends them whenever a transaction is open, autocommit or not)."""
+    connection.exec_driver_sql("BEGIN; " + tenant_scope_sql(schema_name))
+
+
+def tenant_scope_sql(schema_name: str) -> str:
+    """The scope statement with its values as literals (a simple-query message has no
+    parameters): the names are validated tenant names, quoted by psycopg."""
+    return _TENANT_SCOPE.format(
+        path=sql.Literal(quoted_schema(schema_name)),
+        schema=sql.Literal(schema_name),
+        role=sql.Literal(tenant_role_name(schema_name)),
+    ).as_string(None)
 
 
 @contextmanager

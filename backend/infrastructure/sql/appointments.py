@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 
 from backend.domain.appointments import Appointment, AppointmentFilter, AppointmentStatus
 from backend.infrastructure.sql.metadata import tenant_metadata
+from backend.infrastructure.sql.paging import page_with_total
 
 OVERLAP_CONSTRAINT = "ex_appointments_no_overlap"
 
@@ -154,15 +155,10 @@ class SqlAppointmentRepository:
     def list_page(
         self, *, filters: AppointmentFilter, offset: int, limit: int
     ) -> tuple[list[Appointment], int]:
-        conditions = _conditions(filters)
-        total = self._connection.execute(
-            select(func.count()).select_from(appointments).where(*conditions)
-        ).scalar_one()
-        rows = self._connection.execute(
+        page = (
             select(appointments)
-            .where(*conditions)
+            .where(*_conditions(filters))
             .order_by(appointments.c.starts_at, appointments.c.id)
-            .offset(offset)
-            .limit(limit)
         )
+        rows, total = page_with_total(self._connection, page, offset=offset, limit=limit)
         return [_to_appointment(row) for row in rows], total

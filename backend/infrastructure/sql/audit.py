@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from backend.domain.audit import AuditEvent
 from backend.infrastructure.sql.metadata import shared_metadata
+from backend.infrastructure.sql.paging import page_with_total
 
 audit_events = Table(
     "audit_events",
@@ -85,16 +86,12 @@ class SqlAuditLog:
 
     def list_page(self, *, tenant_id: uuid.UUID, offset: int, limit: int) -> tuple[list[AuditEvent], int]:
         """One tenant's trail, newest first, with the total count."""
-        total = self._connection.execute(
-            select(func.count()).select_from(audit_events).where(audit_events.c.tenant_id == tenant_id)
-        ).scalar_one()
-        rows = self._connection.execute(
+        page = (
             select(audit_events)
             .where(audit_events.c.tenant_id == tenant_id)
             .order_by(audit_events.c.occurred_at.desc(), audit_events.c.id.desc())
-            .offset(offset)
-            .limit(limit)
         )
+        rows, total = page_with_total(self._connection, page, offset=offset, limit=limit)
         return [
             AuditEvent(
                 id=row.id,

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from backend.domain.clients import Client, search_pattern
 from backend.infrastructure.sql.metadata import tenant_metadata
+from backend.infrastructure.sql.paging import page_with_total
 
 clients = Table(
     "clients",
@@ -108,10 +109,8 @@ class SqlClientRepository:
             condition = or_(
                 func.lower(clients.c.name).like(pattern), func.lower(clients.c.email).like(pattern)
             )
-        count = select(func.count()).select_from(clients)
         page = select(clients).order_by(func.lower(clients.c.name), clients.c.id)
         if condition is not None:
-            count, page = count.where(condition), page.where(condition)
-        total = self._connection.execute(count).scalar_one()
-        rows = self._connection.execute(page.offset(offset).limit(limit))
+            page = page.where(condition)
+        rows, total = page_with_total(self._connection, page, offset=offset, limit=limit)
         return [_to_client(row) for row in rows], total

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from backend.domain.media import Media, MediaFilter
 from backend.infrastructure.sql.metadata import tenant_metadata
+from backend.infrastructure.sql.paging import page_with_total
 
 media = Table(
     "media",
@@ -129,16 +130,8 @@ class SqlMediaRepository:
             conditions.append(media.c.client_id == filters.client_id)
         if filters.appointment_id is not None:
             conditions.append(media.c.appointment_id == filters.appointment_id)
-        total = self._connection.execute(
-            select(func.count()).select_from(media).where(*conditions)
-        ).scalar_one()
-        rows = self._connection.execute(
-            select(media)
-            .where(*conditions)
-            .order_by(media.c.created_at.desc(), media.c.id.desc())
-            .offset(offset)
-            .limit(limit)
-        )
+        page = select(media).where(*conditions).order_by(media.c.created_at.desc(), media.c.id.desc())
+        rows, total = page_with_total(self._connection, page, offset=offset, limit=limit)
         return [_to_media(row) for row in rows], total
 
     def soft_delete(self, media_id: uuid.UUID, now: datetime) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from backend.core.db import set_tenant_search_path
+from backend.core.db import begin_tenant_transaction
 from backend.infrastructure.sql.appointments import SqlAppointmentRepository
 from backend.infrastructure.sql.audit import SqlAuditLog
 from backend.infrastructure.sql.clients import SqlClientRepository
@@ -34,10 +34,14 @@ class _SqlUnitOfWork:
         self.connection: Connection | None = None
 
     def __enter__(self):
-        self.connection = self._engine.connect()
-        self.connection.begin()
+        self.connection = self._connect()
         self._bind(self.connection)
         return self
+
+    def _connect(self) -> Connection:
+        connection = self._engine.connect()
+        connection.begin()
+        return connection
 
     def _bind(self, connection: Connection) -> None:
         self.audit = SqlAuditLog(connection)
@@ -96,12 +100,21 @@ class RegistryUnitOfWork(_SqlUnitOfWork):
 
 
 class TenantUnitOfWork(_SqlUnitOfWork):
+    """A request's transaction in one tenant's scope. It opens with one round trip (BEGIN
+    and the scope together, core/db.begin_tenant_transaction): a short request then costs
+    that, its statements, and the commit or rollback."""
+
     def __init__(self, engine: Engine, schema_name: str) -> None:
         super().__init__(engine)
         self.schema_name = schema_name
 
+    def _connect(self) -> Connection:
+        connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        connection.begin()  # SQLAlchemy's marker; the server's BEGIN comes with the scope
+        begin_tenant_transaction(connection, self.schema_name)
+        return connection
+
     def _bind(self, connection: Connection) -> None:
-        set_tenant_search_path(connection, self.schema_name)
         super()._bind(connection)
         self.clients = SqlClientRepository(connection)
         self.appointments = SqlAppointmentRepository(connection)

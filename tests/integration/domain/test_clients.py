@@ -138,6 +138,10 @@ def test_list_is_paginated_in_name_order_with_a_capped_page_size(workspace):
     assert meta["total"] == 5 and meta["total_pages"] == 3 and meta["next_page"] == 2
     last = ws.http.get(f"{API}/clients?page=3&page_size=2", headers=ws.worker)
     assert [c["name"] for c in last.json] == ["echo"]
+    assert json.loads(last.headers["X-Pagination"])["total"] == 5
+    past_the_end = ws.http.get(f"{API}/clients?page=9&page_size=2&q=a", headers=ws.worker)
+    assert past_the_end.status_code == 200 and past_the_end.json == []
+    assert json.loads(past_the_end.headers["X-Pagination"])["total"] == 1  # "Alpha": no row carries it
     too_big = ws.http.get(f"{API}/clients?page_size=101", headers=ws.worker)
     assert too_big.status_code == 422
     assert too_big.json["detail"] == "validation_error"
