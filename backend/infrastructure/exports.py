@@ -24,7 +24,7 @@ from backend.core.db import set_tenant_search_path
 from backend.core.tenancy import validate_schema_name
 
 CHUNK_BYTES = 256 * 1024
-# Deflate is most of the worker's CPU in an export (docs/benchmarks.md, `export`): entries are
+# Deflate is most of the worker's CPU in an export (docs/benchmarks/history-to-session-11.md, `export`): entries are
 # deflated by ISA-L (isal), level 1, which on CSV is ~4x faster than zlib's level 1 and still
 # ~8% smaller. The stream is plain raw deflate: any unzip reads it.
 ISAL_LEVEL = 1
