@@ -24,9 +24,9 @@ from backend.core.db import set_tenant_search_path
 from backend.core.tenancy import validate_schema_name
 
 CHUNK_BYTES = 256 * 1024
-# Deflate is most of the worker's CPU in an export (docs/benchmarks/history-to-session-11.md, `export`): entries are
-# deflated by ISA-L (isal), level 1, which on CSV is ~4x faster than zlib's level 1 and still
-# ~8% smaller. The stream is plain raw deflate: any unzip reads it.
+# Deflate is most of the worker's CPU in an export (docs/benchmarks/history-to-session-11.md,
+# `export`): entries are deflated by ISA-L (isal), level 1, which on CSV is ~4x faster than
+# zlib's level 1 and still ~8% smaller. The stream is plain raw deflate: any unzip reads it.
 ISAL_LEVEL = 1
 RAW_DEFLATE_WBITS = -15  # what zipfile itself uses: raw deflate, 32 KiB window, no header
 _ZLIB_COMPRESSOBJ = type(zlib.compressobj())
