@@ -49,6 +49,9 @@ limit_request_fields = 100
 limit_request_field_size = 8190
 
 accesslog = None
+# gunicorn formats its access line whenever a logging config is given, even when the
+# `gunicorn.access` logger drops it: the app writes its own line, so the class skips the work.
+logger_class = "backend.gunicorn_logging.AppAccessLogger"
 errorlog = "-"
 loglevel = log_level().lower()
 logconfig_dict = {

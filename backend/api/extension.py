@@ -107,7 +107,10 @@ class Blueprint(flask_smorest.Blueprint):
 
     def arguments(self, schema, *, location: str = "json", **kwargs) -> Callable:
         """A route that reads a body also answers 400 `bad_request` (malformed JSON, wrong
-        content type), before its schema sees anything."""
+        content type), before its schema sees anything. A schema class is instantiated once
+        here: webargs would build (and deep-copy the fields of) a new one per request."""
+        if isinstance(schema, type):
+            schema = schema()
         parse = super().arguments(schema, location=location, **kwargs)
         if location not in BODY_LOCATIONS:
             return parse

@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 
 from psycopg import sql
 from sqlalchemy import create_engine, event
@@ -153,9 +154,11 @@ def begin_tenant_transaction(connection: Connection, schema_name: str) -> None:
     connection.exec_driver_sql("BEGIN; " + tenant_scope_sql(schema_name))
 
 
+@lru_cache(maxsize=16384)
 def tenant_scope_sql(schema_name: str) -> str:
     """The scope statement with its values as literals (a simple-query message has no
-    parameters): the names are validated tenant names, quoted by psycopg."""
+    parameters): the names are validated tenant names, quoted by psycopg. Composed once per
+    tenant and process (a few hundred bytes each)."""
     return _TENANT_SCOPE.format(
         path=sql.Literal(quoted_schema(schema_name)),
         schema=sql.Literal(schema_name),
