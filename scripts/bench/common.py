@@ -193,16 +193,21 @@ def git(*args: str) -> str:
     if git_binary is None:
         return ""
     done = subprocess.run([git_binary, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
-    return done.stdout.strip()
+    return done.stdout.rstrip("\n")
 
 
 def tree_state() -> tuple[str, bool]:
     """(commit, clean): a figure counts only from a committed tree. Records and the status
     page they generate are the bench's own output, not part of the tree measured."""
     head = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    return head, not changed_beyond_records(git("status", "--porcelain", "-z"))
+
+
+def changed_beyond_records(porcelain_z: str) -> bool:
+    """Whether `git status --porcelain -z` lists a change other than the records and the
+    status page (entries are `XY path`; X may be a space)."""
     own = ("docs/benchmarks/records/", "docs/benchmarks.md")
-    changed = [line[3:] for line in git("status", "--porcelain").splitlines()]
-    return head, not any(not path.startswith(own) for path in changed)
+    return any(not entry[3:].startswith(own) for entry in porcelain_z.split("\0") if entry)
 
 
 @dataclass

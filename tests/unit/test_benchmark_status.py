@@ -10,6 +10,7 @@ from backend.core.config import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 
+from bench.common import changed_beyond_records
 from bench.status import TARGETS, render
 
 
@@ -65,3 +66,10 @@ def test_every_target_names_a_figure_its_benchmark_can_record():
     for target in TARGETS:
         assert target.compare in ("<", "<=", ">=", "==", "reported")
         assert target.compare == "reported" or target.threshold is not None
+
+
+def test_only_a_committed_tree_is_recorded_the_records_themselves_aside():
+    assert not changed_beyond_records(" M docs/benchmarks.md\0?? docs/benchmarks/records/x-requests.json\0")
+    assert not changed_beyond_records("")
+    assert changed_beyond_records(" M docs/benchmarks.md\0 M backend/core/db.py\0")
+    assert changed_beyond_records("?? scripts/bench/new.py\0")
