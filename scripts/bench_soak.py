@@ -223,6 +223,7 @@ def free_port() -> int:
 
 def provision(app, runtime, count: int, clients: int) -> list[dict]:
     """Tenants with a verified worker, `clients` clients, and two client users each."""
+    from bench.common import session_token
     from sqlalchemy import func, update
 
     from backend.domain.identity import Role
@@ -254,7 +255,7 @@ def provision(app, runtime, count: int, clients: int) -> list[dict]:
                 .values(verified_at=func.now())
                 .returning(users.c.id)
             ).scalar_one()
-        worker = runtime.tokens.issue(user_id=owner, tenant_id=tenant.id, role="worker")
+        worker = session_token(runtime, owner, tenant.id)
         headers = {"Authorization": f"Bearer {worker}"}
         ids = []
         for n in range(clients):
@@ -272,9 +273,7 @@ def provision(app, runtime, count: int, clients: int) -> list[dict]:
                 SqlMembershipRepository(connection).add(
                     user_id=user_id, tenant_id=tenant.id, role=Role.CLIENT, client_id=uuid.UUID(client_id)
                 )
-            token = runtime.tokens.issue(
-                user_id=user_id, tenant_id=tenant.id, role="client", client_id=uuid.UUID(client_id)
-            )
+            token = session_token(runtime, user_id, tenant.id)
             people.append({"client_id": client_id, "token": token})
         made.append(
             {

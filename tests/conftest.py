@@ -14,6 +14,7 @@ import pytest
 
 from backend.core.config import RateLimits, Settings
 from backend.infrastructure import embedded_postgres
+from tests.sessions import session_token
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,7 +137,7 @@ def worker_token(runtime):
                     memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
                 )
             ).scalar_one()
-        value = runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="worker")
+        value = session_token(runtime, user_id=user_id, tenant_id=tenant.id)
         return {"Authorization": f"Bearer {value}"}
 
     return token
@@ -162,7 +163,7 @@ def client_token(runtime):
             SqlMembershipRepository(connection).add(
                 user_id=user_id, tenant_id=tenant.id, role=Role.CLIENT, client_id=client_id
             )
-        value = runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="client", client_id=client_id)
+        value = session_token(runtime, user_id=user_id, tenant_id=tenant.id)
         return client_id, {"Authorization": f"Bearer {value}"}
 
     return make

@@ -132,9 +132,7 @@ def bearer_token() -> str:
     return value.strip()
 
 
-def cached_access(
-    user_id: uuid.UUID, tenant_id: uuid.UUID, session_id: uuid.UUID | None = None
-) -> AccessRecord | None:
+def cached_access(user_id: uuid.UUID, tenant_id: uuid.UUID, session_id: uuid.UUID) -> AccessRecord | None:
     return access_cache.get(
         (user_id, tenant_id, session_id),
         lambda: load_access(runtime().engine, user_id, tenant_id, session_id),
@@ -147,11 +145,11 @@ def forget_access(user_id: uuid.UUID | None = None, tenant_id: uuid.UUID | None 
 
 
 def authenticate() -> Principal:
-    claims = runtime().tokens.verify(bearer_token())
+    claims = runtime().tokens.verify(bearer_token())  # `sid` is required: no session, no access
     access = cached_access(claims.user_id, claims.tenant_id, claims.session_id)
     if (
         access is None
-        or access.session_revoked
+        or not access.session_active
         or access.role.value != claims.role
         or access.client_id != claims.client_id
     ):

@@ -47,7 +47,7 @@ class AccessClaims:
     client_id: uuid.UUID | None
     jti: str
     expires_at: int
-    session_id: uuid.UUID | None = None  # `sid`: the refresh-token family (logout revokes it)
+    session_id: uuid.UUID  # `sid`: the session (refresh-token family) the token belongs to
 
 
 def generate_key(kid: str | None = None) -> ECKey:
@@ -101,6 +101,7 @@ class TokenService:
             iat={"essential": True},
             jti={"essential": True},
             tenant_id={"essential": True},
+            sid={"essential": True},
             role={"essential": True, "values": ["worker", "client"]},
         )
 
@@ -110,8 +111,8 @@ class TokenService:
         user_id: uuid.UUID,
         tenant_id: uuid.UUID,
         role: str,
+        session_id: uuid.UUID,
         client_id: uuid.UUID | None = None,
-        session_id: uuid.UUID | None = None,
         now: float | None = None,
     ) -> str:
         issued_at = int(now if now is not None else time.time())
@@ -128,8 +129,7 @@ class TokenService:
         }
         if client_id is not None:
             claims["client_id"] = str(client_id)
-        if session_id is not None:
-            claims["sid"] = str(session_id)
+        claims["sid"] = str(session_id)
         header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": self._signing_key.kid}
         return jwt.encode(header, claims, self._signing_key, algorithms=[ALGORITHM])
 
@@ -151,7 +151,6 @@ class TokenService:
             raise TokenError("invalid_token") from None
         try:
             client = token.claims.get("client_id")
-            session = token.claims.get("sid")
             return AccessClaims(
                 user_id=uuid.UUID(token.claims["sub"]),
                 tenant_id=uuid.UUID(token.claims["tenant_id"]),
@@ -159,7 +158,7 @@ class TokenService:
                 client_id=uuid.UUID(client) if client else None,
                 jti=token.claims["jti"],
                 expires_at=int(token.claims["exp"]),
-                session_id=uuid.UUID(session) if session else None,
+                session_id=uuid.UUID(token.claims["sid"]),
             )
         except (ValueError, TypeError, AttributeError):
             raise TokenError("invalid_token") from None

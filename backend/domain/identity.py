@@ -58,7 +58,9 @@ class AccessRecord:
     trial_ends_at: datetime | None = None
     deletion_due_at: datetime | None = None
     user_verified: bool = False
-    session_revoked: bool = False  # the token's refresh family was revoked (logout, reuse)
+    # The token's session (refresh family) exists for this user and tenant and was never
+    # revoked (logout, reuse, client deletion): anything else is refused, fail closed.
+    session_active: bool = False
     migration_failed: bool = False  # the registry records a failed migration of the tenant
 
 

@@ -132,8 +132,8 @@ class AccessTokenIssuer(Protocol):
         user_id: uuid.UUID,
         tenant_id: uuid.UUID,
         role: str,
+        session_id: uuid.UUID,
         client_id: uuid.UUID | None = None,
-        session_id: uuid.UUID | None = None,
     ) -> str: ...
 
 

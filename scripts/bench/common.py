@@ -151,6 +151,25 @@ class BenchDatabase:
         return f"PostgreSQL {version} ({self.where})"
 
 
+def session_token(runtime, user_id, tenant_id) -> str:
+    """An access token of a real session (a refresh family, as login starts one) for the
+    user's membership of the tenant: the API refuses a token without a live session."""
+    from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+    from backend.service.identity.sessions import start_session
+
+    with RegistryUnitOfWork(runtime.owner_engine) as uow:
+        membership = uow.memberships.get(user_id, tenant_id)
+        pair = start_session(
+            uow=uow,
+            tokens=runtime.tokens,
+            membership=membership,
+            now=datetime.now(UTC),
+            refresh_ttl_s=BENCH_TOKEN_TTL_S,
+        )
+        uow.commit()
+    return pair.access_token
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
     ordered = sorted(values)

@@ -28,7 +28,7 @@ from backend.core.db import set_tenant_search_path
 from backend.domain.tenants import Tenant
 from backend.infrastructure.sql.clients import clients
 from backend.infrastructure.sql.identity import memberships, users
-from bench.common import BenchDatabase, percentile, tree_cpu_seconds
+from bench.common import BenchDatabase, percentile, session_token, tree_cpu_seconds
 
 BIN = Path(sys.executable).parent
 LOADGEN = Path(__file__).resolve().parent / "loadgen.py"
@@ -329,7 +329,7 @@ def make_tenants(db: BenchDatabase, count: int, clients_each: int, prefix: str) 
                         for n in range(clients_each)
                     ],
                 )
-        token = runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="worker")
+        token = session_token(runtime, user_id, tenant.id)
         made.append((tenant, token))
     return made
 

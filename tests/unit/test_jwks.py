@@ -20,7 +20,9 @@ def service(keyset: dict) -> TokenService:
 def issue(keyset: dict) -> str:
     import uuid
 
-    return service(keyset).issue(user_id=uuid.uuid4(), tenant_id=uuid.uuid4(), role="worker")
+    return service(keyset).issue(
+        user_id=uuid.uuid4(), tenant_id=uuid.uuid4(), role="worker", session_id=uuid.uuid4()
+    )
 
 
 def kids(keyset: dict) -> list[str]:

@@ -417,15 +417,17 @@ def load_access(
     engine: Engine,
     user_id: uuid.UUID,
     tenant_id: uuid.UUID,
-    session_id: uuid.UUID | None = None,
+    session_id: uuid.UUID,
 ) -> AccessRecord | None:
     """One round trip: the membership of this user in this tenant, the tenant's state (and
-    whether its last migration failed), the user's verification and, for a token from a login
-    session, whether that session was revoked (logout, refresh-token reuse)."""
-    revoked = (
-        exists().where(refresh_tokens.c.family_id == session_id, refresh_tokens.c.revoked_at.is_not(None))
-        if session_id is not None
-        else None
+    whether its last migration failed), the user's verification and whether the token's
+    session is active: a refresh family of this user in this tenant with no revoked token
+    (logout, refresh-token reuse and client deletion revoke the whole family)."""
+    active = exists().where(
+        refresh_tokens.c.family_id == session_id,
+        refresh_tokens.c.user_id == user_id,
+        refresh_tokens.c.tenant_id == tenant_id,
+        refresh_tokens.c.revoked_at.is_(None),
     )
     columns = [
         memberships.c.role,
@@ -439,9 +441,8 @@ def load_access(
         tenants.c.deletion_due_at,
         tenants.c.last_migration_error,
         users.c.verified_at,
+        active.label("session_active"),
     ]
-    if revoked is not None:
-        columns.append(revoked.label("session_revoked"))
     query = (
         select(*columns)
         .join(tenants, tenants.c.id == memberships.c.tenant_id)
@@ -466,6 +467,6 @@ def load_access(
         trial_ends_at=row.trial_ends_at,
         deletion_due_at=row.deletion_due_at,
         user_verified=row.verified_at is not None,
-        session_revoked=bool(getattr(row, "session_revoked", False)),
+        session_active=bool(row.session_active),
         migration_failed=row.last_migration_error is not None,
     )

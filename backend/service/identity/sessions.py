@@ -40,7 +40,9 @@ def login(
         if needs_rehash(user.password_hash):
             uow.users.set_password_hash(user.id, hash_password(password))
         membership = _choose_membership(uow, user, tenant_slug, request_id)
-        pair = _start_session(uow, tokens, membership, now, refresh_ttl_s, family_id=None)
+        pair = start_session(
+            uow=uow, tokens=tokens, membership=membership, now=now, refresh_ttl_s=refresh_ttl_s
+        )
         uow.audit.record(
             events.LOGIN,
             tenant_id=membership.tenant_id,
@@ -102,14 +104,18 @@ def _choose_membership(
     return workspaces[0]
 
 
-def _start_session(
+def start_session(
+    *,
     uow: RegistryUnitOfWork,
     tokens: AccessTokenIssuer,
     membership: Membership,
     now: datetime,
     refresh_ttl_s: int,
-    family_id: uuid.UUID | None,
+    family_id: uuid.UUID | None = None,
 ) -> TokenPair:
+    """Issues a token pair for the membership inside the caller's open unit of work: a new
+    refresh family (the session every access token names in `sid`), or the next token of
+    `family_id` when rotating."""
     family_id = family_id or uuid.uuid4()
     value, digest = new_secret()
     uow.refresh_tokens.add(
@@ -166,7 +172,14 @@ def refresh(
             uow.commit()
             raise Unauthenticated("invalid_token")
         uow.refresh_tokens.mark_used(record.id, now)
-        pair = _start_session(uow, tokens, membership, now, refresh_ttl_s, record.family_id)
+        pair = start_session(
+            uow=uow,
+            tokens=tokens,
+            membership=membership,
+            now=now,
+            refresh_ttl_s=refresh_ttl_s,
+            family_id=record.family_id,
+        )
         uow.audit.record(
             events.REFRESH,
             tenant_id=record.tenant_id,

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import unique_slug, verify_owner
+from tests.sessions import session_token
 
 
 @pytest.fixture(scope="module")
@@ -74,5 +75,5 @@ def worker_headers(runtime, tenant) -> dict:
                 memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
             )
         ).scalar_one()
-    value = runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="worker")
+    value = session_token(runtime, user_id=user_id, tenant_id=tenant.id)
     return {"Authorization": f"Bearer {value}"}

@@ -25,6 +25,7 @@ from tests.integration.defense.forge import (
     replace_claims,
     segment,
 )
+from tests.sessions import session_token
 
 ROUTE = "/api/v1/clients"
 ATTACKER = attacker_keys()
@@ -34,7 +35,9 @@ ATTACKER = attacker_keys()
 def app_key(runtime):
     """The app's own signing key (the same file the running app loaded)."""
     key = load_signing_keys(runtime.settings).keys[0]
-    issued = runtime.tokens.issue(user_id=uuid.uuid4(), tenant_id=uuid.uuid4(), role="worker")
+    issued = runtime.tokens.issue(
+        user_id=uuid.uuid4(), tenant_id=uuid.uuid4(), role="worker", session_id=uuid.uuid4()
+    )
     assert json.loads(b64url_decode(issued.split(".")[0]))["kid"] == key.kid
     return key
 
@@ -55,11 +58,20 @@ def header(app_key) -> dict:
     return {"alg": "ES256", "typ": "at+jwt", "kid": app_key.kid}
 
 
+@pytest.fixture(scope="module")
+def live_session(runtime, victim) -> str:
+    """The `sid` of a real session of the victim (every accepted token names one)."""
+    tenant, user_id = victim
+    token = session_token(runtime, user_id=user_id, tenant_id=tenant.id)
+    return json.loads(b64url_decode(token.split(".")[1]))["sid"]
+
+
 @pytest.fixture()
-def claims(runtime, victim) -> dict:
+def claims(runtime, victim, live_session) -> dict:
     tenant, user_id = victim
     now = int(time.time())
     return {
+        "sid": live_session,
         "iss": runtime.settings.jwt_issuer,
         "aud": runtime.settings.jwt_audience,
         "sub": str(user_id),
@@ -223,7 +235,7 @@ def test_wrong_claim_value(client, app_key, header, claims, change):
     assert_refused(call(client, signed(app_key, header, {**claims, **change})))
 
 
-@pytest.mark.parametrize("name", ["iss", "aud", "sub", "iat", "jti", "tenant_id", "role"])
+@pytest.mark.parametrize("name", ["iss", "aud", "sub", "iat", "jti", "tenant_id", "role", "sid"])
 def test_missing_required_claim(client, app_key, header, claims, name):
     claims.pop(name)
     assert_refused(call(client, signed(app_key, header, claims)))
@@ -335,7 +347,7 @@ def test_role_claim_not_matching_the_membership(client, app_key, client_member):
 # --- key rotation ---------------------------------------------------------------------------------
 
 
-def test_key_rotation(client, runtime, monkeypatch, victim):
+def test_key_rotation(client, runtime, monkeypatch, victim, live_session):
     """Two active keys: the first signs, both verify. Once the old key is removed from the
     set, tokens it signed are refused."""
     tenant, user_id = victim
@@ -350,9 +362,10 @@ def test_key_rotation(client, runtime, monkeypatch, victim):
             ttl_s=settings.access_token_ttl_s,
         )
 
-    old_token = service(old).issue(user_id=user_id, tenant_id=tenant.id, role="worker")
+    session = uuid.UUID(live_session)
+    old_token = service(old).issue(user_id=user_id, tenant_id=tenant.id, role="worker", session_id=session)
     monkeypatch.setattr(runtime, "tokens", service(new, old))  # rotation: new signs first
-    new_token = runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="worker")
+    new_token = runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="worker", session_id=session)
     assert json.loads(b64url_decode(new_token.split(".")[0]))["kid"] == new.kid
     assert call(client, new_token).status_code == 200
     assert call(client, old_token).status_code == 200  # second active key still verifies

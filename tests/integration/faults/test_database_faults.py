@@ -24,6 +24,7 @@ from backend.infrastructure.sql.identity import memberships
 from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
 from backend.service.tenants import provision_tenant
 from tests.conftest import unique_slug, verify_owner
+from tests.sessions import session_token
 
 pytestmark = pytest.mark.slow
 
@@ -132,4 +133,4 @@ def _worker_token(runtime, tenant) -> str:
         user_id = connection.execute(
             select(memberships.c.user_id).where(memberships.c.tenant_id == tenant.id)
         ).scalar_one()
-    return runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="worker")
+    return session_token(runtime, user_id=user_id, tenant_id=tenant.id)

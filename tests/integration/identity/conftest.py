@@ -22,6 +22,7 @@ from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUser
 from backend.infrastructure.sql.tenants import tenants
 from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
 from backend.service.tenants import provision_tenant
+from tests.sessions import session_token
 
 PASSWORD = "correct-horse-battery"
 TOKEN_RE = re.compile(r"token=([A-Za-z0-9_-]+)")
@@ -130,10 +131,8 @@ def make_member(runtime, *, state: str = "active") -> Member:
     }[state]
     if values:
         update_tenant(runtime, tenant.id, **values)
-    worker = runtime.tokens.issue(user_id=worker_id, tenant_id=tenant.id, role="worker")
-    client = runtime.tokens.issue(
-        user_id=client_user_id, tenant_id=tenant.id, role="client", client_id=client_id
-    )
+    worker = session_token(runtime, user_id=worker_id, tenant_id=tenant.id)
+    client = session_token(runtime, user_id=client_user_id, tenant_id=tenant.id)
     return Member(tenant, worker_id, bearer(worker), client_id, client_user_id, bearer(client))
 
 

@@ -17,6 +17,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import text
 
@@ -27,6 +28,7 @@ from backend.domain.identity import Role
 from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository
 from tests.integration.identity.conftest import add_client_record, bearer, make_member, update_tenant
 from tests.integration.identity.openapi_walk import body_kwargs, concrete_path, operations
+from tests.sessions import session_token
 
 PUBLIC_OPERATIONS = {
     "POST /api/v1/auth/signup",
@@ -150,19 +152,39 @@ def _b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
+SESSION_ENDING = {"POST /api/v1/auth/logout"}
+
+
 def forged_tokens(runtime, member) -> dict[str, tuple[str, str]]:
     """Tokens for the tenant's worker that must all be refused: (token, expected detail)."""
     settings = runtime.settings
-    claims = {"user_id": member.worker_id, "tenant_id": member.tenant.id, "role": "worker"}
+    genuine = session_token(runtime, user_id=member.worker_id, tenant_id=member.tenant.id)
+    payload = json.loads(base64.urlsafe_b64decode(genuine.split(".")[1] + "=="))
+    session = uuid.UUID(payload["sid"])  # a live session: only the forgery is wrong
+    claims = {
+        "user_id": member.worker_id,
+        "tenant_id": member.tenant.id,
+        "role": "worker",
+        "session_id": session,
+    }
     real_kid = runtime.tokens.jwks["keys"][0]["kid"]
 
     def service(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience):
         return TokenService(keys, issuer=issuer, audience=audience, ttl_s=900)
 
-    genuine = runtime.tokens.issue(**claims)
-    payload = json.loads(base64.urlsafe_b64decode(genuine.split(".")[1] + "=="))
     real_keys = load_signing_keys(settings)
+    without_sid = {key: value for key, value in payload.items() if key != "sid"}
+    header = {"alg": "ES256", "typ": "at+jwt", "kid": real_kid}
+    someone_elses = session_token(runtime, user_id=member.client_user_id, tenant_id=member.tenant.id)
+    their_session = uuid.UUID(json.loads(base64.urlsafe_b64decode(someone_elses.split(".")[1] + "=="))["sid"])
     return {
+        # Every access token belongs to a live session of its own user in its own tenant.
+        "no_session": (jwt.encode(header, without_sid, real_keys.keys[0]), "invalid_token"),
+        "unknown_session": (runtime.tokens.issue(**{**claims, "session_id": uuid.uuid4()}), "invalid_token"),
+        "another_users_session": (
+            runtime.tokens.issue(**{**claims, "session_id": their_session}),
+            "invalid_token",
+        ),
         "garbage": ("not-a-jwt", "invalid_token"),
         "other_key": (service(KeySet([generate_key()])).issue(**claims), "invalid_token"),
         "other_key_same_kid": (service(KeySet([generate_key(real_kid)])).issue(**claims), "invalid_token"),
@@ -193,9 +215,7 @@ def neighbour_client(runtime, member) -> dict:
         SqlMembershipRepository(connection).add(
             user_id=user_id, tenant_id=member.tenant.id, role=Role.CLIENT, client_id=client_id
         )
-    token = runtime.tokens.issue(
-        user_id=user_id, tenant_id=member.tenant.id, role="client", client_id=client_id
-    )
+    token = session_token(runtime, user_id=user_id, tenant_id=member.tenant.id)
     return bearer(token)
 
 
@@ -218,6 +238,11 @@ def test_every_route_against_every_way_in(app, runtime, members):
 
         path = concrete_path(operation, objects)
         kwargs = body_kwargs(operation, document)
+        if operation.key in SESSION_ENDING and headers in (member.worker, member.client):
+            # Logging out ends the session its token names: spend a new session of the same
+            # person, so the member's tokens stay valid for the routes after this one.
+            user_id = member.worker_id if headers == member.worker else member.client_user_id
+            headers = bearer(session_token(runtime, user_id=user_id, tenant_id=member.tenant.id))
         # buffered: a streamed answer (the export) is read to the end and closed at once
         return client.open(
             path, method=operation.method.upper(), headers=headers or {}, buffered=True, **kwargs

@@ -17,7 +17,9 @@ def test_jwks_publishes_the_public_part_of_every_active_key(client, runtime):
     keys = response.json["keys"]
     assert keys and all(k["kty"] == "EC" and k["alg"] == "ES256" and "d" not in k for k in keys)
     # A verifier holding only the published keys accepts our tokens.
-    token = runtime.tokens.issue(user_id=uuid.uuid4(), tenant_id=uuid.uuid4(), role="worker")
+    token = runtime.tokens.issue(
+        user_id=uuid.uuid4(), tenant_id=uuid.uuid4(), role="worker", session_id=uuid.uuid4()
+    )
     verifier = TokenService(
         KeySet.import_key_set(response.json),
         issuer=runtime.settings.jwt_issuer,
@@ -34,9 +36,13 @@ def test_rotation_first_key_signs_all_keys_verify(runtime):
     settings = runtime.settings
     rotated = TokenService(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=60)
     before = TokenService(KeySet([old]), issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=60)
-    old_token = before.issue(user_id=uuid.uuid4(), tenant_id=uuid.uuid4(), role="client")
+    old_token = before.issue(
+        user_id=uuid.uuid4(), tenant_id=uuid.uuid4(), role="client", session_id=uuid.uuid4()
+    )
     assert rotated.verify(old_token).role == "client"  # issued before the rotation, still valid
-    new_token = rotated.issue(user_id=uuid.uuid4(), tenant_id=uuid.uuid4(), role="worker")
+    new_token = rotated.issue(
+        user_id=uuid.uuid4(), tenant_id=uuid.uuid4(), role="worker", session_id=uuid.uuid4()
+    )
     assert json.loads(_header(new_token))["kid"] == "new-key"
     assert {k["kid"] for k in rotated.jwks["keys"]} == {"new-key", "old-key"}
     assert all("d" not in k for k in rotated.jwks["keys"])

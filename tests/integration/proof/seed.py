@@ -19,6 +19,7 @@ from sqlalchemy import select
 from backend.domain.identity import Role
 from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository, memberships
 from tests.conftest import unique_slug, verify_owner
+from tests.sessions import session_token
 
 API = "/api/v1"
 
@@ -102,7 +103,7 @@ def owner_headers(runtime, tenant) -> dict:
                 memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
             )
         ).scalar_one()
-    value = runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="worker")
+    value = session_token(runtime, user_id=user_id, tenant_id=tenant.id)
     return {"Authorization": f"Bearer {value}"}
 
 
@@ -114,7 +115,7 @@ def add_client_user(runtime, tenant, client_id: uuid.UUID, name: str) -> tuple[u
         SqlMembershipRepository(connection).add(
             user_id=user_id, tenant_id=tenant.id, role=Role.CLIENT, client_id=client_id
         )
-    token = runtime.tokens.issue(user_id=user_id, tenant_id=tenant.id, role="client", client_id=client_id)
+    token = session_token(runtime, user_id=user_id, tenant_id=tenant.id)
     return user_id, {"Authorization": f"Bearer {token}"}
 
 
