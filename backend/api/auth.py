@@ -24,10 +24,11 @@ from flask import g, request
 
 from backend.api.context import runtime
 from backend.api.metrics import ACCESS_CACHE_LOOKUPS
-from backend.domain.errors import Unauthenticated
+from backend.domain.errors import Forbidden, Unauthenticated
 from backend.domain.identity import AccessRecord, Principal
+from backend.domain.tenants import TenantStatus
 from backend.infrastructure.access_events import AccessChange, AccessChangeListener, listener_conninfo
-from backend.infrastructure.sql.identity import load_access
+from backend.infrastructure.sql.identity import load_access, tenant_status
 
 # A backstop only: notifications evict what changed. Long enough that every active session of
 # a busy fleet stays warm between its requests (benchmarks: 1,000 tenants).
@@ -147,12 +148,9 @@ def forget_access(user_id: uuid.UUID | None = None, tenant_id: uuid.UUID | None 
 def authenticate() -> Principal:
     claims = runtime().tokens.verify(bearer_token())  # `sid` is required: no session, no access
     access = cached_access(claims.user_id, claims.tenant_id, claims.session_id)
-    if (
-        access is None
-        or not access.session_active
-        or access.role.value != claims.role
-        or access.client_id != claims.client_id
-    ):
+    if access is None or not access.session_active:
+        raise _refusal(claims.tenant_id, access)
+    if access.role.value != claims.role or access.client_id != claims.client_id:
         raise Unauthenticated("invalid_token")
     principal = Principal(
         user_id=access.user_id,
@@ -164,6 +162,19 @@ def authenticate() -> Principal:
     g.principal = principal
     g.access = access
     return principal
+
+
+def _refusal(tenant_id: uuid.UUID, access: AccessRecord | None) -> Exception:
+    """Why a signed token no longer opens its workspace. Deleting a workspace ends its
+    sessions and, once purged, its memberships: its tokens say `tenant_deleted` (403), as the
+    contract's access modes do. Anything else (logged out, revoked, removed) is
+    `invalid_token`. The registry is asked again only on this path, never for a valid token."""
+    if access is not None:
+        status = access.tenant_status
+        deleting = status in (TenantStatus.DELETION_SCHEDULED, TenantStatus.DELETED)
+    else:
+        deleting = tenant_status(runtime().engine, tenant_id) is TenantStatus.DELETED
+    return Forbidden("tenant_deleted") if deleting else Unauthenticated("invalid_token")
 
 
 def request_id() -> str | None:

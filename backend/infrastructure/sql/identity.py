@@ -413,6 +413,13 @@ class SqlClientDirectory:
         return ClientContact(id=row.id, name=row.name, email=row.email) if row else None
 
 
+def tenant_status(engine: Engine, tenant_id: uuid.UUID) -> TenantStatus | None:
+    """The registry's status of a tenant (its tombstone's, once purged), or None."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        status = connection.execute(select(tenants.c.status).where(tenants.c.id == tenant_id)).scalar()
+    return TenantStatus(status) if status is not None else None
+
+
 def load_access(
     engine: Engine,
     user_id: uuid.UUID,

@@ -3,6 +3,7 @@ and touches no other tenant."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -66,7 +67,7 @@ def assert_fully_purged(owner, media_root, ws) -> None:
         assert not user_exists(owner, user_id)
     assert user_exists(owner, ws.worker_id)
     # Nobody can come back in: no membership means no access record, hence no token.
-    assert load_access(owner, ws.worker_id, tenant.id) is None
+    assert load_access(owner, ws.worker_id, tenant.id, uuid.uuid4()) is None
     events = audit_events_of(owner, tenant.id)
     assert ("tenant.purged", "success") in events
     assert ("tenant.deletion_scheduled", "success") in events

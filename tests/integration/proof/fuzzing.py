@@ -25,7 +25,7 @@ import os
 import threading
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import schemathesis
@@ -59,10 +59,14 @@ class Actor:
     headers: dict
     forbidden: frozenset[str]
     own: frozenset[str]  # markers this caller may see: proof that the search finds them
+    # A new session's headers of the same person: logging out ends the session its token names,
+    # so the engine logs out with a disposable one and keeps `headers` valid for the rest.
+    renew: Callable[[], dict] | None = None
     seen_own: set[str] = field(default_factory=set)
     leaks: list[str] = field(default_factory=list)
 
 
+SESSION_ENDING = "/auth/logout"
 # The check is registered once for the process; it finds its caller by the bearer token sent.
 _ACTORS: dict[str, Actor] = {}
 _ACTORS_LOCK = threading.Lock()
@@ -201,7 +205,11 @@ def fuzz(
         def get(self, case, context):
             return token
 
-        def set(self, case, data, context):
+        def set(self, case, data, context):  # per case (what get() returns is cached)
+            if actor.renew is not None and case.operation.path.endswith(SESSION_ENDING):
+                data = actor.renew()["Authorization"]
+                with _ACTORS_LOCK:
+                    _ACTORS[data] = actor
             case.headers = case.headers or {}
             case.headers["Authorization"] = data
 

@@ -96,15 +96,19 @@ def provision(runtime, label: str):
 
 
 def owner_headers(runtime, tenant) -> dict:
-    """A valid access token of the workspace's owner (worker)."""
+    """A valid access token of the workspace's owner (worker), in a session of its own."""
     with runtime.owner_engine.connect() as connection:
         user_id = connection.execute(
             select(memberships.c.user_id).where(
                 memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
             )
         ).scalar_one()
-    value = session_token(runtime, user_id=user_id, tenant_id=tenant.id)
-    return {"Authorization": f"Bearer {value}"}
+    return session_headers(runtime, tenant, user_id)
+
+
+def session_headers(runtime, tenant, user_id: uuid.UUID) -> dict:
+    """Bearer headers of a new session of this member of the tenant."""
+    return {"Authorization": f"Bearer {session_token(runtime, user_id=user_id, tenant_id=tenant.id)}"}
 
 
 def add_client_user(runtime, tenant, client_id: uuid.UUID, name: str) -> tuple[uuid.UUID, dict]:

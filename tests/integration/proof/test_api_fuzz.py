@@ -12,6 +12,7 @@ import os
 import pytest
 
 from tests.integration.proof.fuzzing import Actor, FuzzReport, fuzz, served, strict_document
+from tests.integration.proof.seed import owner_headers, session_headers
 
 pytestmark = pytest.mark.slow
 
@@ -46,21 +47,33 @@ def stranger(seeded):
     return seeded("stranger")
 
 
-def test_fuzz_as_worker_never_fails_nor_leaks(app, seeded, stranger):
+def test_fuzz_as_worker_never_fails_nor_leaks(app, runtime, seeded, stranger):
     home = seeded("workerhome")
-    actor = Actor("worker", home.worker, forbidden=frozenset(stranger.markers), own=frozenset(home.markers))
+    actor = Actor(
+        "worker",
+        home.worker,
+        forbidden=frozenset(stranger.markers),
+        own=frozenset(home.markers),
+        renew=lambda: owner_headers(runtime, home.tenant),
+    )
     with served(app) as base_url:
         report = fuzz(strict_document(app), base_url, actor, seed=seed())
     assert_clean(actor, report)
     assert len(report.operations) >= 25  # every operation of the document was exercised
 
 
-def test_fuzz_as_client_never_fails_nor_leaks(app, seeded, stranger):
+def test_fuzz_as_client_never_fails_nor_leaks(app, runtime, seeded, stranger):
     home = seeded("clienthome")
     person, other = home.people
     forbidden = stranger.markers | (home.markers - person.visible)
     assert other.visible <= forbidden and home.private <= forbidden and home.client_records <= forbidden
-    actor = Actor("client", person.headers, forbidden=frozenset(forbidden), own=frozenset(person.visible))
+    actor = Actor(
+        "client",
+        person.headers,
+        forbidden=frozenset(forbidden),
+        own=frozenset(person.visible),
+        renew=lambda: session_headers(runtime, home.tenant, person.user_id),
+    )
     with served(app) as base_url:
         scoped = {"path_regex": TENANT_SCOPED}
         report = fuzz(strict_document(app), base_url, actor, include=scoped, seed=seed())
