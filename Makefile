@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-pg15 lint fuzz bench openapi clean
+.PHONY: install run test test-pg15 lint fuzz bench openapi settings-doc clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ fuzz: install
 
 openapi: install
 	$(BIN)/python scripts/openapi.py write
+
+settings-doc: install
+	$(BIN)/python scripts/settings_doc.py write
 
 # The suite against the system PostgreSQL 15 (PostgreSQL 15 to 18 are supported; make test
 # uses the embedded 18). Needs Debian's postgresql-15 installed.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from flask import Flask
 from sqlalchemy.engine import make_url
 
@@ -25,7 +23,9 @@ def with_database(settings: Settings) -> Settings:
     if not settings.is_development:
         raise ConfigError(f"DATABASE_URL is required when APP_ENV={settings.env}")
     database = embedded_postgres.start(settings.var_dir / "pgdata", cleanup=None)
-    return replace(settings, database_url=database.runtime_url, migration_database_url=database.owner_url)
+    return settings.model_copy(
+        update=dict(database_url=database.runtime_url, migration_database_url=database.owner_url)
+    )
 
 
 def runtime_role(settings: Settings) -> str | None:
@@ -48,7 +48,9 @@ def build_app(settings: Settings | None = None) -> Flask:
     role = runtime_role(settings)
     app.extensions["saas"] = Runtime(
         settings=settings,
-        engine=create_db_engine(settings.database_url, settings),
+        engine=create_db_engine(
+            settings.database_url, settings, statement_timeout_ms=settings.statement_timeout_ms
+        ),
         owner_engine=owner_engine,
         runtime_role=role,
         tokens=TokenService(

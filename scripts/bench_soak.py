@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -425,8 +425,8 @@ def run(args: argparse.Namespace) -> Result:
         database(Path(name)) as (runtime_url, owner_url, where),
     ):
         tmp = Path(name)
-        settings = replace(
-            Settings(env="development"),
+        settings = Settings(
+            env="development",
             database_url=runtime_url,
             migration_database_url=owner_url,
             var_dir=tmp / "var",

@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,8 +59,8 @@ def run_block(engine, scope, schema_name: str) -> list[float]:
 def main(iterations: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="measure-role-"))
     database = embedded_postgres.start(workdir / "pgdata", cleanup="delete")
-    settings = replace(
-        Settings(env="test"),
+    settings = Settings(
+        env="test",
         database_url=database.runtime_url,
         migration_database_url=database.owner_url,
         var_dir=workdir / "var",

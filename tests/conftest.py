@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,9 +41,9 @@ def settings(database, tmp_path_factory) -> Settings:
     var_dir = tmp_path_factory.mktemp("var")
     # Generous abuse limits: the suite logs in and signs up from one address. Tests of the
     # limits themselves tighten them on the runtime settings (tests/integration/identity).
-    relaxed = RateLimits(**{name: "10000 per minute" for name in RateLimits.__dataclass_fields__})
-    return replace(
-        Settings(env="test"),
+    relaxed = RateLimits(**{name: "10000 per minute" for name in RateLimits.model_fields})
+    return Settings(
+        env="test",
         database_url=database["runtime"],
         migration_database_url=database["owner"],
         var_dir=var_dir,

@@ -1,5 +1,16 @@
 """Settings read from the environment, with development defaults.
 
+Each setting is declared once below, with `setting(...)`: its environment variable, type,
+default and meaning. pydantic-settings parses and checks them; the settings reference of
+docs/operations.md is generated from these declarations (`make settings-doc`, checked by
+tests/unit/test_settings_doc.py). To add a setting: one `setting(...)` line here, then
+`make settings-doc`.
+
+`Settings(...)` holds exactly the values given (defaults for the rest): it never reads the
+process environment, so tests and scripts get what they pass. `Settings.from_env()` reads the
+environment (or a given mapping) and checks it. Derive a variant with
+`settings.model_copy(update={...})`.
+
 Outside development and test, every secret must come from the environment: a missing one
 stops start-up with a one-line error that names it (see `ConfigError`).
 """
@@ -8,8 +19,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEVELOPMENT_ENVS = frozenset({"development", "test"})
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -22,60 +36,42 @@ DEFAULT_MEDIA_TYPES = (
     "application/pdf",
 )
 MIN_METRICS_TOKEN_LENGTH = 16
+REQUIRED_IN_PRODUCTION = "— (required in production)"
 
 
 class ConfigError(RuntimeError):
-    """A required setting is missing or malformed."""
+    """A required setting is missing or malformed; the message is one line naming it."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+def setting(default: Any = None, *, env: str, doc: str, shown: str | None = None, **checks: Any) -> Any:
+    """One setting: its environment variable, default and meaning (`shown`: the default as the
+    settings reference prints it, when the value itself says less, e.g. a path or a fallback)."""
+    extra = {"shown_default": shown} if shown is not None else None
+    return Field(default, alias=env, description=doc, json_schema_extra=extra, **checks)
 
 
-def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
-
-
-def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
-    value = _int(env, name, default)
-    if value < 0:
-        raise ConfigError(f"{name} must be 0 or more, got {value}")
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
     return value
 
 
-_days = _non_negative
+CommaList = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
+NonNegative = Annotated[int, Field(ge=0)]
 
 
-def _path(env: Mapping[str, str], name: str) -> Path | None:
-    raw = env.get(name)
-    return Path(raw) if raw else None
+def _rate_limit_env(name: str) -> str:
+    return f"RATE_LIMIT_{name.upper()}"
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = (env.get(name) or "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-
-@dataclass(frozen=True)
-class RateLimits:
+class RateLimits(BaseModel):
     """Flask-Limiter strings (`N per minute;M per hour`) for the abuse-prone routes, per client
     IP and per account (the email, or the one-time token). Environment: RATE_LIMIT_<FIELD>.
     Login per account counts failures only (see docs/security.md)."""
+
+    model_config = ConfigDict(
+        frozen=True, alias_generator=_rate_limit_env, populate_by_name=True, extra="ignore"
+    )
 
     login_ip: str = "20 per minute;200 per hour"
     login_account: str = "5 per minute;20 per hour"
@@ -88,71 +84,194 @@ class RateLimits:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RateLimits:
-        return cls(**{f.name: env.get(f"RATE_LIMIT_{f.name.upper()}") or f.default for f in fields(cls)})
+        return _parse(cls, env)
 
 
-@dataclass(frozen=True)
-class Settings:
-    env: str = "development"
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    env: str = setting(
+        "development",
+        env="APP_ENV",
+        doc="`development`/`test`: embedded PostgreSQL when `DATABASE_URL` is unset, a development "
+        "signing key under `VAR_DIR`; anything else (`production`) requires the secrets marked required",
+    )
     # Runtime role (the API); the owner role runs migrations, provisioning and purge.
-    # URLs carry passwords: kept out of repr() so a logged Settings never leaks them.
-    database_url: str | None = field(default=None, repr=False)
-    migration_database_url: str | None = field(default=None, repr=False)
+    database_url: str | None = setting(
+        env="DATABASE_URL",
+        doc="runtime role: every request. `postgresql://user:password@host:5432/saas`",
+        shown=REQUIRED_IN_PRODUCTION,
+        repr=False,
+    )
+    migration_database_url: str | None = setting(
+        env="MIGRATION_DATABASE_URL",
+        doc="owner role: migrations, provisioning (sign-up), purge, restore. Same role as `DATABASE_URL`: "
+        "no grants are made",
+        shown="`DATABASE_URL`",
+        repr=False,
+    )
     # The access cache's LISTEN connection must reach PostgreSQL itself (or a session-mode
     # pooler): a transaction-mode pooler such as PgBouncer's drops LISTEN.
-    listen_database_url: str | None = field(default=None, repr=False)
-    var_dir: Path = PROJECT_ROOT / "var"
+    listen_database_url: str | None = setting(
+        env="LISTEN_DATABASE_URL",
+        doc="runtime role, for the one `LISTEN access_changed` connection per serving process "
+        "(access-cache invalidation, security.md). Set it when `DATABASE_URL` goes through a "
+        "transaction-mode pooler, which does not keep `LISTEN`: point it at PostgreSQL itself",
+        shown="`DATABASE_URL`",
+        repr=False,
+    )
+    var_dir: Path = setting(
+        PROJECT_ROOT / "var",
+        env="VAR_DIR",
+        doc="media (`media/`), exports (`exports/`), mail files in development, the development signing key",
+        shown="`<project>/var` (image: `/var/lib/saas`)",
+    )
     # Connection pool: bounded, recycled (catalog caches grow on connections that touch
     # many schemas), and quick to give up so an exhausted pool answers 503, not a hang.
-    pool_size: int = 10
-    pool_max_overflow: int = 5
-    pool_timeout_s: int = 5
-    pool_recycle_s: int = 1800
-    statement_timeout_ms: int = 15000
+    pool_size: int = setting(10, env="DB_POOL_SIZE", doc="connections kept per process for the runtime role")
+    pool_max_overflow: int = setting(
+        5,
+        env="DB_POOL_MAX_OVERFLOW",
+        doc="extra connections per process under load (runtime and owner pools)",
+    )
+    pool_timeout_s: int = setting(
+        5,
+        env="DB_POOL_TIMEOUT_S",
+        doc="wait for a free connection before answering 503 `database_unavailable`",
+    )
+    pool_recycle_s: int = setting(
+        1800,
+        env="DB_POOL_RECYCLE_S",
+        doc="connection lifetime (catalog caches grow on connections that touch many schemas)",
+    )
+    statement_timeout_ms: NonNegative = setting(
+        15000,
+        env="DB_STATEMENT_TIMEOUT_MS",
+        doc="statement timeout of the API's runtime-role connections (sent when each connects); `0`: none",
+    )
     # Tokens.
-    jwt_issuer: str = "http://127.0.0.1:8000"
-    jwt_audience: str = "saas-api"
-    # JSON JWK set with private keys (production); the first key signs, all verify.
-    jwt_private_keys: str | None = field(default=None, repr=False)
-    access_token_ttl_s: int = 900
-    refresh_token_ttl_s: int = 30 * 24 * 3600
+    jwt_issuer: str = setting(
+        "http://127.0.0.1:8000", env="JWT_ISSUER", doc="`iss` of access tokens: the public URL"
+    )
+    jwt_audience: str = setting("saas-api", env="JWT_AUDIENCE", doc="`aud` of access tokens")
+    jwt_private_keys: str | None = setting(
+        env="JWT_PRIVATE_KEYS",
+        doc="private JWK set (ES256); the first key signs, all verify: "
+        "[rotation](runbooks/rotate-signing-key.md)",
+        shown=REQUIRED_IN_PRODUCTION,
+        repr=False,
+    )
+    access_token_ttl_s: int = setting(900, env="ACCESS_TOKEN_TTL_S", doc="access-token lifetime")
+    refresh_token_ttl_s: int = setting(
+        30 * 24 * 3600, env="REFRESH_TOKEN_TTL_S", doc="refresh-token lifetime (30 days)"
+    )
     # Identity: one-time tokens, mail, abuse limits (docs/security.md).
-    app_url: str = "http://127.0.0.1:8000"  # base of the links sent by mail
-    verification_ttl_s: int = 48 * 3600
-    invitation_ttl_s: int = 7 * 24 * 3600
-    mail_backend: str = "file"  # file (one file per message under mail_dir) | smtp
-    mail_from: str = "no-reply@localhost"
-    smtp_host: str | None = None
-    smtp_port: int = 587
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_starttls: bool = True
-    ratelimit_storage_uri: str = "memory://"
-    rate_limits: RateLimits = field(default_factory=RateLimits)
+    app_url: str = setting("http://127.0.0.1:8000", env="APP_URL", doc="base of the links sent by mail")
+    verification_ttl_s: int = setting(
+        48 * 3600, env="VERIFICATION_TTL_S", doc="email-verification link lifetime"
+    )
+    invitation_ttl_s: int = setting(7 * 24 * 3600, env="INVITATION_TTL_S", doc="invitation link lifetime")
+    mail_backend: Literal["file", "smtp"] = setting(
+        env="MAIL_BACKEND",
+        doc="`file` (one file per message under `VAR_DIR/mail`) or `smtp`",
+        shown="`file` in development, else `smtp`",
+        validate_default=True,
+    )
+    mail_from: str = setting("no-reply@localhost", env="MAIL_FROM", doc="sender of every message")
+    smtp_host: str | None = setting(env="SMTP_HOST", doc="SMTP server; required when `MAIL_BACKEND=smtp`")
+    smtp_port: int = setting(587, env="SMTP_PORT", doc="SMTP port")
+    smtp_username: str | None = setting(env="SMTP_USERNAME", doc="SMTP login (none: no login)")
+    smtp_password: str | None = setting(env="SMTP_PASSWORD", doc="SMTP password", repr=False)
+    smtp_starttls: bool = setting(True, env="SMTP_STARTTLS", doc="upgrade the SMTP connection with STARTTLS")
+    ratelimit_storage_uri: str = setting(
+        "memory://",
+        env="RATELIMIT_STORAGE_URI",
+        doc="Flask-Limiter store; `memory://` counts per worker: point it at a shared store in production",
+    )
+    rate_limits: RateLimits = Field(default_factory=RateLimits)  # RATE_LIMIT_<FIELD> variables
     # Product.
-    trial_days: int = 14
-    # Spare tenant schemas kept ready for signups (docs/architecture.md); 0: no pool.
-    spare_schemas: int = 5
-    max_content_length: int = 10 * 1024 * 1024  # any request body (Flask MAX_CONTENT_LENGTH)
+    trial_days: int = setting(14, env="TRIAL_DAYS", doc="trial length of a new workspace")
+    spare_schemas: NonNegative = setting(
+        5,
+        env="SPARE_SCHEMAS",
+        doc="spare tenant schemas kept ready for signups to claim "
+        "([architecture.md](architecture.md#provisioning-from-spare-schemas-decision-issue-8)); "
+        "`0`: no pool, every signup creates its schema",
+    )
+    max_content_length: int = setting(
+        10 * 1024 * 1024,
+        env="MAX_CONTENT_LENGTH",
+        doc="largest request body in bytes (413 `payload_too_large`)",
+    )
     # Media uploads: the file's own limit (keep it below max_content_length, which also
     # counts the multipart envelope) and the types accepted, as sniffed from the bytes.
-    media_max_bytes: int = 8 * 1024 * 1024
-    media_allowed_types: tuple[str, ...] = DEFAULT_MEDIA_TYPES
+    media_max_bytes: int = setting(
+        8 * 1024 * 1024, env="MEDIA_MAX_BYTES", doc="largest media file in bytes ([domain.md](domain.md))"
+    )
+    media_allowed_types: CommaList = setting(
+        DEFAULT_MEDIA_TYPES, env="MEDIA_ALLOWED_TYPES", doc="media types accepted, as sniffed from the bytes"
+    )
     # Data lifecycle (docs/data-lifecycle.md): grace period and retention, in days.
-    deletion_grace_days: int = 30
-    media_retention_days: int = 30
-    export_retention_days: int = 14
-    audit_retention_days: int = 365
-    exports_path: Path | None = None  # EXPORTS_DIR; default var/exports
-    pg_bin_dir: Path | None = None  # PG_BIN_DIR: where pg_dump/pg_restore live
+    deletion_grace_days: NonNegative = setting(
+        30, env="DELETION_GRACE_DAYS", doc="days a deleted workspace can be restored before its purge"
+    )
+    media_retention_days: NonNegative = setting(
+        30,
+        env="MEDIA_RETENTION_DAYS",
+        doc="days a deleted media file is kept ([data-lifecycle.md](data-lifecycle.md))",
+    )
+    export_retention_days: NonNegative = setting(
+        14, env="EXPORT_RETENTION_DAYS", doc="days an export file is kept"
+    )
+    audit_retention_days: NonNegative = setting(
+        365, env="AUDIT_RETENTION_DAYS", doc="days an audit event is kept"
+    )
+    exports_path: Path | None = setting(
+        env="EXPORTS_DIR", doc="where export files are written", shown="`VAR_DIR/exports`"
+    )
+    pg_bin_dir: Path | None = setting(
+        env="PG_BIN_DIR", doc="where `pg_dump`/`pg_restore` live", shown="found by server version"
+    )
     # The worker's export holds one snapshot (and one pooled connection) open: how long at
     # most (seconds), and how many at once per process (more answer 429 + Retry-After).
-    export_timeout_s: int = 3600
-    export_max_concurrent: int = 2
+    export_timeout_s: int = setting(
+        3600, env="EXPORT_TIMEOUT_S", doc="longest an export may hold its snapshot"
+    )
+    export_max_concurrent: int = setting(
+        2, env="EXPORT_MAX_CONCURRENT", doc="exports at once per process; more answer 429 + `Retry-After`"
+    )
     # Operability: /metrics answers only a bearer METRICS_TOKEN (unset: /metrics is 404), and
     # X-Forwarded-For is believed only from these proxies (the list gunicorn uses too).
-    metrics_token: str | None = field(default=None, repr=False)
-    forwarded_allow_ips: str = "127.0.0.1,::1"
+    metrics_token: str | None = setting(
+        env="METRICS_TOKEN",
+        doc="bearer token of `GET /metrics` (16 characters at least); unset: `/metrics` answers 404",
+        repr=False,
+    )
+    forwarded_allow_ips: str = setting(
+        "127.0.0.1,::1",
+        env="FORWARDED_ALLOW_IPS",
+        doc="proxies (addresses or CIDR networks, `*` for any) whose `X-Forwarded-For` and "
+        "`X-Forwarded-Proto` are believed; read by gunicorn too",
+    )
+
+    @field_validator("mail_backend", mode="before")
+    @classmethod
+    def _mail_backend_default(cls, value: Any, info) -> Any:
+        if value is None:
+            return "file" if info.data.get("env") in DEVELOPMENT_ENVS else "smtp"
+        return value
+
+    @field_validator("app_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, *_: Any, **__: Any
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what is passed: from_env() passes the environment, Settings(...) its arguments.
+        return (init_settings,)
 
     @property
     def is_development(self) -> bool:
@@ -181,51 +300,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        app_env = env.get("APP_ENV", "development")
-        settings = cls(
-            env=app_env,
-            database_url=env.get("DATABASE_URL") or None,
-            migration_database_url=env.get("MIGRATION_DATABASE_URL") or None,
-            listen_database_url=env.get("LISTEN_DATABASE_URL") or None,
-            var_dir=Path(env.get("VAR_DIR", str(PROJECT_ROOT / "var"))),
-            pool_size=_int(env, "DB_POOL_SIZE", 10),
-            pool_max_overflow=_int(env, "DB_POOL_MAX_OVERFLOW", 5),
-            pool_timeout_s=_int(env, "DB_POOL_TIMEOUT_S", 5),
-            pool_recycle_s=_int(env, "DB_POOL_RECYCLE_S", 1800),
-            statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 15000),
-            jwt_issuer=env.get("JWT_ISSUER", "http://127.0.0.1:8000"),
-            jwt_audience=env.get("JWT_AUDIENCE", "saas-api"),
-            jwt_private_keys=env.get("JWT_PRIVATE_KEYS") or None,
-            access_token_ttl_s=_int(env, "ACCESS_TOKEN_TTL_S", 900),
-            refresh_token_ttl_s=_int(env, "REFRESH_TOKEN_TTL_S", 30 * 24 * 3600),
-            app_url=env.get("APP_URL", "http://127.0.0.1:8000").rstrip("/"),
-            verification_ttl_s=_int(env, "VERIFICATION_TTL_S", 48 * 3600),
-            invitation_ttl_s=_int(env, "INVITATION_TTL_S", 7 * 24 * 3600),
-            mail_backend=env.get("MAIL_BACKEND") or ("file" if app_env in DEVELOPMENT_ENVS else "smtp"),
-            mail_from=env.get("MAIL_FROM", "no-reply@localhost"),
-            smtp_host=env.get("SMTP_HOST") or None,
-            smtp_port=_int(env, "SMTP_PORT", 587),
-            smtp_username=env.get("SMTP_USERNAME") or None,
-            smtp_password=env.get("SMTP_PASSWORD") or None,
-            smtp_starttls=_bool(env, "SMTP_STARTTLS", True),
-            ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "memory://"),
-            rate_limits=RateLimits.from_env(env),
-            trial_days=_int(env, "TRIAL_DAYS", 14),
-            spare_schemas=_non_negative(env, "SPARE_SCHEMAS", 5),
-            max_content_length=_int(env, "MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
-            media_max_bytes=_int(env, "MEDIA_MAX_BYTES", 8 * 1024 * 1024),
-            media_allowed_types=_list(env, "MEDIA_ALLOWED_TYPES", DEFAULT_MEDIA_TYPES),
-            deletion_grace_days=_days(env, "DELETION_GRACE_DAYS", 30),
-            media_retention_days=_days(env, "MEDIA_RETENTION_DAYS", 30),
-            export_retention_days=_days(env, "EXPORT_RETENTION_DAYS", 14),
-            audit_retention_days=_days(env, "AUDIT_RETENTION_DAYS", 365),
-            exports_path=_path(env, "EXPORTS_DIR"),
-            pg_bin_dir=_path(env, "PG_BIN_DIR"),
-            export_timeout_s=_int(env, "EXPORT_TIMEOUT_S", 3600),
-            export_max_concurrent=_int(env, "EXPORT_MAX_CONCURRENT", 2),
-            metrics_token=env.get("METRICS_TOKEN") or None,
-            forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
-        )
+        settings = _parse(cls, env, rate_limits=RateLimits.from_env(env))
         settings.check()
         return settings
 
@@ -233,8 +308,6 @@ class Settings:
         """Refuse to start outside development without the secrets production needs."""
         if self.metrics_token is not None and len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
             raise ConfigError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters")
-        if self.mail_backend not in ("file", "smtp"):
-            raise ConfigError(f"MAIL_BACKEND must be file or smtp, got {self.mail_backend!r}")
         if not self.is_development:
             for name, value in (
                 ("DATABASE_URL", self.database_url),
@@ -244,3 +317,30 @@ class Settings:
                     raise ConfigError(f"{name} is required when APP_ENV={self.env}")
         if self.mail_backend == "smtp" and not self.smtp_host:
             raise ConfigError("SMTP_HOST is required when MAIL_BACKEND=smtp")
+
+
+def _parse(model: type[BaseModel], env: Mapping[str, str], **given: Any) -> Any:
+    """The model from the variables its fields name; an empty variable means its default."""
+    aliases = {field.alias for field in model.model_fields.values()}
+    values = {name: value for name, value in env.items() if name in aliases and value.strip()}
+    try:
+        return model(**values, **given)
+    except ValidationError as error:
+        raise ConfigError(_one_line(model, error)) from None
+
+
+def _one_line(model: type[BaseModel], error: ValidationError) -> str:
+    first = error.errors()[0]
+    name = str(first["loc"][0]) if first["loc"] else model.__name__
+    field = model.model_fields.get(name)
+    if field is None:
+        field = next((f for f in model.model_fields.values() if f.alias == name), None)
+    variable = field.alias if field is not None and field.alias else name
+    got = first.get("input")
+    if first["type"] == "greater_than_equal":
+        return f"{variable} must be {first['ctx']['ge']} or more, got {got}"
+    if first["type"] == "int_parsing":
+        return f"{variable} must be an integer, got {got!r}"
+    if first["type"] == "bool_parsing":
+        return f"{variable} must be true or false, got {got!r}"
+    return f"{variable}: {first['msg'][0].lower()}{first['msg'][1:]}, got {got!r}"

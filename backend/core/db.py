@@ -58,7 +58,14 @@ def create_db_engine(
     application_name: str = "saas-api",
     pool_size: int | None = None,
     pre_ping: bool = True,
+    statement_timeout_ms: int | None = None,
 ) -> Engine:
+    """`statement_timeout_ms` (the API's runtime engine: DB_STATEMENT_TIMEOUT_MS) is sent as a
+    startup option of every connection, so it holds from the first statement and overrides the
+    role's own default; None keeps the role's (the owner's migrations and purges have none)."""
+    options = f"-c search_path={DEFAULT_SEARCH_PATH}"
+    if statement_timeout_ms is not None:
+        options += f" -c statement_timeout={int(statement_timeout_ms)}"
     engine = create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size or settings.pool_size,
@@ -70,7 +77,7 @@ def create_db_engine(
         connect_args={
             "prepare_threshold": None,
             "application_name": application_name,
-            "options": f"-c search_path={DEFAULT_SEARCH_PATH}",
+            "options": options,
         },
     )
     install_pool_guard(engine, ping_after_idle_s=PING_AFTER_IDLE_S if pre_ping else None)

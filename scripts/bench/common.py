@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,8 +73,8 @@ class BenchDatabase:
             self._server = embedded_postgres.start(tmp / "pgdata", cleanup="delete")
             runtime_url, owner_url = self._server.runtime_url, self._server.owner_url
             self.where = "embedded, same machine"
-        self.settings = replace(
-            Settings(env="development"),
+        self.settings = Settings(
+            env="development",
             database_url=runtime_url,
             migration_database_url=owner_url,
             var_dir=tmp / "var",

@@ -5,7 +5,6 @@ application code does with names or search paths."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 
 import psycopg.errors
 import pytest
@@ -140,7 +139,7 @@ def test_role_is_reset_after_each_transaction_on_a_pool_of_one(runtime, settings
     """One pooled connection alternating tenants, committing and failing: after every
     transaction it is the runtime role again, with the default search path."""
     engine = create_db_engine(
-        settings.database_url, replace(settings, pool_size=1, pool_max_overflow=0), pool_size=1
+        settings.database_url, settings.model_copy(update=dict(pool_size=1, pool_max_overflow=0)), pool_size=1
     )
     expected = {alpha.schema_name: ["Alpha One"], beta.schema_name: ["Beta One", "Beta Two"]}
     pids = set()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -112,7 +111,7 @@ def test_declared_content_type_is_ignored(workspace):
 def test_a_file_above_the_media_limit_is_refused_and_leaves_nothing(workspace, runtime, monkeypatch):
     ws = workspace()
     person = ws.create_client(name="A")
-    monkeypatch.setattr(runtime, "settings", replace(runtime.settings, media_max_bytes=4096))
+    monkeypatch.setattr(runtime, "settings", runtime.settings.model_copy(update=dict(media_max_bytes=4096)))
     before = stored_files(runtime)
     exactly = png_bytes() + b"\x00" * (4096 - len(png_bytes()))
     assert upload(ws.http, ws.worker, data=exactly, client_id=person["id"]).status_code == 201

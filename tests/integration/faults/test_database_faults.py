@@ -7,7 +7,6 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 
 def _make_app(settings, **overrides):
-    application = create_app(replace(settings, **overrides))
+    application = create_app(settings.model_copy(update=dict(**overrides)))
     return application
 
 

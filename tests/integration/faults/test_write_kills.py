@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import replace
 
 import pytest
 from sqlalchemy import text
@@ -26,7 +25,7 @@ API = "/api/v1"
 
 @pytest.fixture()
 def fault_app(settings):
-    application = create_app(replace(settings, pool_size=2, pool_max_overflow=0))
+    application = create_app(settings.model_copy(update=dict(pool_size=2, pool_max_overflow=0)))
     yield application
     application.extensions["saas"].engine.dispose()
 

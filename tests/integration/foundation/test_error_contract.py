@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from backend import create_app
@@ -11,7 +9,7 @@ from backend import create_app
 
 @pytest.fixture()
 def crashing_app(settings):
-    application = create_app(replace(settings))
+    application = create_app(settings)
 
     @application.get("/boom")
     def boom():

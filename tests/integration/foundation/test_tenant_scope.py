@@ -4,7 +4,6 @@ tenants serves each only its own rows and always comes back with the default sea
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 
 import pytest
 from sqlalchemy import insert, text
@@ -16,7 +15,7 @@ from backend.infrastructure.sql.clients import clients
 
 @pytest.fixture()
 def one_connection_app(settings):
-    application = create_app(replace(settings, pool_size=1, pool_max_overflow=0))
+    application = create_app(settings.model_copy(update=dict(pool_size=1, pool_max_overflow=0)))
     yield application
     application.extensions["saas"].engine.dispose()
 
@@ -54,7 +53,9 @@ def test_alternating_tenants_on_one_pooled_connection(one_connection_app, runtim
 
 def test_pool_guard_discards_a_connection_with_a_session_search_path(settings, runtime, make_tenant):
     tenant = make_tenant()
-    engine = create_db_engine(settings.database_url, replace(settings, pool_size=1, pool_max_overflow=0))
+    engine = create_db_engine(
+        settings.database_url, settings.model_copy(update=dict(pool_size=1, pool_max_overflow=0))
+    )
     try:
         with engine.connect() as connection:
             dirty_pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()

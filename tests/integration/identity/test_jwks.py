@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import replace
 
 from joserfc.jwk import KeySet
 
@@ -32,7 +31,7 @@ def test_jwks_publishes_the_public_part_of_every_active_key(client, runtime):
 def test_rotation_first_key_signs_all_keys_verify(runtime):
     old, new = generate_key("old-key"), generate_key("new-key")
     private = json.dumps(KeySet([new, old]).as_dict(private=True))
-    keys = load_signing_keys(replace(runtime.settings, jwt_private_keys=private))
+    keys = load_signing_keys(runtime.settings.model_copy(update=dict(jwt_private_keys=private)))
     settings = runtime.settings
     rotated = TokenService(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=60)
     before = TokenService(KeySet([old]), issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=60)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from dataclasses import replace
 
 import pytest
 
@@ -19,9 +18,11 @@ _addresses = (f"10.9.{i // 250}.{i % 250 + 1}" for i in itertools.count())
 @pytest.fixture()
 def limits(runtime, monkeypatch):
     def tighten(**values: str) -> None:
-        generous = {name: "10000 per minute" for name in RateLimits.__dataclass_fields__}
+        generous = {name: "10000 per minute" for name in RateLimits.model_fields}
         monkeypatch.setattr(
-            runtime, "settings", replace(runtime.settings, rate_limits=RateLimits(**generous | values))
+            runtime,
+            "settings",
+            runtime.settings.model_copy(update=dict(rate_limits=RateLimits(**generous | values))),
         )
 
     return tighten

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -27,7 +26,7 @@ KILLED = -signal.SIGKILL
 @pytest.fixture()
 def cli(app, runtime, monkeypatch):
     """The app's CLI with SPARE_SCHEMAS=2."""
-    monkeypatch.setattr(runtime, "settings", replace(runtime.settings, spare_schemas=2))
+    monkeypatch.setattr(runtime, "settings", runtime.settings.model_copy(update=dict(spare_schemas=2)))
     runner = app.test_cli_runner()
 
     def invoke(*args: str):
@@ -90,7 +89,7 @@ def test_the_web_process_refills_only_when_the_pool_is_on(settings, runtime):
     from backend import create_app
 
     assert runtime.spares is None  # the suite's SPARE_SCHEMAS=0: signups claim nothing
-    app = create_app(replace(settings, spare_schemas=3))
+    app = create_app(settings.model_copy(update=dict(spare_schemas=3)))
     on = app.extensions["saas"]
     try:
         assert on.spares is not None and on.spares.pool.size == 3

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
-from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
@@ -187,7 +186,7 @@ def test_tools_of_another_major_version_give_one_clear_line(app, runtime, worksp
         script.chmod(0o755)
     ws = workspace()
     original = runtime.settings
-    runtime.settings = replace(original, pg_bin_dir=fake)
+    runtime.settings = original.model_copy(update=dict(pg_bin_dir=fake))
     try:
         result = run(app, "export", "--slug", ws.tenant.slug, "--out", str(tmp_path / "x.tar"))
     finally:

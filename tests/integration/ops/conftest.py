@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import replace
 
 import pytest
 from flask import jsonify, request
@@ -20,7 +19,9 @@ BODY_LIMIT = 1024
 def ops_app(settings):
     from backend import create_app
 
-    application = create_app(replace(settings, metrics_token=METRICS_TOKEN, max_content_length=BODY_LIMIT))
+    application = create_app(
+        settings.model_copy(update=dict(metrics_token=METRICS_TOKEN, max_content_length=BODY_LIMIT))
+    )
 
     @application.post("/_test/items/<int:item_id>")
     def echo_item(item_id: int):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -24,4 +22,4 @@ def test_a_malformed_proxy_list_stops_start_up_naming_the_setting(settings):
     from backend import create_app
 
     with pytest.raises(ConfigError, match="FORWARDED_ALLOW_IPS"):
-        create_app(replace(settings, forwarded_allow_ips="127.0.0.1,not-a-network"))
+        create_app(settings.model_copy(update=dict(forwarded_allow_ips="127.0.0.1,not-a-network")))
