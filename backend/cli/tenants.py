@@ -4,7 +4,6 @@ reason on failure."""
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -118,12 +117,9 @@ def migrate_shared() -> str:
     help="Milliseconds a schema change may wait for a table lock before the tenant fails "
     "(recorded, retried by the next run); also bounds how long requests queue behind it",
 )
-@click.option("--verbose", is_flag=True, help="Log every Alembic step (one tenant's story)")
 @with_appcontext
-def migrate(slug: str | None, jobs: int, lock_timeout_ms: int, verbose: bool) -> None:
+def migrate(slug: str | None, jobs: int, lock_timeout_ms: int) -> None:
     """Upgrade the shared schema, then every tenant (or one) to head."""
-    if not verbose:  # three INFO lines per tenant drown the summary of a fleet run
-        logging.getLogger("alembic").setLevel(logging.WARNING)
     click.echo(f"shared schema at {migrate_shared()}")
     head = migrations.head_revision("tenant")
     try:

@@ -44,3 +44,11 @@ def test_an_unknown_slug_exits_non_zero(app):
     result = app.test_cli_runner().invoke(args=["tenants", "migrate", "--slug", "no-such-tenant"])
     assert result.exit_code == 1
     assert "not_found" in result.output
+
+
+def test_there_is_no_verbose_flag_that_does_nothing(app):
+    # --verbose used to be accepted and change nothing (Alembic's logger is set by LOG_LEVEL,
+    # and step scripts and worker processes never log through it): LOG_LEVEL=DEBUG is the way.
+    result = app.test_cli_runner().invoke(args=["tenants", "migrate", "--verbose"])
+    assert result.exit_code == 2
+    assert "No such option" in result.output and "--verbose" in result.output
