@@ -172,9 +172,3 @@ def tenant_scope_sql(schema_name: str) -> str:
         role=sql.Literal(tenant_role_name(schema_name)),
     ).as_string(None)
 
-
-@contextmanager
-def shared_scope(engine: Engine) -> Iterator[Connection]:
-    """A transaction with the default search path: shared tables are schema-qualified."""
-    with engine.begin() as connection:
-        yield connection

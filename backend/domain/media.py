@@ -51,12 +51,6 @@ class MediaFilter:
     appointment_id: uuid.UUID | None = None
 
 
-@dataclass(frozen=True)
-class StoredBytes:
-    size_bytes: int
-    sha256: str
-
-
 def clean_filename(name: str | None) -> str:
     """A display name from what the uploader called the file: last path component only,
     no control or reserved characters, no leading dots, at most FILENAME_MAX characters."""
