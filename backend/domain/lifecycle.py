@@ -4,6 +4,7 @@ the tombstone a purged tenant leaves, and the retention cut-offs (docs/data-life
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -74,6 +75,16 @@ class RetentionPolicy:
 
     def audit_cutoff(self, now: datetime) -> datetime:
         return now - timedelta(days=self.audit_days)
+
+
+@dataclass(frozen=True)
+class ArchiveMember:
+    """One file of an export zip: its path in the zip, its bytes as they come, and whether
+    to deflate them (already compressed media are stored as they are)."""
+
+    name: str
+    chunks: Iterable[bytes]
+    compress: bool = True
 
 
 @dataclass(frozen=True)

@@ -1,90 +1,62 @@
 """The worker's export: a zip written as a stream, fed from one read-only snapshot.
 
-Memory stays bounded however big the tenant: COPY output is read in chunks, each chunk goes
-through the zip compressor into a small sink, and the sink is emptied after every write.
-The zip is written without seeking (data descriptors, Zip64 for every entry), which is what
-lets it go straight to the HTTP response.
+Memory stays bounded however big the tenant: COPY output is read in chunks and each chunk
+goes through the zip compressor as it comes. The zip is written without seeking (data
+descriptors, Zip64 for every entry), which is what lets it go straight to the HTTP response.
 """
 
 from __future__ import annotations
 
-import time
-import zipfile
-import zlib
-from collections.abc import Generator, Iterator
+import stat
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from datetime import UTC, datetime
 
 from isal import isal_zlib
 from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from stream_zip import NO_COMPRESSION_64, ZIP_64, stream_zip
 
 from backend.core.db import set_tenant_search_path
 from backend.core.tenancy import validate_schema_name
+from backend.domain.lifecycle import ArchiveMember
 
 CHUNK_BYTES = 256 * 1024
 # Deflate is most of the worker's CPU in an export (docs/benchmarks/history-to-session-11.md,
 # `export`): entries are deflated by ISA-L (isal), level 1, which on CSV is ~4x faster than
 # zlib's level 1 and still ~8% smaller. The stream is plain raw deflate: any unzip reads it.
 ISAL_LEVEL = 1
-RAW_DEFLATE_WBITS = -15  # what zipfile itself uses: raw deflate, 32 KiB window, no header
-_ZLIB_COMPRESSOBJ = type(zlib.compressobj())
+RAW_DEFLATE_WBITS = -15  # raw deflate, 32 KiB window, no header: what zip members hold
+FILE_MODE = stat.S_IFREG | 0o600
 # Bookkeeping of the migration tool, not the tenant's data (its revision is in the manifest).
 EXCLUDED_TABLES = frozenset({"alembic_version"})
 
 
-class _Sink:
-    """A write-only stream that keeps what was written until `take()`."""
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-
-    def write(self, data) -> int:
-        self._parts.append(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def take(self) -> bytes:
-        data = b"".join(self._parts)
-        self._parts.clear()
-        return data
-
-
 class ZipStream:
-    def __init__(self, *, timestamp: time.struct_time | None = None) -> None:
-        self._sink = _Sink()
-        # The sink cannot seek: zipfile then writes sizes and CRCs after each entry.
-        self._zip = zipfile.ZipFile(self._sink, mode="w", allowZip64=True)
-        self._date_time = (timestamp or time.gmtime())[:6]
+    """Zips archive members as a stream with stream-zip: each member's chunks are deflated
+    (by ISA-L, through stream-zip's public `get_compressobj` hook) or stored as they come, and
+    the zip bytes are yielded as they are produced."""
 
-    @contextmanager
-    def entry(self, name: str, *, compress: bool) -> Iterator[BinaryIO]:
-        info = zipfile.ZipInfo(name, date_time=self._date_time)
-        info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-        info.external_attr = 0o600 << 16
-        with self._zip.open(info, mode="w", force_zip64=True) as handle:
-            if compress:
-                _use_isal(handle)
-            yield handle
+    def __init__(self, *, timestamp: datetime | None = None) -> None:
+        self._modified_at = timestamp or datetime.now(UTC)
 
-    def take(self) -> bytes:
-        return self._sink.take()
+    def stream(self, members: Iterable[ArchiveMember]) -> Iterator[bytes]:
+        return stream_zip(
+            (self._member(member) for member in members),
+            chunk_size=CHUNK_BYTES,
+            get_compressobj=_isal_compressobj,
+        )
 
-    def close(self) -> None:
-        self._zip.close()
+    def _member(self, member: ArchiveMember) -> tuple:
+        # Stored members (media, already compressed) are buffered by stream-zip to learn their
+        # CRC before the header: one file at a time, at most MEDIA_MAX_BYTES.
+        method = ZIP_64 if member.compress else NO_COMPRESSION_64
+        return member.name, self._modified_at, FILE_MODE, method, member.chunks
 
 
-def _use_isal(handle: BinaryIO) -> None:
-    """zipfile has no hook for its compressor: its entry writer keeps a zlib compressobj in
-    `_compressor` and only calls its compress() and flush(), which isal's compressobj has too.
-    Checked here so that a zipfile without that attribute fails loudly rather than silently
-    going back to the slow compressor."""
-    if type(getattr(handle, "_compressor", None)) is not _ZLIB_COMPRESSOBJ:
-        raise RuntimeError("zipfile's entry writer changed: cannot plug in the isal compressor")
-    handle._compressor = isal_zlib.compressobj(ISAL_LEVEL, isal_zlib.DEFLATED, RAW_DEFLATE_WBITS)
+def _isal_compressobj():
+    return isal_zlib.compressobj(ISAL_LEVEL, isal_zlib.DEFLATED, RAW_DEFLATE_WBITS)
 
 
 class SqlTenantSnapshot:

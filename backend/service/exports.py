@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from backend.domain.errors import Conflict, NotFound
-from backend.domain.lifecycle import Actor, ArchiveSummary, restored_status
+from backend.domain.lifecycle import Actor, ArchiveMember, ArchiveSummary, restored_status
 from backend.domain.tenants import Tenant, TenantStatus, schema_name_for, validate_slug
 from backend.service.audit import record_tenant_event
 from backend.service.ports import (
@@ -64,25 +64,11 @@ def export_workspace(
 def _stream(tenant, now, actor, uow_factory, open_snapshot, storage, archive) -> Iterator[bytes]:
     progress = _Progress()
     outcome, code = "failure", None
+    members = _members(tenant, now, open_snapshot, storage, progress)
     try:
-        with open_snapshot(tenant.schema_name) as snapshot:
-            schema_version = snapshot.schema_version()
-            for table in snapshot.tables():
-                name = f"tables/{table}.csv"
-                rows = yield from _entry(archive, name, snapshot.copy_csv(table), progress)
-                progress.files[-1]["rows"] = rows
-        for name in storage.files(tenant.id):
-            try:
-                handle = storage.open(tenant.id, name)
-            except FileNotFoundError:  # deleted since the listing: not part of the export
-                continue
-            with handle:
-                yield from _entry(archive, f"media/{name}", _read(handle), progress, compress=False)
-        manifest = _manifest(tenant, schema_version, now, progress.files)
-        with archive.entry("manifest.json", compress=True) as handle:
-            handle.write(json.dumps(manifest, indent=2).encode())
-        archive.close()
-        yield _counted(archive.take(), progress)
+        for data in archive.stream(members):
+            progress.bytes_out += len(data)
+            yield data
         outcome = "success"
     except GeneratorExit:
         outcome, code = "aborted", "client_disconnected"
@@ -91,6 +77,7 @@ def _stream(tenant, now, actor, uow_factory, open_snapshot, storage, archive) ->
         code = type(error).__name__
         raise
     finally:
+        members.close()  # ends the snapshot now, not when the generator is collected
         metadata = {"count": len(progress.files), "bytes": progress.bytes_out}
         if code:
             metadata["code"] = code
@@ -104,43 +91,54 @@ def _stream(tenant, now, actor, uow_factory, open_snapshot, storage, archive) ->
             log.exception("could not record export.downloaded")
 
 
+def _members(
+    tenant, now, open_snapshot, storage, progress: _Progress
+) -> Generator[ArchiveMember, None, None]:
+    """The zip's members in order, each pulled by the writer once the previous one is written:
+    one CSV per table (all from one snapshot), the media files, then the manifest, which is
+    built last from what was written."""
+    with open_snapshot(tenant.schema_name) as snapshot:
+        schema_version = snapshot.schema_version()
+        for table in snapshot.tables():
+            name = f"tables/{table}.csv"
+            yield ArchiveMember(name, _recorded(name, snapshot.copy_csv(table), progress))
+    for name in storage.files(tenant.id):
+        try:
+            handle = storage.open(tenant.id, name)
+        except FileNotFoundError:  # deleted since the listing: not part of the export
+            continue
+        with handle:
+            yield ArchiveMember(
+                f"media/{name}", _recorded(f"media/{name}", _read(handle), progress), compress=False
+            )
+    manifest = _manifest(tenant, schema_version, now, progress.files)
+    yield ArchiveMember("manifest.json", [json.dumps(manifest, indent=2).encode()])
+
+
 def _read(handle: BinaryIO) -> Generator[bytes, None, None]:
     while chunk := handle.read(READ_CHUNK):
         yield chunk
 
 
-def _counted(data: bytes, progress: _Progress) -> bytes:
-    progress.bytes_out += len(data)
-    return data
-
-
-def _entry(
-    archive: ArchiveWriter,
-    name: str,
-    source: Generator[bytes, None, int | None],
-    progress: _Progress,
-    *,
-    compress: bool = True,
-) -> Generator[bytes, None, int | None]:
-    """Write one archive entry from `source`, yielding the zip bytes as they are produced;
-    returns what `source` returned (a row count for tables)."""
+def _recorded(
+    name: str, source: Generator[bytes, None, int | None], progress: _Progress
+) -> Generator[bytes, None, None]:
+    """Passes `source` through and, once it is exhausted, records the member's size and
+    checksum (and the row count a table's COPY returns) for the manifest."""
     digest, size = hashlib.sha256(), 0
-    with archive.entry(name, compress=compress) as handle:
-        while True:
-            try:
-                chunk = next(source)
-            except StopIteration as done:
-                result = done.value
-                break
-            handle.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-            if out := archive.take():
-                yield _counted(out, progress)
-    progress.files.append({"path": name, "bytes": size, "sha256": digest.hexdigest()})
-    if out := archive.take():
-        yield _counted(out, progress)
-    return result
+    while True:
+        try:
+            chunk = next(source)
+        except StopIteration as done:
+            rows = done.value
+            break
+        digest.update(chunk)
+        size += len(chunk)
+        yield chunk
+    facts = {"path": name, "bytes": size, "sha256": digest.hexdigest()}
+    if rows is not None:
+        facts["rows"] = rows
+    progress.files.append(facts)
 
 
 def _manifest(tenant: Tenant, schema_version: str | None, now: datetime, files: list[dict]) -> dict:

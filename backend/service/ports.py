@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Generator, Iterable, Iterator
-from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, Self
@@ -25,7 +24,7 @@ from backend.domain.identity import (
     Role,
     User,
 )
-from backend.domain.lifecycle import ArchiveContents, ArchivedUser, ArchiveSummary
+from backend.domain.lifecycle import ArchiveContents, ArchivedUser, ArchiveMember, ArchiveSummary
 from backend.domain.media import Media, MediaFilter
 from backend.domain.tenants import SchemaUpgrade, SpareSchema, Tenant, TenantStatus
 
@@ -246,12 +245,10 @@ class TenantSnapshot(Protocol):
 
 
 class ArchiveWriter(Protocol):
-    """A zip written as a stream: entries are written in turn, `take()` hands over the bytes
-    produced so far."""
+    """A zip written as a stream: pulls the members in turn and yields the zip's bytes as they
+    are produced."""
 
-    def entry(self, name: str, *, compress: bool) -> AbstractContextManager[BinaryIO]: ...
-    def take(self) -> bytes: ...
-    def close(self) -> None: ...
+    def stream(self, members: Iterable[ArchiveMember]) -> Iterator[bytes]: ...
 
 
 class TenantArchive(Protocol):

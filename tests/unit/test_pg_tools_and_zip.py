@@ -10,6 +10,7 @@ import pytest
 from isal import isal_zlib
 
 from backend.core.config import ConfigError, Settings
+from backend.domain.lifecycle import ArchiveMember
 from backend.infrastructure.exports import ZipStream
 from backend.infrastructure.pg_tools import PgToolError, find_tools, libpq_target
 
@@ -51,31 +52,33 @@ def test_the_password_travels_in_the_environment_not_the_command_line():
     assert env["PGPASSWORD"] == "s3cret"
 
 
-def test_zip_stream_writes_a_valid_zip_without_seeking():
-    archive = ZipStream()
-    out = []
-    with archive.entry("tables/a.csv", compress=True) as handle:
-        for part in (b"id,name\n", b"1,x\n" * 10_000):
-            handle.write(part)
-            out.append(archive.take())
-    with archive.entry("media/f", compress=False) as handle:
-        handle.write(b"\x00\x01" * 1000)
-    archive.close()
-    out.append(archive.take())
-    assert archive.take() == b""
-    result = zipfile.ZipFile(io.BytesIO(b"".join(out)))
+def _chunks_counting(parts, pulled):
+    for part in parts:
+        pulled.append(len(part))
+        yield part
+
+
+def test_zip_stream_writes_a_valid_zip_as_a_stream_without_seeking():
+    pulled = []
+    members = [
+        ArchiveMember("tables/a.csv", _chunks_counting([b"id,name\n"] + [b"1,x\n" * 10_000] * 50, pulled)),
+        ArchiveMember("media/f", [b"\x00\x01" * 1000], compress=False),
+    ]
+    stream = ZipStream().stream(members)
+    first = next(iter(stream))
+    assert first and len(pulled) < 51, "bytes come out before the whole member was read"
+    data = first + b"".join(stream)
+    result = zipfile.ZipFile(io.BytesIO(data))
     assert result.testzip() is None
-    assert result.read("tables/a.csv") == b"id,name\n" + b"1,x\n" * 10_000
+    assert result.read("tables/a.csv") == b"id,name\n" + b"1,x\n" * 500_000
     assert result.getinfo("media/f").compress_type == zipfile.ZIP_STORED
+    assert result.read("media/f") == b"\x00\x01" * 1000
 
 
 def test_zip_stream_deflates_with_isal_and_any_inflater_reads_it():
     data = b"".join(b"%d,client %d,2020-01-01 00:00:00+00\n" % (n, n % 97) for n in range(20_000))
-    archive = ZipStream()
-    with archive.entry("tables/t.csv", compress=True) as handle:
-        handle.write(data)
-    archive.close()
-    result = zipfile.ZipFile(io.BytesIO(archive.take()))
+    zipped = b"".join(ZipStream().stream([ArchiveMember("tables/t.csv", [data])]))
+    result = zipfile.ZipFile(io.BytesIO(zipped))
     info = result.getinfo("tables/t.csv")
     assert info.compress_type == zipfile.ZIP_DEFLATED
     assert result.read(info) == data  # inflated by the stdlib's zlib, CRC checked

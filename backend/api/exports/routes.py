@@ -63,7 +63,7 @@ class Export(MethodView):
                 uow_factory=registry_uow,
                 open_snapshot=partial(open_snapshot, rt.engine, timeout_s=rt.settings.export_timeout_s),
                 storage=LocalMediaStorage(rt.settings.media_dir),
-                archive=ZipStream(timestamp=now.timetuple()),
+                archive=ZipStream(timestamp=now),
             )
             filename = f"{g.access.tenant_slug}-export-{now:%Y%m%dT%H%M%SZ}.zip"
             response = Response(
