@@ -22,7 +22,7 @@ from pathlib import Path
 
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
+from alembic.runtime.migration import MigrationContext, MigrationStep
 from alembic.script import ScriptDirectory
 from psycopg import sql
 from sqlalchemy import func, select
@@ -109,12 +109,27 @@ def head_revision(tree: str) -> str:
 _alembic_lock = threading.RLock()
 
 
+def _steps_up(script: ScriptDirectory, destination: str, current) -> list[MigrationStep]:
+    """What `alembic upgrade` runs from `current` to `destination`, built from public pieces
+    (`ScriptDirectory.iterate_revisions`, `MigrationStep.upgrade_from_script`): the same as
+    Alembic's private `ScriptDirectory._upgrade_revs`, which `alembic.command.upgrade` uses.
+    tests/unit/test_alembic_steps.py fails if the two ever differ."""
+    revisions = script.iterate_revisions(destination, current, implicit_base=True)
+    return [MigrationStep.upgrade_from_script(script.revision_map, rev) for rev in reversed(list(revisions))]
+
+
+def _steps_down(script: ScriptDirectory, destination: str, current) -> list[MigrationStep]:
+    """The downgrade twin of `_steps_up` (Alembic's `_downgrade_revs`)."""
+    revisions = script.iterate_revisions(current, destination, select_for_downgrade=True)
+    return [MigrationStep.downgrade_from_script(script.revision_map, rev) for rev in revisions]
+
+
 def _upgrade(config: Config, tree: str, revision: str) -> None:
     """`alembic.command.upgrade` with the tree's parsed ScriptDirectory."""
     script = script_directory(tree)
 
     def upgrade(rev, context):
-        return script._upgrade_revs(revision, rev)
+        return _steps_up(script, revision, rev)
 
     with _alembic_lock, EnvironmentContext(config, script, fn=upgrade, destination_rev=revision):
         script.run_env()
@@ -124,7 +139,7 @@ def _downgrade(config: Config, tree: str, revision: str) -> None:
     script = script_directory(tree)
 
     def downgrade(rev, context):
-        return script._downgrade_revs(revision, rev)
+        return _steps_down(script, revision, rev)
 
     with _alembic_lock, EnvironmentContext(config, script, fn=downgrade, destination_rev=revision):
         script.run_env()
@@ -138,7 +153,7 @@ def render_upgrade(tree: str, from_revision: str | None, to_revision: str) -> st
     config = Config(ini_section=tree, output_buffer=buffer)
 
     def upgrade(rev, context):
-        return script._upgrade_revs(to_revision, rev)
+        return _steps_up(script, to_revision, rev)
 
     with (
         _alembic_lock,
