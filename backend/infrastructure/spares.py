@@ -2,10 +2,11 @@
 
 Creating a tenant schema costs PostgreSQL 1-3 ms per relation however the DDL arrives, and
 the tenant tree has ~28 relations: too slow for a signup. So complete schemas are built
-outside any request, each in its own transaction with the head script (ddl_cache, the chain
-as fallback), its tenant role and grants, and its row in `shared.spare_schemas`. The
-provisioning transaction claims one with its registry row (sql/spares.SqlSpareRegistry.claim;
-docs/architecture.md, "Spare schemas").
+outside any request, each in its own transaction by `SqlSchemaManager.create` (the tenant
+tree's SQL from base to head, step_scripts.py; the chain as fallback), with its tenant role
+and grants, and its row in `shared.spare_schemas`. The provisioning transaction claims one
+with its registry row (sql/spares.SqlSpareRegistry.claim; docs/architecture.md, "Spare
+schemas").
 
 Every step is one transaction, so a crash leaves a complete spare or nothing: a spare is
 built with its row, dropped with its row, and claimed with the tenant's registry row.

@@ -1,6 +1,9 @@
-"""Fleet migrations as SQL: each step (from_revision -> to_revision) of the tenant tree is
-rendered once per process with Alembic's offline mode, then applied to every tenant at
-`from_revision` in one round trip, the migration analogue of the head script (ddl_cache.py).
+"""The tenant tree as SQL: each step (from_revision -> to_revision) of the tenant tree is
+rendered once per process with Alembic's offline mode, then applied to every schema at
+`from_revision` in one round trip. The step from base to head is how a tenant schema is
+created (sql/schemas.py `SqlSchemaManager.create`: signups, spares); the step from a tenant's
+version to head is how fleet runs migrate it. One builder, generated from the chain, and the
+chain itself as the reference and fallback (docs/architecture.md, "Building tenant schemas").
 
 Running the chain costs every tenant Alembic's environment, env.py, the version table's
 reflection and a round trip per operation (11-14 ms of the command's CPU per tenant); the
@@ -36,7 +39,7 @@ from backend.infrastructure import migrations
 
 log = logging.getLogger(__name__)
 
-PLACEHOLDER = "{{tenant_schema}}"  # what ddl_cache.py uses too
+PLACEHOLDER = "{{tenant_schema}}"
 # The version table's schema as Alembic renders it: a plain identifier no real schema has.
 VERSION_SCHEMA_TOKEN = "__tenant_schema__"
 # Offline rendering: the migration dialect with named parameters, so that a `%` in a

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from backend.core.tenancy import schema_identifier
 from backend.domain.tenants import SchemaUpgrade, SpareSchema, UpgradeMethod
-from backend.infrastructure import ddl_cache, migrations, step_scripts
+from backend.infrastructure import migrations, step_scripts
 from backend.infrastructure.sql.privileges import (
     TENANT_ROLE_MISSING,
     drop_tenant_role,
@@ -32,8 +32,10 @@ _SAVEPOINT = "step_script"
 class SqlSchemaManager:
     """Runs as the owner role, on the caller's connection and transaction.
 
-    `fast_provisioning`: create schemas from the cached head script (ddl_cache) instead of
-    running the migration chain; the chain remains the fallback and the reference.
+    `fast_provisioning`: create schemas from the tenant tree's SQL, base to head (the step
+    script of step_scripts.py, rendered once per process by Alembic's offline mode), in one
+    round trip, instead of running the migration chain; the chain remains the fallback (a
+    tree that cannot be rendered) and the reference the script is tested against.
     `spares`: `claim_spare` takes a spare schema from the pool (infrastructure/spares.py);
     off, it claims nothing and provisioning creates every schema itself."""
 
@@ -53,11 +55,13 @@ class SqlSchemaManager:
     def create(self, schema_name: str) -> str:
         """Create the schema with every tenant table at head; return the revision."""
         if self._fast_provisioning:
-            script = ddl_cache.head_script(self._connection.engine, self._runtime_role)
+            script = step_scripts.step_script(None, migrations.head_revision("tenant"))
             if script is not None:
-                version = script.apply(self._connection, schema_name)
+                statements = f"{_create_schema_sql(schema_name)};\n{script.for_schema(schema_name)}"
+                # One round trip. no_parameters: psycopg must not read `%` in the DDL as placeholders.
+                self._connection.exec_driver_sql(statements, execution_options={"no_parameters": True})
                 grant_tenant(self._connection, schema_name, self._runtime_role)
-                return version
+                return script.to_revision
         return self.create_with_chain(schema_name)
 
     def claim_spare(self) -> SpareSchema | None:
@@ -69,8 +73,7 @@ class SqlSchemaManager:
         return SqlSpareRegistry(self._connection).claim(migrations.head_revision("tenant"))
 
     def create_with_chain(self, schema_name: str) -> str:
-        statement = sql.SQL("CREATE SCHEMA {}").format(schema_identifier(schema_name))
-        self._connection.exec_driver_sql(statement.as_string(None))
+        self._connection.exec_driver_sql(_create_schema_sql(schema_name))
         version = migrations.upgrade_tenant(self._connection, schema_name)
         grant_tenant(self._connection, schema_name, self._runtime_role)
         return version
@@ -137,6 +140,10 @@ class SqlSchemaManager:
         statement = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(schema_identifier(schema_name))
         self._connection.exec_driver_sql(statement.as_string(None))
         drop_tenant_role(self._connection, schema_name)
+
+
+def _create_schema_sql(schema_name: str) -> str:
+    return sql.SQL("CREATE SCHEMA {}").format(schema_identifier(schema_name)).as_string(None)
 
 
 def _lock_timeout_sql(lock_timeout_ms: int | None) -> str:

@@ -1,5 +1,7 @@
-"""The fast provisioning path (cached head script) builds exactly what the migration chain
-builds, for today's tree and for a tree with kinds of objects it does not have yet."""
+"""Creating a tenant schema: the one builder (the tenant tree's SQL from base to head, rendered
+by Alembic's offline mode, step_scripts.py) builds exactly what the migration chain builds,
+for today's tree and for a tree with kinds of objects it does not have yet; a tree that
+cannot be rendered is created by the chain."""
 
 from __future__ import annotations
 
@@ -10,13 +12,13 @@ from sqlalchemy import func, select, text
 
 from backend.core.tenancy import InvalidSchemaName
 from backend.domain.errors import Conflict
-from backend.infrastructure import ddl_cache, migrations
+from backend.infrastructure import migrations, step_scripts
 from backend.infrastructure.sql.identity import SqlMembershipRepository, users
 from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.infrastructure.sql.tenants import tenants
 from tests.conftest import unique_slug
 from tests.integration.lifecycle.catalog import snapshot
-from tests.integration.lifecycle.conftest import add_revision, in_schema
+from tests.integration.lifecycle.conftest import add_revision
 
 
 def new_schema() -> str:
@@ -32,7 +34,7 @@ def build_both(runtime) -> tuple[dict, dict]:
             assert manager.create(chain) == migrations.head_revision("tenant")
         with connection.begin():
             manager = SqlSchemaManager(connection, runtime.runtime_role)
-            assert ddl_cache.head_script(connection.engine, runtime.runtime_role) is not None
+            assert step_scripts.step_script(None, migrations.head_revision("tenant")) is not None
             assert manager.create(fast) == migrations.head_revision("tenant")
         try:
             with connection.begin():
@@ -107,39 +109,26 @@ def test_equivalence_holds_for_objects_the_tree_does_not_have_yet(runtime, tenan
     assert any(row[0] == "touch_probe" for row in by_chain["functions"])
 
 
-def test_script_applies_only_a_valid_schema_name(runtime):
+def test_only_a_valid_schema_name_is_created(runtime):
     with runtime.owner_engine.connect() as connection:
-        script = ddl_cache.head_script(connection.engine, runtime.runtime_role)
+        manager = SqlSchemaManager(connection, runtime.runtime_role)
         for name in ('tenant_x"; DROP SCHEMA shared CASCADE; --', "shared", "tenant_ABC"):
             with pytest.raises(InvalidSchemaName):
-                script.apply(connection, name)
+                manager.create(name)
         connection.rollback()
 
 
-def test_orphan_template_schemas_are_dropped_by_the_next_generation(runtime):
-    orphan = f"tenant_{uuid.uuid4().hex[:12]}0{uuid.uuid4().hex[:19]}"
-    assert ddl_cache.is_template(orphan)
-    with runtime.owner_engine.begin() as connection:
-        in_schema(connection, "CREATE SCHEMA {schema}", orphan)
-    ddl_cache.generate(runtime.owner_engine, runtime.runtime_role)
-    with runtime.owner_engine.connect() as connection:
-        left = connection.execute(
-            text("SELECT count(*) FROM pg_namespace WHERE nspname = :name"), {"name": orphan}
-        ).scalar_one()
-    assert left == 0
-
-
-def test_without_pg_dump_provisioning_falls_back_to_the_chain(make_tenant, monkeypatch, runtime):
-    monkeypatch.setenv("PG_DUMP", "/nonexistent/pg_dump")
-    ddl_cache.clear()
-    try:
+def test_a_tree_that_cannot_be_rendered_is_created_by_the_chain(make_tenant, runtime, tenant_tree, retire):
+    add_revision(tenant_tree, "x_online", "op.execute('COMMENT ON TABLE clients IS NULL')", "pass")
+    path = tenant_tree / "versions" / "x_online.py"
+    path.write_text(path.read_text() + "\nonline_only = True\n")
+    with migrations.script_location_override("tenant", tenant_tree):
+        assert step_scripts.step_script(None, "x_online") is None
         tenant = make_tenant()
-        assert ddl_cache.head_script(runtime.owner_engine, runtime.runtime_role) is None
-    finally:
-        ddl_cache.clear()
-    assert tenant.schema_version == migrations.head_revision("tenant")
+        retire([tenant])
+    assert tenant.schema_version == "x_online"
     with runtime.owner_engine.connect() as connection:
-        assert migrations.tenant_revision(connection, tenant.schema_name) == tenant.schema_version
+        assert migrations.tenant_revision(connection, tenant.schema_name) == "x_online"
 
 
 def tenant_schema_count(runtime) -> int:
