@@ -7,8 +7,10 @@ registers them all.
 from backend.cli import (
     identity,  # noqa: F401  (registers verify-worker)
     lifecycle,  # noqa: F401  (delete, purge, export, restore)
-    spares,  # noqa: F401  (spares)
 )
+from backend.cli.spares import spares
 from backend.cli.tenants import tenants_cli
+
+tenants_cli.add_command(spares)
 
 __all__ = ["tenants_cli"]

@@ -2,6 +2,8 @@
 
 `tenants migrate` refills it at the end of a deploy (`refill_after_migrate`); web processes
 top it up after signups; this command shows it, refills it, or clears spares of other heads.
+It is attached to the `tenants` group by backend/cli/__init__.py: cli/tenants.py imports this
+module (`refill_after_migrate`), so this one does not import it back.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from backend.cli.tenants import tenants_cli
 from backend.infrastructure.spares import PoolStatus, SparePool
 from backend.service.tenants import describe
 
@@ -22,7 +23,7 @@ def spare_pool() -> SparePool:
     return SparePool(rt.owner_engine, rt.runtime_role, rt.settings.spare_schemas)
 
 
-@tenants_cli.command("spares")
+@click.command("spares")
 @click.option(
     "--fill",
     type=int,

@@ -12,6 +12,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from backend.cli.spares import refill_after_migrate
 from backend.domain.errors import DomainError
 from backend.domain.tenants import DisableReason, TenantStatus
 from backend.infrastructure import fleet, migrations
@@ -141,8 +142,6 @@ def migrate(slug: str | None, jobs: int, lock_timeout_ms: int) -> None:
         f"{counts['failed']} failed; {jobs} job(s), {elapsed:.1f} s"
     )
     if slug is None:  # a deploy: the spare schemas follow the new head
-        from backend.cli.spares import refill_after_migrate  # here: spares imports this module
-
         refill_after_migrate()
     if counts["failed"]:
         fail(f"{counts['failed']} tenant(s) failed to migrate; fix the cause and run again")
