@@ -233,7 +233,7 @@ def provision(app, runtime, count: int, clients: int) -> list[dict]:
         memberships,
         users,
     )
-    from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+    from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
     from backend.service.tenants import provision_tenant
 
     http = app.test_client()
@@ -246,7 +246,7 @@ def provision(app, runtime, count: int, clients: int) -> list[dict]:
             owner_email=f"owner-{slug}@example.com",
             trial_days=30,
             now=datetime.now(UTC),
-            uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+            uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
         )
         with runtime.owner_engine.begin() as connection:
             owner = connection.execute(

@@ -32,7 +32,7 @@ from backend.core.db import set_tenant_search_path
 from backend.core.tenancy import quoted_schema
 from backend.infrastructure import embedded_postgres
 from backend.infrastructure.sql.clients import clients
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service.tenants import provision_tenant
 
 PAGE = text("SELECT id, name FROM clients ORDER BY name LIMIT 20")
@@ -76,7 +76,7 @@ def main(iterations: int) -> None:
         owner_email="owner@example.com",
         trial_days=14,
         now=datetime.now(UTC),
-        uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+        uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
     )
     schema = quoted_schema(tenant.schema_name)
     with runtime.owner_engine.begin() as connection:

@@ -101,7 +101,7 @@ def verify_owner(runtime, tenant) -> None:
 def make_tenant(app, runtime):
     """Provision a tenant the way operators do, its owner's email verified (pass
     verified=False for an unverified worker); returns the domain Tenant."""
-    from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+    from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
     from backend.service.tenants import provision_tenant
 
     def make(slug: str | None = None, owner_email: str | None = None, verified: bool = True):
@@ -113,7 +113,7 @@ def make_tenant(app, runtime):
             owner_email=owner_email,
             trial_days=14,
             now=datetime.now(UTC),
-            uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+            uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
         )
         if verified:
             verify_owner(runtime, tenant)

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from backend.core.config import Settings
 from backend.core.tokens import TokenService
 from backend.infrastructure.spares import BackgroundRefill
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork, TenantUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork, SqlTenantUnitOfWork
 
 
 @dataclass
@@ -27,10 +27,10 @@ def runtime() -> Runtime:
     return current_app.extensions["saas"]
 
 
-def registry_uow() -> RegistryUnitOfWork:
-    return RegistryUnitOfWork(runtime().engine)
+def registry_uow() -> SqlRegistryUnitOfWork:
+    return SqlRegistryUnitOfWork(runtime().engine)
 
 
-def tenant_uow() -> TenantUnitOfWork:
+def tenant_uow() -> SqlTenantUnitOfWork:
     """A unit of work scoped to the caller's tenant (set by authentication)."""
-    return TenantUnitOfWork(runtime().engine, g.access.tenant_schema)
+    return SqlTenantUnitOfWork(runtime().engine, g.access.tenant_schema)

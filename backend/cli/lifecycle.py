@@ -14,11 +14,11 @@ from backend.domain.errors import DomainError
 from backend.domain.lifecycle import OPERATOR, RetentionPolicy
 from backend.infrastructure.archives import ArchiveError, TarTenantArchiver, open_archive
 from backend.infrastructure.pg_tools import PgToolError
-from backend.infrastructure.sql.deletion import DeletionUnitOfWork
-from backend.infrastructure.sql.restore import RestoreUnitOfWork
-from backend.infrastructure.sql.retention import RetentionUnitOfWork
-from backend.infrastructure.sql.unit_of_work import TenantUnitOfWork
-from backend.infrastructure.storage import ExportFiles, LocalMediaStorage
+from backend.infrastructure.sql.deletion import SqlDeletionUnitOfWork
+from backend.infrastructure.sql.restore import SqlRestoreUnitOfWork
+from backend.infrastructure.sql.retention import SqlRetentionUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlTenantUnitOfWork
+from backend.infrastructure.storage import LocalExportFiles, LocalMediaStorage
 from backend.service import deletion, exports, retention
 
 OPERATOR_ERRORS = (DomainError, PgToolError, ArchiveError, OSError)
@@ -28,8 +28,8 @@ def _rt():
     return current_app.extensions["saas"]
 
 
-def _deletion_uow() -> DeletionUnitOfWork:
-    return DeletionUnitOfWork(_rt().owner_engine, _rt().runtime_role)
+def _deletion_uow() -> SqlDeletionUnitOfWork:
+    return SqlDeletionUnitOfWork(_rt().owner_engine, _rt().runtime_role)
 
 
 def _storage() -> LocalMediaStorage:
@@ -94,10 +94,10 @@ def purge(dry_run: bool) -> None:
         dry_run=dry_run,
         actor=OPERATOR,
         deletion_uow_factory=_deletion_uow,
-        retention_uow_factory=lambda: RetentionUnitOfWork(rt.owner_engine, rt.runtime_role),
-        tenant_uow_factory=lambda tenant: TenantUnitOfWork(rt.owner_engine, tenant.schema_name),
+        retention_uow_factory=lambda: SqlRetentionUnitOfWork(rt.owner_engine, rt.runtime_role),
+        tenant_uow_factory=lambda tenant: SqlTenantUnitOfWork(rt.owner_engine, tenant.schema_name),
         storage=_storage(),
-        export_files=ExportFiles(settings.exports_dir),
+        export_files=LocalExportFiles(settings.exports_dir),
     )
     verb = "would remove" if dry_run else "removed"
     click.echo(f"{'DRY RUN: ' if dry_run else ''}retention applied at {datetime.now(UTC).isoformat()}")
@@ -164,7 +164,9 @@ def restore(path: Path, new_slug: str | None) -> None:
                 new_slug=new_slug,
                 now=datetime.now(UTC),
                 actor=OPERATOR,
-                uow_factory=lambda: RestoreUnitOfWork(rt.owner_engine, rt.runtime_role, settings.pg_bin_dir),
+                uow_factory=lambda: SqlRestoreUnitOfWork(
+                    rt.owner_engine, rt.runtime_role, settings.pg_bin_dir
+                ),
             )
     except OPERATOR_ERRORS as error:
         fail(_reason(error))

@@ -17,7 +17,7 @@ from backend.domain.errors import DomainError
 from backend.domain.tenants import DisableReason, TenantStatus
 from backend.infrastructure import fleet, migrations
 from backend.infrastructure.sql.privileges import grant_shared
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service import tenants as service
 
 
@@ -25,9 +25,9 @@ def _runtime():
     return current_app.extensions["saas"]
 
 
-def owner_uow(*, spares: bool = False) -> RegistryUnitOfWork:
+def owner_uow(*, spares: bool = False) -> SqlRegistryUnitOfWork:
     rt = _runtime()
-    return RegistryUnitOfWork(rt.owner_engine, rt.runtime_role, spares=spares)
+    return SqlRegistryUnitOfWork(rt.owner_engine, rt.runtime_role, spares=spares)
 
 
 def fail(message: str) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.util import LRUCache
 from backend.core.config import Settings
 from backend.core.db import create_db_engine
 from backend.infrastructure import migrations
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 
 # A connection that has opened many schemas carries their catalog entries in its backend's
 # caches (relcache, catcache): a worker replaces its connection after this many tenants.
@@ -51,10 +51,10 @@ class RegistryUowFactory:
     def for_current_tree(cls, url: str, runtime_role: str | None) -> RegistryUowFactory:
         return cls(url, runtime_role, str(migrations.script_location("tenant")))
 
-    def __call__(self) -> RegistryUnitOfWork:
+    def __call__(self) -> SqlRegistryUnitOfWork:
         if migrations.script_location("tenant") != Path(self.tenant_tree):
             migrations.use_script_location("tenant", Path(self.tenant_tree))
-        return RegistryUnitOfWork(engine_for(self.url), self.runtime_role)
+        return SqlRegistryUnitOfWork(engine_for(self.url), self.runtime_role)
 
 
 def engine_for(url: str) -> Engine:

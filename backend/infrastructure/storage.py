@@ -129,7 +129,7 @@ class LocalMediaStorage:
         return count
 
 
-class ExportFiles:
+class LocalExportFiles:
     """Operator archives and backups under the exports directory, for the retention purge."""
 
     def __init__(self, root: Path) -> None:

@@ -106,7 +106,7 @@ class BenchDatabase:
 
     def provision(self, slug: str):
         """One bench tenant by the product's provisioning (fast path), owner `<slug>@bench...`."""
-        from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+        from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
         from backend.service.tenants import provision_tenant
 
         return provision_tenant(
@@ -115,7 +115,7 @@ class BenchDatabase:
             owner_email=f"{slug}@bench.example.com",
             trial_days=14,
             now=datetime.now(UTC),
-            uow=RegistryUnitOfWork(self.runtime.owner_engine, self.runtime.runtime_role),
+            uow=SqlRegistryUnitOfWork(self.runtime.owner_engine, self.runtime.runtime_role),
         )
 
     def _refuse_a_used_database(self) -> None:

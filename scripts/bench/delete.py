@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from backend.core.db import set_tenant_search_path
 from backend.domain.lifecycle import OPERATOR
-from backend.infrastructure.sql.deletion import DeletionUnitOfWork
+from backend.infrastructure.sql.deletion import SqlDeletionUnitOfWork
 from backend.infrastructure.storage import LocalMediaStorage
 from backend.service import deletion
 from bench.common import BenchDatabase, Report, ms, profiled
@@ -92,8 +92,8 @@ def purge(db: BenchDatabase, tenant) -> tuple[float, float, dict]:
     """Schedule (no grace) and purge the tenant; the epoch seconds of the purge and its steps."""
     now = datetime.now(UTC)
 
-    def uow() -> DeletionUnitOfWork:
-        return DeletionUnitOfWork(db.runtime.owner_engine, db.runtime.runtime_role)
+    def uow() -> SqlDeletionUnitOfWork:
+        return SqlDeletionUnitOfWork(db.runtime.owner_engine, db.runtime.runtime_role)
 
     deletion.schedule_deletion(slug=tenant.slug, grace_days=0, now=now, actor=OPERATOR, uow=uow())
     started = time.time()

@@ -35,7 +35,7 @@ from backend.core.passwords import hash_password
 from backend.infrastructure import migrations, step_scripts
 from backend.infrastructure.spares import SparePool
 from backend.infrastructure.sql.schemas import SqlSchemaManager
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service.tenants import provision_tenant
 from bench.common import BenchDatabase, Report, ms, percentile, profiled
 from bench.serving import gunicorn
@@ -101,7 +101,7 @@ class Fleet:
         """Provision one tenant by `path`; return its wall and CPU seconds. After a spare-path
         provision the pool is refilled (timed apart: a creation that happens elsewhere)."""
         slug = f"bench-{self.size:06d}"
-        uow = RegistryUnitOfWork(
+        uow = SqlRegistryUnitOfWork(
             self.runtime.owner_engine,
             self.runtime.runtime_role,
             fast_provisioning=path in ("spare", "script"),

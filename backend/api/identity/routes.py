@@ -27,7 +27,7 @@ from backend.api.identity.schemas import (
 from backend.domain.errors import Unauthenticated
 from backend.domain.identity import Role
 from backend.infrastructure.mail import mailer_for
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service import identity as service
 
 blueprint = Blueprint("identity", __name__, url_prefix="/api/v1", description="Identity and access")
@@ -38,10 +38,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _owner_uow() -> RegistryUnitOfWork:
+def _owner_uow() -> SqlRegistryUnitOfWork:
     """Signup provisions a schema (or claims a spare one): only the owner role may."""
     rt = runtime()
-    return RegistryUnitOfWork(rt.owner_engine, rt.runtime_role, spares=rt.spares is not None)
+    return SqlRegistryUnitOfWork(rt.owner_engine, rt.runtime_role, spares=rt.spares is not None)
 
 
 @blueprint.route("/auth/signup", methods=["POST"])

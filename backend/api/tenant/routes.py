@@ -11,7 +11,7 @@ from backend.api.extension import Blueprint
 from backend.api.tenant.schemas import DeletionRequestSchema, DeletionScheduledSchema
 from backend.domain.identity import Role
 from backend.domain.lifecycle import Actor
-from backend.infrastructure.sql.deletion import DeletionUnitOfWork
+from backend.infrastructure.sql.deletion import SqlDeletionUnitOfWork
 from backend.service import deletion as service
 
 blueprint = Blueprint("tenant", __name__, url_prefix="/api/v1/tenant", description="The workspace (tenant)")
@@ -25,8 +25,8 @@ def _actor() -> Actor:
     )
 
 
-def _uow() -> DeletionUnitOfWork:
-    return DeletionUnitOfWork(runtime().engine)
+def _uow() -> SqlDeletionUnitOfWork:
+    return SqlDeletionUnitOfWork(runtime().engine)
 
 
 @blueprint.route("/deletion")

@@ -12,7 +12,7 @@ from backend.domain.lifecycle import tombstone_slug
 from backend.domain.tenants import TenantStatus
 from backend.infrastructure.sql.identity import memberships, one_time_tokens, refresh_tokens, users
 from backend.infrastructure.sql.tenants import tenants
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 
 SCHEDULED = TenantStatus.DELETION_SCHEDULED.value
 
@@ -103,7 +103,7 @@ class SqlDeletionRepository:
         )
 
 
-class DeletionUnitOfWork(RegistryUnitOfWork):
+class SqlDeletionUnitOfWork(SqlRegistryUnitOfWork):
     """The registry unit of work plus the deletion steps (owner role for the purge)."""
 
     def _bind(self, connection: Connection) -> None:

@@ -27,7 +27,7 @@ from backend.infrastructure.archives import ArchiveError
 from backend.infrastructure.pg_tools import find_tools, restore_script
 from backend.infrastructure.sql.identity import users
 from backend.infrastructure.sql.tenants import tenants
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 
 # psql meta-commands pg_restore writes around the script (CVE-2025-8714); nothing else is expected.
 _PSQL_GUARDS = (b"\\restrict", b"\\unrestrict")
@@ -131,7 +131,7 @@ class SqlRestoreRepository:
         return user_id
 
 
-class RestoreUnitOfWork(RegistryUnitOfWork):
+class SqlRestoreUnitOfWork(SqlRegistryUnitOfWork):
     """Owner role. The dump's script changes session settings (search_path, timeouts):
     the connection is discarded afterwards instead of going back to the pool."""
 

@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from backend.infrastructure.sql.audit import audit_events
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 
 
 class SqlRetentionRepository:
@@ -28,7 +28,7 @@ class SqlRetentionRepository:
         ).rowcount
 
 
-class RetentionUnitOfWork(RegistryUnitOfWork):
+class SqlRetentionUnitOfWork(SqlRegistryUnitOfWork):
     def _bind(self, connection: Connection) -> None:
         super()._bind(connection)
         self.retention = SqlRetentionRepository(connection)

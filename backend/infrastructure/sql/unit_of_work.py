@@ -1,7 +1,7 @@
 """Units of work: one transaction each, rolled back unless `commit()` was called.
 
-`RegistryUnitOfWork` works on the shared schema (as the owner role for provisioning and
-operator commands, as the runtime role for requests); `TenantUnitOfWork` works inside one
+`SqlRegistryUnitOfWork` works on the shared schema (as the owner role for provisioning and
+operator commands, as the runtime role for requests); `SqlTenantUnitOfWork` works inside one
 tenant's scope (transaction-local search path). Both translate known constraint
 violations into domain conflicts.
 """
@@ -69,7 +69,7 @@ class _SqlUnitOfWork:
             self.connection.rollback()
 
 
-class RegistryUnitOfWork(_SqlUnitOfWork):
+class SqlRegistryUnitOfWork(_SqlUnitOfWork):
     """`spares`: provisioning may claim a spare schema from the pool (SPARE_SCHEMAS > 0);
     the entry points that provision (signup, `tenants provision`) pass it from the settings."""
 
@@ -99,7 +99,7 @@ class RegistryUnitOfWork(_SqlUnitOfWork):
         )
 
 
-class TenantUnitOfWork(_SqlUnitOfWork):
+class SqlTenantUnitOfWork(_SqlUnitOfWork):
     """A request's transaction in one tenant's scope. It opens with one round trip (BEGIN
     and the scope together, core/db.begin_tenant_transaction): a short request then costs
     that, its statements, and the commit or rollback."""

@@ -15,7 +15,7 @@ from tests.sessions import session_token
 def module_tenants(app, runtime):
     """Provision tenants the way operators do, once for the module (provisioning is the slow
     part of these tests); returns a factory that caches by label."""
-    from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+    from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
     from backend.service.tenants import provision_tenant
 
     made: dict[str, object] = {}
@@ -29,7 +29,7 @@ def module_tenants(app, runtime):
                 owner_email=f"owner-{slug}@example.com",
                 trial_days=14,
                 now=datetime.now(UTC),
-                uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+                uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
             )
             verify_owner(runtime, made[label])
         return made[label]

@@ -165,9 +165,9 @@ def test_audit_rows_are_insert_only_for_the_runtime(as_runtime):
 
 
 def test_audit_rows_are_insert_only_inside_a_tenant_transaction(runtime, tenant):
-    from backend.infrastructure.sql.unit_of_work import TenantUnitOfWork
+    from backend.infrastructure.sql.unit_of_work import SqlTenantUnitOfWork
 
-    with TenantUnitOfWork(runtime.engine, tenant.schema_name) as uow:
+    with SqlTenantUnitOfWork(runtime.engine, tenant.schema_name) as uow:
         assert scalar(uow.connection, "SELECT current_user") == tenant.schema_name
         uow.audit.record("defense.test", tenant_id=tenant.id)  # through the tenant group
         refused(uow.connection, "UPDATE shared.audit_events SET event = 'forged'")

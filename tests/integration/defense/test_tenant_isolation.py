@@ -16,7 +16,7 @@ from backend.core.tenancy import schema_identifier
 from backend.infrastructure.sql.clients import clients
 from backend.infrastructure.sql.privileges import drop_tenant_role, grant_tenant, tenant_group_role
 from backend.infrastructure.sql.schemas import SqlSchemaManager
-from backend.infrastructure.sql.unit_of_work import TenantUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlTenantUnitOfWork
 from tests.integration.defense.sqlcheck import column, refused, scalar
 
 
@@ -77,7 +77,7 @@ def test_naming_another_tenants_schema_is_refused_by_the_database(runtime, alpha
         with pytest.raises(DBAPIError) as info:
             connection.execute(text("SELECT name FROM clients"))
         assert isinstance(info.value.orig, psycopg.errors.UndefinedTable)
-    with TenantUnitOfWork(runtime.engine, alpha.schema_name) as uow:
+    with SqlTenantUnitOfWork(runtime.engine, alpha.schema_name) as uow:
         refused(uow.connection, f'SELECT name FROM "{other}".clients')
 
 
@@ -234,13 +234,13 @@ def test_api_requests_run_as_the_callers_tenant_role(client, runtime, alpha, bet
     from tests.integration.defense.conftest import worker_headers
 
     seen = []
-    original = TenantUnitOfWork._bind
+    original = SqlTenantUnitOfWork._bind
 
     def spy(self, connection):
         original(self, connection)
         seen.append(connection.execute(text("SELECT current_user")).scalar())
 
-    monkeypatch.setattr(TenantUnitOfWork, "_bind", spy)
+    monkeypatch.setattr(SqlTenantUnitOfWork, "_bind", spy)
     for tenant, names in ((alpha, ["Alpha One"]), (beta, ["Beta One", "Beta Two"])):
         response = client.get("/api/v1/clients", headers=worker_headers(runtime, tenant))
         assert response.status_code == 200, response.json

@@ -21,7 +21,7 @@ from backend.core.db import set_tenant_search_path, tenant_scope
 from backend.infrastructure.sql.appointments import appointments
 from backend.infrastructure.sql.clients import clients
 from backend.infrastructure.sql.media import media
-from backend.infrastructure.sql.unit_of_work import TenantUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlTenantUnitOfWork
 from backend.infrastructure.storage import LocalMediaStorage
 from backend.service.media import purge_deleted_media
 from tests.integration.domain.conftest import at, png_bytes
@@ -278,7 +278,7 @@ def test_every_lookup_path_uses_its_index(reviewed, runtime):
                 purge_deleted_media(
                     tenant_id=tenant.id,
                     older_than=datetime(2000, 1, 1, tzinfo=UTC),
-                    uow_factory=lambda: TenantUnitOfWork(runtime.engine, tenant.schema_name),
+                    uow_factory=lambda: SqlTenantUnitOfWork(runtime.engine, tenant.schema_name),
                     storage=LocalMediaStorage(runtime.settings.media_dir),
                 )
             else:

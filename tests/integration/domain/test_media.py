@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from backend.core.db import tenant_scope
 from backend.infrastructure.sql.audit import audit_events
 from backend.infrastructure.sql.media import media
-from backend.infrastructure.sql.unit_of_work import TenantUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlTenantUnitOfWork
 from backend.infrastructure.storage import LocalMediaStorage
 from backend.service.media import purge_deleted_media
 from tests.integration.domain.conftest import API, JPEG, PDF, WEBP, png_bytes, upload
@@ -241,7 +241,7 @@ def test_delete_is_soft_then_purge_removes_row_and_file(workspace, runtime):
     purged = purge_deleted_media(
         tenant_id=ws.tenant.id,
         older_than=now - timedelta(days=30),
-        uow_factory=lambda: TenantUnitOfWork(runtime.owner_engine, ws.tenant.schema_name),
+        uow_factory=lambda: SqlTenantUnitOfWork(runtime.owner_engine, ws.tenant.schema_name),
         storage=LocalMediaStorage(runtime.settings.media_dir),
         batch_size=1,
     )

@@ -20,7 +20,7 @@ from backend.cli.tenants import migrate_shared
 from backend.infrastructure import embedded_postgres
 from backend.infrastructure.sql.clients import SqlClientRepository
 from backend.infrastructure.sql.identity import memberships
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service.tenants import provision_tenant
 from tests.conftest import unique_slug, verify_owner
 from tests.sessions import session_token
@@ -103,7 +103,7 @@ def test_postgresql_stopped_is_503_and_service_recovers_when_it_returns(settings
             owner_email="fault@example.com",
             trial_days=14,
             now=datetime.now(UTC),
-            uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+            uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
         )
         verify_owner(runtime, tenant)
         headers = {"Authorization": "Bearer " + _worker_token(runtime, tenant)}

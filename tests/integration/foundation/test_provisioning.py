@@ -11,7 +11,7 @@ from backend.domain.errors import Conflict, Invalid
 from backend.infrastructure.migrations import head_revision
 from backend.infrastructure.sql import tenant_metadata
 from backend.infrastructure.sql.schemas import SqlSchemaManager
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service.tenants import provision_tenant
 from tests.conftest import unique_slug
 
@@ -23,7 +23,7 @@ def _provision(runtime, slug):
         owner_email=f"owner-{slug}@example.com",
         trial_days=14,
         now=datetime.now(UTC),
-        uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+        uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
     )
 
 

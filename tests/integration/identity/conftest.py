@@ -20,7 +20,7 @@ from backend.domain.identity import Role
 from backend.infrastructure.sql.clients import clients
 from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository, users
 from backend.infrastructure.sql.tenants import tenants
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service.tenants import provision_tenant
 from tests.sessions import session_token
 
@@ -106,7 +106,7 @@ def make_member(runtime, *, state: str = "active") -> Member:
         owner_email=owner_email,
         trial_days=14,
         now=now,
-        uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+        uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
     )
     client_id = add_client_record(runtime, tenant, email=f"client-{slug}@example.com")
     client_user_id = uuid.uuid4()

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from backend.api.identity import routes as identity_routes
 from backend.infrastructure.sql.identity import memberships, users
 from backend.infrastructure.sql.tenants import tenants
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from tests.integration.identity.conftest import PASSWORD, mailed_token, signup_body, unique
 
 
@@ -117,7 +117,7 @@ class SchemaCreatedThenFailure:
         return getattr(self._inner, name)
 
 
-class FailingProvisioning(RegistryUnitOfWork):
+class FailingProvisioning(SqlRegistryUnitOfWork):
     def _bind(self, connection) -> None:
         super()._bind(connection)
         self.schemas = SchemaCreatedThenFailure(self.schemas)

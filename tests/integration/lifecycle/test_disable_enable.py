@@ -12,13 +12,13 @@ from backend.domain.errors import Conflict, NotFound
 from backend.domain.tenants import DisableReason, TenantStatus
 from backend.infrastructure.sql.audit import audit_events
 from backend.infrastructure.sql.tenants import tenants
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service import tenants as service
 
 
 @pytest.fixture()
 def uow(runtime):
-    return lambda: RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role)
+    return lambda: SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role)
 
 
 def row(runtime, tenant):

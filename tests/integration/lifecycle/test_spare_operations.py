@@ -14,7 +14,7 @@ from backend.api.metrics import FleetCollector
 from backend.domain.tenants import schema_name_for
 from backend.infrastructure import migrations
 from backend.infrastructure.sql.tenants import tenants
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service.tenants import plan_migration
 from tests.conftest import unique_slug
 from tests.integration.faults.killing import kill_when_blocked, orphans, run_cli
@@ -103,7 +103,7 @@ def test_fleet_walkers_and_metrics_leave_spares_out(runtime, spare_pool, make_te
     head = migrations.head_revision("tenant")
 
     def fleet_size() -> int:
-        return plan_migration(head=head, uow=RegistryUnitOfWork(runtime.owner_engine)).fleet_size
+        return plan_migration(head=head, uow=SqlRegistryUnitOfWork(runtime.owner_engine)).fleet_size
 
     size, before = fleet_size(), FleetCollector(runtime.engine, ttl_s=0).counts()
     spare_pool.refill()

@@ -204,12 +204,12 @@ def test_a_signup_takes_a_spare_and_the_pool_is_topped_up_after_the_response(
 
 
 def test_the_runtime_role_reads_the_pool_and_tenant_transactions_cannot(runtime, spare_pool, make_tenant):
-    from backend.infrastructure.sql.unit_of_work import TenantUnitOfWork
+    from backend.infrastructure.sql.unit_of_work import SqlTenantUnitOfWork
     from tests.integration.defense.sqlcheck import refused
 
     spare_pool.refill(target=1)
     with runtime.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM shared.spare_schemas")).scalar_one() == 1
         refused(connection, "DELETE FROM shared.spare_schemas")
-    with TenantUnitOfWork(runtime.engine, make_tenant().schema_name) as uow:
+    with SqlTenantUnitOfWork(runtime.engine, make_tenant().schema_name) as uow:
         refused(uow.connection, "SELECT count(*) FROM shared.spare_schemas")

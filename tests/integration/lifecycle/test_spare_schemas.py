@@ -14,7 +14,7 @@ from backend.infrastructure import migrations
 from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.infrastructure.sql.spares import spare_schemas
 from backend.infrastructure.sql.tenants import tenants
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service.tenants import provision_tenant
 from tests.conftest import unique_slug, verify_owner
 from tests.integration.lifecycle.catalog import snapshot
@@ -31,7 +31,7 @@ def provision(runtime, slug: str | None = None, *, spares: bool = True, email: s
         owner_email=email or f"owner-{slug}@example.com",
         trial_days=14,
         now=datetime.now(UTC),
-        uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role, spares=spares),
+        uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role, spares=spares),
     )
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from backend.domain.errors import Conflict
 from backend.domain.lifecycle import PURGE_STEPS, Actor
-from backend.infrastructure.sql.deletion import DeletionUnitOfWork
+from backend.infrastructure.sql.deletion import SqlDeletionUnitOfWork
 from backend.infrastructure.sql.identity import load_access, memberships, one_time_tokens, refresh_tokens
 from backend.infrastructure.sql.tenants import tenants
 from backend.infrastructure.storage import LocalMediaStorage
@@ -34,7 +34,11 @@ class Crash(Exception):
 def schedule_now(runtime, tenant) -> datetime:
     now = datetime.now(UTC)
     deletion.schedule_deletion(
-        slug=tenant.slug, grace_days=0, now=now, actor=Actor(), uow=DeletionUnitOfWork(runtime.owner_engine)
+        slug=tenant.slug,
+        grace_days=0,
+        now=now,
+        actor=Actor(),
+        uow=SqlDeletionUnitOfWork(runtime.owner_engine),
     )
     return now
 
@@ -44,7 +48,7 @@ def purge(runtime, media_root, tenant, now, on_step=None, storage=None):
         tenant_id=tenant.id,
         now=now,
         actor=Actor(),
-        uow_factory=lambda: DeletionUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+        uow_factory=lambda: SqlDeletionUnitOfWork(runtime.owner_engine, runtime.runtime_role),
         storage=storage or LocalMediaStorage(media_root),
         on_step=on_step,
     )
@@ -147,13 +151,13 @@ def test_a_tenant_in_its_grace_period_is_not_purged(runtime, owner, media_root, 
     ws = workspace()
     now = datetime.now(UTC)
     deletion.schedule_deletion(
-        slug=ws.tenant.slug, grace_days=1, now=now, actor=Actor(), uow=DeletionUnitOfWork(owner)
+        slug=ws.tenant.slug, grace_days=1, now=now, actor=Actor(), uow=SqlDeletionUnitOfWork(owner)
     )
     with pytest.raises(Conflict) as raised:
         purge(runtime, media_root, ws.tenant, now)
     assert raised.value.code == "deletion_not_due"
     assert schema_exists(owner, ws.tenant.schema_name)
-    due = deletion.due_deletions(now=now, uow=DeletionUnitOfWork(owner))
+    due = deletion.due_deletions(now=now, uow=SqlDeletionUnitOfWork(owner))
     assert ws.tenant.id not in {t.id for t in due}
 
 

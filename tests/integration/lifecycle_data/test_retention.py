@@ -10,9 +10,9 @@ from sqlalchemy import select, text
 
 from backend.core.db import tenant_scope
 from backend.domain.lifecycle import Actor
-from backend.infrastructure.sql.deletion import DeletionUnitOfWork
+from backend.infrastructure.sql.deletion import SqlDeletionUnitOfWork
 from backend.infrastructure.sql.media import media
-from backend.infrastructure.sql.unit_of_work import TenantUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlTenantUnitOfWork
 from backend.service import deletion
 from tests.integration.domain.conftest import API, upload
 from tests.integration.lifecycle_data.conftest import audit_events_of, registry_row, schema_exists
@@ -29,7 +29,7 @@ def media_items(client, runtime, tenant, headers, deleted_ats) -> list[str]:
         assert response.status_code == 201, response.json
         ids.append(response.json["id"])
         if deleted_at is not None:
-            with TenantUnitOfWork(runtime.owner_engine, tenant.schema_name) as uow:
+            with SqlTenantUnitOfWork(runtime.owner_engine, tenant.schema_name) as uow:
                 assert uow.media.soft_delete(uuid.UUID(ids[-1]), deleted_at)
                 uow.commit()
     return ids
@@ -91,7 +91,7 @@ def test_dry_run_shows_everything_and_changes_nothing_then_purge_applies_it(
     )
     new_export = aged_file(settings.exports_dir / f"new-{keeper.slug}.tar", 1)
     deletion.schedule_deletion(
-        slug=doomed.slug, grace_days=0, now=now, actor=Actor(), uow=DeletionUnitOfWork(owner)
+        slug=doomed.slug, grace_days=0, now=now, actor=Actor(), uow=SqlDeletionUnitOfWork(owner)
     )
 
     def state():

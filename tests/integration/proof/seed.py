@@ -79,7 +79,7 @@ class Markers:
 
 def provision(runtime, label: str):
     """A workspace made the way operators make one, its owner verified."""
-    from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+    from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
     from backend.service.tenants import provision_tenant
 
     slug = unique_slug(label)
@@ -89,7 +89,7 @@ def provision(runtime, label: str):
         owner_email=f"owner-{slug}@example.com",
         trial_days=14,
         now=datetime.now(UTC),
-        uow=RegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+        uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
     )
     verify_owner(runtime, tenant)
     return tenant
