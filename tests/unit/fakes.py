@@ -1,0 +1,385 @@
+"""In-memory implementations of the Protocols of backend/service/ports.py, for unit tests of
+the service rules (cosmicpython's `FakeUnitOfWork` and `FakeRepository`): plain dicts and
+lists, no SQL, no mocks. A unit of work keeps nothing written unless `commit()` was called,
+like the SQL one: a service that forgets to commit, or raises before, is caught by a test.
+
+They implement what a rule needs to be observed, not PostgreSQL: constraints the database
+enforces (unique emails, overlapping appointments, isolation) are tested against it in
+tests/integration."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from backend.domain.appointments import Appointment, AppointmentFilter
+from backend.domain.clients import Client
+from backend.domain.errors import Conflict
+from backend.domain.identity import Membership, Role, User
+from backend.domain.media import Media, MediaFilter
+from backend.domain.tenants import SchemaUpgrade, SpareSchema, Tenant, TenantStatus, UpgradeMethod
+
+
+class FakeAuditLog:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+
+    def record(self, event: str, **fields: object) -> None:
+        self.events.append((event, fields))
+
+    def list_page(self, *, tenant_id: uuid.UUID, offset: int, limit: int):
+        mine = [(e, f) for e, f in reversed(self.events) if f.get("tenant_id") == tenant_id]
+        return mine[offset : offset + limit], len(mine)
+
+    def names(self) -> list[str]:
+        return [event for event, _ in self.events]
+
+
+class FakeClientRepository:
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, Client] = {}
+
+    def add(self, client: Client) -> Client:
+        if client.email and any(c.email == client.email for c in self.rows.values()):
+            raise Conflict("client_email_taken")
+        self.rows[client.id] = client
+        return client
+
+    def get(self, client_id: uuid.UUID) -> Client | None:
+        return self.rows.get(client_id)
+
+    def exists(self, client_id: uuid.UUID) -> bool:
+        return client_id in self.rows
+
+    def update(self, client_id: uuid.UUID, changes: dict, now: datetime) -> Client | None:
+        if client_id not in self.rows:
+            return None
+        self.rows[client_id] = replace(self.rows[client_id], **changes, updated_at=now)
+        return self.rows[client_id]
+
+    def delete(self, client_id: uuid.UUID) -> bool:
+        return self.rows.pop(client_id, None) is not None
+
+    def list_page(self, *, offset: int, limit: int, search: str | None = None):
+        found = sorted(self.rows.values(), key=lambda c: (c.name, c.id))
+        if search:
+            lowered = search.lower()
+            found = [
+                c for c in found if c.name.lower().startswith(lowered) or (c.email or "").startswith(lowered)
+            ]
+        return found[offset : offset + limit], len(found)
+
+
+class FakeAppointmentRepository:
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, Appointment] = {}
+
+    def add(self, appointment: Appointment) -> Appointment:
+        self.rows[appointment.id] = appointment
+        return appointment
+
+    def get(self, appointment_id, *, client_id=None, for_update=False) -> Appointment | None:
+        found = self.rows.get(appointment_id)
+        if found is None or (client_id is not None and found.client_id != client_id):
+            return None
+        return found
+
+    def update(self, appointment_id, changes: dict, now: datetime) -> Appointment | None:
+        if appointment_id not in self.rows:
+            return None
+        self.rows[appointment_id] = replace(self.rows[appointment_id], **changes, updated_at=now)
+        return self.rows[appointment_id]
+
+    def delete(self, appointment_id) -> bool:
+        return self.rows.pop(appointment_id, None) is not None
+
+    def list_page(self, *, filters: AppointmentFilter, offset: int, limit: int):
+        found = [
+            a
+            for a in sorted(self.rows.values(), key=lambda a: (a.starts_at, a.id))
+            if filters.client_id is None or a.client_id == filters.client_id
+        ]
+        return found[offset : offset + limit], len(found)
+
+
+class FakeMediaRepository:
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, Media] = {}
+
+    def add(self, media: Media) -> Media:
+        self.rows[media.id] = media
+        return media
+
+    def get(self, media_id, *, client_id=None) -> Media | None:
+        found = self.rows.get(media_id)
+        if found is None or found.deleted_at is not None:
+            return None
+        if client_id is not None and found.client_id != client_id:
+            return None
+        return found
+
+    def list_page(self, *, filters: MediaFilter, offset: int, limit: int):
+        found = [
+            m
+            for m in self.rows.values()
+            if m.deleted_at is None and (filters.client_id is None or m.client_id == filters.client_id)
+        ]
+        return found[offset : offset + limit], len(found)
+
+    def soft_delete(self, media_id, now: datetime) -> bool:
+        found = self.get(media_id)
+        if found is None:
+            return False
+        self.rows[media_id] = replace(found, deleted_at=now)
+        return True
+
+    def soft_delete_for_client(self, client_id, now: datetime) -> int:
+        mine = [m for m in self.rows.values() if m.client_id == client_id and m.deleted_at is None]
+        for media in mine:
+            self.rows[media.id] = replace(media, deleted_at=now)
+        return len(mine)
+
+    def deleted_before(self, cutoff: datetime, limit: int) -> list[Media]:
+        return [m for m in self.rows.values() if m.deleted_at is not None and m.deleted_at < cutoff][:limit]
+
+    def count_deleted_before(self, cutoff: datetime) -> int:
+        return len(self.deleted_before(cutoff, len(self.rows)))
+
+    def hard_delete(self, media_ids) -> int:
+        return sum(self.rows.pop(media_id, None) is not None for media_id in media_ids)
+
+
+def _state(store) -> dict:
+    # Public attributes hold the data; `_`-prefixed ones are links to other stores.
+    return copy.deepcopy({k: v for k, v in vars(store).items() if not k.startswith("_")})
+
+
+class _FakeUnitOfWork:
+    """Repositories are snapshotted on entry; leaving without commit() restores them."""
+
+    _stores: tuple[str, ...] = ("audit",)
+
+    def __init__(self) -> None:
+        self.audit = FakeAuditLog()
+        self.commits = 0
+        self._saved: dict | None = None
+
+    def __enter__(self):
+        self._saved = {name: _state(getattr(self, name)) for name in self._stores}
+        return self
+
+    def __exit__(self, *exc_info):
+        self.rollback()
+        return None
+
+    def commit(self) -> None:
+        self.commits += 1
+        self._saved = {name: _state(getattr(self, name)) for name in self._stores}
+
+    def rollback(self) -> None:
+        if self._saved is not None:
+            for name, state in self._saved.items():
+                getattr(self, name).__dict__.update(copy.deepcopy(state))
+
+
+class FakeTenantUnitOfWork(_FakeUnitOfWork):
+    _stores = ("audit", "clients", "appointments", "media")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clients = FakeClientRepository()
+        self.appointments = FakeAppointmentRepository()
+        self.media = FakeMediaRepository()
+
+
+class FakeTenantRepository:
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, Tenant] = {}
+
+    def add(self, tenant: Tenant) -> None:
+        if any(t.slug == tenant.slug for t in self.rows.values()):
+            raise Conflict("slug_taken")
+        self.rows[tenant.id] = tenant
+
+    def get(self, tenant_id) -> Tenant | None:
+        return self.rows.get(tenant_id)
+
+    def get_by_slug(self, slug: str) -> Tenant | None:
+        return next((t for t in self.rows.values() if t.slug == slug), None)
+
+    def lock_by_slug(self, slug: str) -> Tenant | None:
+        return self.get_by_slug(slug)
+
+    def list(self, status: TenantStatus | None = None) -> list[Tenant]:
+        return [t for t in self.rows.values() if status is None or t.status is status]
+
+    def set_status(self, tenant_id, status: TenantStatus, *, disabled_at) -> None:
+        self.rows[tenant_id] = replace(self.rows[tenant_id], status=status, disabled_at=disabled_at)
+
+    def record_migration(self, tenant_id, version, error) -> None:
+        changes = {"last_migration_error": error}
+        if version is not None:
+            changes["schema_version"] = version
+        self.rows[tenant_id] = replace(self.rows[tenant_id], **changes)
+
+    def try_lock(self, tenant_id) -> bool:
+        return True
+
+    def count_migratable(self) -> int:
+        return len([t for t in self.rows.values() if t.status is not TenantStatus.DELETED])
+
+    def list_behind(self, head: str) -> list[Tenant]:
+        return [
+            t
+            for t in self.rows.values()
+            if t.status is not TenantStatus.DELETED
+            and (t.schema_version != head or t.last_migration_error is not None)
+        ]
+
+
+class FakeUserRepository:
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, User] = {}
+
+    def id_by_email(self, email: str) -> uuid.UUID | None:
+        found = self.by_email(email)
+        return found.id if found else None
+
+    def add(self, user_id, email, name, password_hash, verified_at=None) -> None:
+        self.rows[user_id] = User(
+            id=user_id,
+            email=email,
+            name=name,
+            password_hash=password_hash,
+            verified_at=verified_at,
+            created_at=datetime.now(UTC),
+        )
+
+    def get(self, user_id, *, for_update=False) -> User | None:
+        return self.rows.get(user_id)
+
+    def by_email(self, email: str, *, for_update=False) -> User | None:
+        return next((u for u in self.rows.values() if u.email.lower() == email.lower()), None)
+
+    def set_password_hash(self, user_id, password_hash: str) -> None:
+        self.rows[user_id] = replace(self.rows[user_id], password_hash=password_hash)
+
+    def set_name(self, user_id, name: str) -> None:
+        self.rows[user_id] = replace(self.rows[user_id], name=name)
+
+    def mark_verified(self, user_id, at: datetime) -> bool:
+        if self.rows[user_id].verified_at is not None:
+            return False
+        self.rows[user_id] = replace(self.rows[user_id], verified_at=at)
+        return True
+
+
+class FakeMembershipRepository:
+    def __init__(self, tenants: FakeTenantRepository) -> None:
+        self._tenants = tenants
+        self.rows: list[Membership] = []
+
+    def add(self, *, user_id, tenant_id, role: Role, client_id=None) -> uuid.UUID:
+        if self.get(user_id, tenant_id) is not None:
+            raise Conflict("already_member")
+        tenant = self._tenants.get(tenant_id)
+        self.rows.append(
+            Membership(
+                user_id=user_id,
+                tenant_id=tenant_id,
+                tenant_slug=tenant.slug if tenant else "",
+                tenant_status=tenant.status if tenant else TenantStatus.ACTIVE,
+                role=role,
+                client_id=client_id,
+            )
+        )
+        return uuid.uuid4()
+
+    def for_user(self, user_id) -> list[Membership]:
+        return [m for m in self.rows if m.user_id == user_id]
+
+    def get(self, user_id, tenant_id) -> Membership | None:
+        return next((m for m in self.rows if m.user_id == user_id and m.tenant_id == tenant_id), None)
+
+    def client_is_linked(self, tenant_id, client_id) -> bool:
+        return any(m.tenant_id == tenant_id and m.client_id == client_id for m in self.rows)
+
+
+@dataclass
+class FakeSchemaManager:
+    """Schemas by name with their revision; `spares` are claimed first, like the pool."""
+
+    head: str = "r_head"
+    schemas: dict[str, str] = field(default_factory=dict)
+    spares: list[SpareSchema] = field(default_factory=list)
+
+    def create(self, schema_name: str) -> str:
+        if schema_name in self.schemas:
+            raise Conflict("schema_exists")
+        self.schemas[schema_name] = self.head
+        return self.head
+
+    def claim_spare(self) -> SpareSchema | None:
+        return self.spares.pop(0) if self.spares else None
+
+    def migrate(self, schema_name, *, from_version=None, lock_timeout_ms=None) -> SchemaUpgrade:
+        self.schemas[schema_name] = self.head
+        return SchemaUpgrade(self.head, UpgradeMethod.SCRIPT)
+
+    def drop(self, schema_name: str) -> None:
+        self.schemas.pop(schema_name, None)
+
+
+class FakeRegistryUnitOfWork(_FakeUnitOfWork):
+    _stores = ("audit", "tenants", "users", "memberships", "schemas")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tenants = FakeTenantRepository()
+        self.users = FakeUserRepository()
+        self.memberships = FakeMembershipRepository(self.tenants)
+        self.schemas = FakeSchemaManager()
+
+
+class FakeDeletionRepository:
+    def __init__(self, tenants: FakeTenantRepository) -> None:
+        self._tenants = tenants
+        self.scheduled: dict[uuid.UUID, TenantStatus] = {}  # tenant -> status before
+
+    def lock(self, tenant_id) -> bool:
+        return tenant_id in self._tenants.rows
+
+    def schedule(self, tenant_id, due_at: datetime) -> None:
+        tenant = self._tenants.rows[tenant_id]
+        if tenant.status is not TenantStatus.DELETION_SCHEDULED:
+            self.scheduled[tenant_id] = tenant.status
+        self._tenants.rows[tenant_id] = replace(
+            tenant, status=TenantStatus.DELETION_SCHEDULED, deletion_due_at=due_at
+        )
+
+    def cancel(self, tenant_id) -> None:
+        previous = self.scheduled.pop(tenant_id)
+        self._tenants.rows[tenant_id] = replace(
+            self._tenants.rows[tenant_id], status=previous, deletion_due_at=None
+        )
+
+    def remove_tokens(self, tenant_id) -> int:
+        return 0
+
+    def remove_members(self, tenant_id) -> tuple[int, int]:
+        return 0, 0
+
+    def tombstone(self, tenant_id, now: datetime) -> None:
+        self._tenants.rows[tenant_id] = replace(
+            self._tenants.rows[tenant_id], status=TenantStatus.DELETED, deleted_at=now
+        )
+
+
+class FakeDeletionUnitOfWork(FakeRegistryUnitOfWork):
+    _stores = (*FakeRegistryUnitOfWork._stores, "deletion")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deletion = FakeDeletionRepository(self.tenants)

@@ -1,0 +1,173 @@
+"""Rules of the client book and the calendar, on in-memory units of work (tests/unit/fakes.py):
+who may do what, what is committed, what is audited. Isolation between tenants, overlap
+constraints and SQL are the integration tests' business."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from backend.domain.appointments import AppointmentFilter, AppointmentStatus, ClientAppointment
+from backend.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from backend.domain.identity import Principal, Role
+from backend.service import appointments, clients
+from tests.unit.fakes import FakeTenantUnitOfWork
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+TENANT = uuid.uuid4()
+WORKER = Principal(user_id=uuid.uuid4(), tenant_id=TENANT, role=Role.WORKER)
+
+
+def client_principal(client_id):
+    return Principal(user_id=uuid.uuid4(), tenant_id=TENANT, role=Role.CLIENT, client_id=client_id)
+
+
+@pytest.fixture()
+def uow():
+    return FakeTenantUnitOfWork()
+
+
+def a_client(uow, name="Ada"):
+    return clients.create_client(fields={"name": name}, now=NOW, uow=uow)
+
+
+def booking(uow, client, *, hours_ahead=24, **extra):
+    starts = NOW + timedelta(hours=hours_ahead)
+    fields = {"client_id": client.id, "starts_at": starts, "ends_at": starts + timedelta(hours=1), **extra}
+    return appointments.create_appointment(viewer=WORKER, fields=fields, now=NOW, uow=uow)
+
+
+def test_a_created_client_is_committed_with_blank_optionals_as_none(uow):
+    created = clients.create_client(fields={"name": "  Ada  ", "notes": "  "}, now=NOW, uow=uow)
+    assert uow.commits == 1
+    assert uow.clients.get(created.id).name == "Ada" and created.notes is None
+
+
+def test_an_invalid_client_is_refused_before_anything_is_written(uow):
+    with pytest.raises(Invalid):
+        clients.create_client(fields={"name": ""}, now=NOW, uow=uow)
+    assert uow.clients.rows == {} and uow.commits == 0
+
+
+def test_updating_or_reading_a_missing_client_is_not_found(uow):
+    with pytest.raises(NotFound):
+        clients.update_client(client_id=uuid.uuid4(), changes={"name": "B"}, now=NOW, uow=uow)
+    with pytest.raises(NotFound):
+        clients.get_client(client_id=uuid.uuid4(), uow=uow)
+
+
+def test_deleting_a_client_soft_deletes_their_media_and_is_audited_with_the_count(uow):
+    client = a_client(uow)
+    clients.delete_client(client_id=client.id, actor=WORKER, now=NOW, uow=uow, request_id="req-1")
+    assert uow.clients.get(client.id) is None
+    [(event, fields)] = uow.audit.events
+    assert event == "client.deleted"
+    assert fields["target_id"] == str(client.id) and fields["request_id"] == "req-1"
+    assert fields["metadata"] == {"count": 0}
+
+
+def test_deleting_a_missing_client_writes_nothing(uow):
+    with pytest.raises(NotFound):
+        clients.delete_client(client_id=uuid.uuid4(), actor=WORKER, now=NOW, uow=uow)
+    assert uow.audit.events == [] and uow.commits == 0
+
+
+def test_only_workers_book_and_a_booking_needs_an_existing_client(uow):
+    client = a_client(uow)
+    with pytest.raises(Forbidden):
+        appointments.create_appointment(
+            viewer=client_principal(client.id),
+            fields={"client_id": client.id, "starts_at": NOW, "ends_at": NOW + timedelta(hours=1)},
+            now=NOW,
+            uow=uow,
+        )
+    with pytest.raises(NotFound):
+        booking(uow, type("Ghost", (), {"id": uuid.uuid4()}))
+    assert uow.appointments.rows == {}
+
+
+def test_a_new_appointment_cannot_start_cancelled(uow):
+    with pytest.raises(Invalid):
+        booking(uow, a_client(uow), status=AppointmentStatus.CANCELLED.value)
+
+
+def test_a_client_sees_only_their_own_appointments_without_the_workers_notes(uow):
+    mine, theirs = a_client(uow, "Ada"), a_client(uow, "Bob")
+    booking(uow, mine, notes="private")
+    booking(uow, theirs, hours_ahead=48)
+    items, total = appointments.list_appointments(
+        viewer=client_principal(mine.id), filters=AppointmentFilter(), page=1, page_size=10, uow=uow
+    )
+    assert total == 1 and isinstance(items[0], ClientAppointment) and items[0].client_id == mine.id
+    assert not hasattr(items[0], "notes")
+    asking_for_other, total = appointments.list_appointments(
+        viewer=client_principal(mine.id),
+        filters=AppointmentFilter(client_id=theirs.id),
+        page=1,
+        page_size=10,
+        uow=uow,
+    )
+    assert (asking_for_other, total) == ([], 0)
+
+
+def test_a_client_without_a_client_record_sees_nothing(uow):
+    with pytest.raises(Forbidden):
+        appointments.list_appointments(
+            viewer=client_principal(None), filters=AppointmentFilter(), page=1, page_size=10, uow=uow
+        )
+
+
+def test_cancelling_sets_the_time_once_and_a_past_appointment_cannot_be_cancelled(uow):
+    client = a_client(uow)
+    upcoming = booking(uow, client)
+    cancelled = appointments.cancel_appointment(
+        viewer=client_principal(client.id), appointment_id=upcoming.id, now=NOW, uow=uow
+    )
+    assert cancelled.status is AppointmentStatus.CANCELLED
+    assert uow.appointments.get(upcoming.id).cancelled_at == NOW
+    later = NOW + timedelta(minutes=5)
+    again = appointments.cancel_appointment(viewer=WORKER, appointment_id=upcoming.id, now=later, uow=uow)
+    assert (
+        again.status is AppointmentStatus.CANCELLED and uow.appointments.get(upcoming.id).cancelled_at == NOW
+    )
+    past = booking(uow, client, hours_ahead=-3)
+    with pytest.raises(Conflict) as refused:
+        appointments.cancel_appointment(viewer=WORKER, appointment_id=past.id, now=NOW, uow=uow)
+    assert refused.value.code == "appointment_not_cancellable"
+
+
+def test_a_client_cannot_cancel_someone_elses_appointment(uow):
+    mine, theirs = a_client(uow, "Ada"), a_client(uow, "Bob")
+    other = booking(uow, theirs)
+    with pytest.raises(NotFound):
+        appointments.cancel_appointment(
+            viewer=client_principal(mine.id), appointment_id=other.id, now=NOW, uow=uow
+        )
+    assert uow.appointments.get(other.id).status is AppointmentStatus.SCHEDULED
+
+
+def test_reopening_a_cancelled_appointment_clears_its_cancellation_time(uow):
+    appointment = booking(uow, a_client(uow))
+    appointments.update_appointment(
+        viewer=WORKER, appointment_id=appointment.id, changes={"status": "cancelled"}, now=NOW, uow=uow
+    )
+    assert uow.appointments.get(appointment.id).cancelled_at == NOW
+    appointments.update_appointment(
+        viewer=WORKER, appointment_id=appointment.id, changes={"status": "scheduled"}, now=NOW, uow=uow
+    )
+    assert uow.appointments.get(appointment.id).cancelled_at is None
+
+
+def test_an_update_with_a_backwards_period_is_refused_and_nothing_changes(uow):
+    appointment = booking(uow, a_client(uow))
+    with pytest.raises(Invalid):
+        appointments.update_appointment(
+            viewer=WORKER,
+            appointment_id=appointment.id,
+            changes={"ends_at": appointment.starts_at - timedelta(hours=1)},
+            now=NOW,
+            uow=uow,
+        )
+    assert uow.appointments.get(appointment.id) == appointment
