@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from backend.domain.appointments import Appointment, AppointmentFilter
 from backend.domain.clients import Client
 from backend.domain.errors import Conflict
-from backend.domain.identity import Membership, Role, User
+from backend.domain.identity import Membership, RefreshToken, Role, User
 from backend.domain.media import Media, MediaFilter
 from backend.domain.tenants import SchemaUpgrade, SpareSchema, Tenant, TenantStatus, UpgradeMethod
 
@@ -307,6 +307,52 @@ class FakeMembershipRepository:
         return any(m.tenant_id == tenant_id and m.client_id == client_id for m in self.rows)
 
 
+class FakeRefreshTokenRepository:
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, tuple[bytes, RefreshToken]] = {}
+
+    def add(self, *, family_id, user_id, tenant_id, token_hash: bytes, issued_at, expires_at) -> uuid.UUID:
+        token_id = uuid.uuid4()
+        token = RefreshToken(token_id, family_id, user_id, tenant_id, expires_at, None, None)
+        self.rows[token_id] = (token_hash, token)
+        return token_id
+
+    def lock_by_hash(self, token_hash: bytes) -> RefreshToken | None:
+        return next((token for digest, token in self.rows.values() if digest == token_hash), None)
+
+    def mark_used(self, token_id, at: datetime) -> None:
+        digest, token = self.rows[token_id]
+        self.rows[token_id] = (digest, replace(token, used_at=at))
+
+    def _revoke(self, keep, at: datetime) -> int:
+        hit = [i for i, (_, t) in self.rows.items() if keep(t) and t.revoked_at is None]
+        for token_id in hit:
+            digest, token = self.rows[token_id]
+            self.rows[token_id] = (digest, replace(token, revoked_at=at))
+        return len(hit)
+
+    def revoke_family(self, family_id, at: datetime) -> int:
+        return self._revoke(lambda t: t.family_id == family_id, at)
+
+    def revoke_for(self, user_id, tenant_id, at: datetime) -> int:
+        return self._revoke(lambda t: t.user_id == user_id and t.tenant_id == tenant_id, at)
+
+    def live(self) -> list[RefreshToken]:
+        return [t for _, t in self.rows.values() if t.revoked_at is None]
+
+
+@dataclass
+class FakeTokenIssuer:
+    """Access tokens as readable strings: what was issued, for whom."""
+
+    ttl_s: int = 900
+    issued: list[dict] = field(default_factory=list)
+
+    def issue(self, **claims) -> str:
+        self.issued.append(claims)
+        return f"access-{len(self.issued)}"
+
+
 @dataclass
 class FakeSchemaManager:
     """Schemas by name with their revision; `spares` are claimed first, like the pool."""
@@ -333,10 +379,11 @@ class FakeSchemaManager:
 
 
 class FakeRegistryUnitOfWork(_FakeUnitOfWork):
-    _stores = ("audit", "tenants", "users", "memberships", "schemas")
+    _stores = ("audit", "tenants", "users", "memberships", "schemas", "refresh_tokens")
 
     def __init__(self) -> None:
         super().__init__()
+        self.refresh_tokens = FakeRefreshTokenRepository()
         self.tenants = FakeTenantRepository()
         self.users = FakeUserRepository()
         self.memberships = FakeMembershipRepository(self.tenants)
