@@ -22,8 +22,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+# pytest-xdist: TEST_JOBS worker processes, each with its own session fixtures and so its own
+# embedded PostgreSQL (~100 MB each); whole files go to one worker (--dist loadfile), so a
+# file's module fixtures are built once. TEST_JOBS=0 runs in one process.
+TEST_JOBS ?= 2
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_JOBS) --dist loadfile
 
 # The fuzzers of tests/integration/proof with a larger budget than `make test` gives them:
 # `make fuzz FUZZ_EXAMPLES=500 FUZZ_SEED=1` (schemathesis examples per operation and phase,
