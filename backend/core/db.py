@@ -171,4 +171,3 @@ def tenant_scope_sql(schema_name: str) -> str:
         schema=sql.Literal(schema_name),
         role=sql.Literal(tenant_role_name(schema_name)),
     ).as_string(None)
-
