@@ -10,6 +10,7 @@ tests/integration."""
 from __future__ import annotations
 
 import copy
+import io
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -430,3 +431,28 @@ class FakeDeletionUnitOfWork(FakeRegistryUnitOfWork):
     def __init__(self) -> None:
         super().__init__()
         self.deletion = FakeDeletionRepository(self.tenants)
+
+
+class FakeMediaStorage:
+    """Files in a dict, `{tenant id: {name: bytes}}`."""
+
+    def __init__(self) -> None:
+        self.files_by_tenant: dict[uuid.UUID, dict[str, bytes]] = {}
+
+    def save(self, tenant_id, media_id, chunks) -> None:
+        self.files_by_tenant.setdefault(tenant_id, {})[str(media_id)] = b"".join(chunks)
+
+    def open(self, tenant_id, name):
+        try:
+            return io.BytesIO(self.files_by_tenant[tenant_id][str(name)])
+        except KeyError:
+            raise FileNotFoundError(name) from None
+
+    def files(self, tenant_id):
+        return iter(sorted(self.files_by_tenant.get(tenant_id, {})))
+
+    def delete(self, tenant_id, media_id) -> None:
+        self.files_by_tenant.get(tenant_id, {}).pop(str(media_id), None)
+
+    def delete_tenant(self, tenant_id) -> int:
+        return len(self.files_by_tenant.pop(tenant_id, {}))
