@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from backend.domain.appointments import Appointment, AppointmentFilter
 from backend.domain.clients import Client
 from backend.domain.errors import Conflict
-from backend.domain.identity import Membership, RefreshToken, Role, User
+from backend.domain.identity import Membership, OneTimeToken, RefreshToken, Role, User
 from backend.domain.media import Media, MediaFilter
 from backend.domain.tenants import SchemaUpgrade, SpareSchema, Tenant, TenantStatus, UpgradeMethod
 
@@ -342,6 +342,50 @@ class FakeRefreshTokenRepository:
         return [t for _, t in self.rows.values() if t.revoked_at is None]
 
 
+class FakeOneTimeTokenRepository:
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, tuple[bytes, OneTimeToken]] = {}
+
+    def add(self, *, kind, token_hash, expires_at, user_id=None, tenant_id=None, client_id=None, email=None):
+        token_id = uuid.uuid4()
+        self.rows[token_id] = (
+            token_hash,
+            OneTimeToken(token_id, kind, user_id, tenant_id, client_id, email, expires_at, None),
+        )
+        return token_id
+
+    def lock_by_hash(self, kind, token_hash: bytes) -> OneTimeToken | None:
+        return next((t for digest, t in self.rows.values() if digest == token_hash and t.kind is kind), None)
+
+    def mark_used(self, token_id, at: datetime) -> None:
+        digest, token = self.rows[token_id]
+        self.rows[token_id] = (digest, replace(token, used_at=at))
+
+    def expire_outstanding(self, kind, *, at, user_id=None, tenant_id=None, client_id=None) -> int:
+        hit = [
+            i
+            for i, (_, t) in self.rows.items()
+            if t.kind is kind
+            and t.used_at is None
+            and t.expires_at > at
+            and (user_id is None or t.user_id == user_id)
+            and (tenant_id is None or t.tenant_id == tenant_id)
+            and (client_id is None or t.client_id == client_id)
+        ]
+        for token_id in hit:
+            digest, token = self.rows[token_id]
+            self.rows[token_id] = (digest, replace(token, expires_at=at))
+        return len(hit)
+
+
+@dataclass
+class FakeMailer:
+    sent: list[dict] = field(default_factory=list)
+
+    def send(self, *, to: str, subject: str, body: str) -> None:
+        self.sent.append({"to": to, "subject": subject, "body": body})
+
+
 @dataclass
 class FakeTokenIssuer:
     """Access tokens as readable strings: what was issued, for whom."""
@@ -380,11 +424,12 @@ class FakeSchemaManager:
 
 
 class FakeRegistryUnitOfWork(_FakeUnitOfWork):
-    _stores = ("audit", "tenants", "users", "memberships", "schemas", "refresh_tokens")
+    _stores = ("audit", "tenants", "users", "memberships", "schemas", "refresh_tokens", "one_time_tokens")
 
     def __init__(self) -> None:
         super().__init__()
         self.refresh_tokens = FakeRefreshTokenRepository()
+        self.one_time_tokens = FakeOneTimeTokenRepository()
         self.tenants = FakeTenantRepository()
         self.users = FakeUserRepository()
         self.memberships = FakeMembershipRepository(self.tenants)
