@@ -38,14 +38,17 @@ limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
 
 
 class Api(flask_smorest.Api):
+    """Our error handlers are registered after flask-smorest's, by `init_app` (public), so
+    that ours win for the exceptions both handle."""
+
     ERROR_SCHEMA = errors.ErrorSchema
+
+    def init_app(self, app, *, spec_kwargs=None):
+        super().init_app(app, spec_kwargs=spec_kwargs)
+        errors.register(app)
 
     def handle_http_exception(self, error):
         return errors.from_http_exception(error)
-
-    def _register_error_handlers(self):
-        super()._register_error_handlers()
-        errors.register(self._app)
 
     def _register_pagination_header(self):
         # X-Pagination carries a JSON object. OpenAPI describes a JSON-serialised header with
