@@ -12,10 +12,10 @@ REFRESH_TTL_S = 3600
 
 def session_token(runtime, *, user_id: uuid.UUID, tenant_id: uuid.UUID) -> str:
     """Start a session for the user's membership of the tenant, as login does; its access token."""
-    from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+    from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
     from backend.service.identity.sessions import start_session
 
-    with RegistryUnitOfWork(runtime.owner_engine) as uow:
+    with SqlRegistryUnitOfWork(runtime.owner_engine) as uow:
         membership = uow.memberships.get(user_id, tenant_id)
         assert membership is not None, "a session needs a membership"
         pair = start_session(

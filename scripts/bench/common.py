@@ -154,10 +154,10 @@ class BenchDatabase:
 def session_token(runtime, user_id, tenant_id) -> str:
     """An access token of a real session (a refresh family, as login starts one) for the
     user's membership of the tenant: the API refuses a token without a live session."""
-    from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+    from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
     from backend.service.identity.sessions import start_session
 
-    with RegistryUnitOfWork(runtime.owner_engine) as uow:
+    with SqlRegistryUnitOfWork(runtime.owner_engine) as uow:
         membership = uow.memberships.get(user_id, tenant_id)
         pair = start_session(
             uow=uow,
