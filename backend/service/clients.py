@@ -45,14 +45,23 @@ def create_client(*, fields: dict, now: datetime, uow: TenantUnitOfWork) -> Clie
 
 
 def update_client(*, client_id: uuid.UUID, changes: dict, now: datetime, uow: TenantUnitOfWork) -> Client:
-    """Changes the given fields of a client."""
+    """Changes the given fields of a client. A changed or removed email revokes the
+    invitations mailed to the old one: a link in someone else's mailbox must not become a
+    login tied to this record."""
     cleaned = clean_client_fields(changes)
     with uow:
+        before = uow.clients.get(client_id) if "email" in cleaned else None
         updated = uow.clients.update(client_id, cleaned, now)
         if updated is None:
             raise NotFound()
+        if before is not None and not _same_email(before.email, updated.email):
+            uow.client_logins.revoke_invitations(client_id, now)
         uow.commit()
     return updated
+
+
+def _same_email(a: str | None, b: str | None) -> bool:
+    return (a or "").casefold() == (b or "").casefold()
 
 
 def delete_client(
@@ -63,11 +72,13 @@ def delete_client(
     uow: TenantUnitOfWork,
     request_id: str | None = None,
 ) -> None:
-    """Deletes a client with their appointments; their media are soft-deleted for the purge."""
+    """Deletes a client with their appointments; their media are soft-deleted for the purge;
+    their login leaves the workspace and its sessions end (the person's account stays)."""
     with uow:
         if not uow.clients.exists(client_id):
             raise NotFound()
         media_count = uow.media.soft_delete_for_client(client_id, now)
+        logins = uow.client_logins.remove(client_id, now)
         uow.clients.delete(client_id)
         uow.audit.record(
             "client.deleted",
@@ -77,6 +88,6 @@ def delete_client(
             target_type="client",
             target_id=str(client_id),
             request_id=request_id,
-            metadata={"count": media_count},
+            metadata={"count": media_count, "logins_removed": logins},
         )
         uow.commit()

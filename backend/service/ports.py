@@ -214,10 +214,19 @@ class RegistryUnitOfWork(UnitOfWork, Protocol):
     schemas: SchemaManager
 
 
+class ClientLogins(Protocol):
+    """The registry rows tied to one of the tenant's client records: the invitations mailed
+    for it and the login (membership) made from one."""
+
+    def revoke_invitations(self, client_id: uuid.UUID, at: datetime) -> int: ...
+    def remove(self, client_id: uuid.UUID, at: datetime) -> int: ...
+
+
 class TenantUnitOfWork(UnitOfWork, Protocol):
     clients: ClientRepository
     appointments: AppointmentRepository
     media: MediaRepository
+    client_logins: ClientLogins
 
 
 # --- Data lifecycle: deletion, export, dump/restore, retention (docs/data-lifecycle.md) ---

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    delete,
     exists,
     func,
     insert,
@@ -392,6 +393,53 @@ class SqlOneTimeTokenRepository:
             conditions.append(one_time_tokens.c.client_id == client_id)
         result = self._connection.execute(update(one_time_tokens).where(*conditions).values(expires_at=at))
         return result.rowcount
+
+
+class SqlClientLogins:
+    """Invitations and memberships tied to a client record, from inside its tenant's
+    transaction: the tenant is the one whose schema is in scope (its registry row, found by
+    schema name), so the rows of no other tenant can be reached from here."""
+
+    def __init__(self, connection: Connection, schema_name: str) -> None:
+        self._connection = connection
+        self._tenant = select(tenants.c.id).where(tenants.c.schema_name == schema_name).scalar_subquery()
+
+    def revoke_invitations(self, client_id: uuid.UUID, at: datetime) -> int:
+        """End the client's unused invitations (the email they were mailed to changed)."""
+        result = self._connection.execute(
+            update(one_time_tokens)
+            .where(
+                one_time_tokens.c.kind == OneTimeTokenKind.INVITATION.value,
+                one_time_tokens.c.tenant_id == self._tenant,
+                one_time_tokens.c.client_id == client_id,
+                one_time_tokens.c.used_at.is_(None),
+                one_time_tokens.c.expires_at > at,
+            )
+            .values(expires_at=at)
+        )
+        return result.rowcount
+
+    def remove(self, client_id: uuid.UUID, at: datetime) -> int:
+        """Remove the client's login from the workspace (the record is being deleted): its
+        membership goes and its sessions here end, so its tokens fail at once; the person's
+        account stays (it may belong to other workspaces). Returns the logins removed."""
+        self.revoke_invitations(client_id, at)
+        removed = self._connection.execute(
+            delete(memberships)
+            .where(memberships.c.tenant_id == self._tenant, memberships.c.client_id == client_id)
+            .returning(memberships.c.user_id)
+        ).scalars().all()
+        if removed:
+            self._connection.execute(
+                update(refresh_tokens)
+                .where(
+                    refresh_tokens.c.tenant_id == self._tenant,
+                    refresh_tokens.c.user_id.in_(removed),
+                    refresh_tokens.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=at)
+            )
+        return len(removed)
 
 
 class SqlClientDirectory:

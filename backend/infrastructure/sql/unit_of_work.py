@@ -18,6 +18,7 @@ from backend.infrastructure.sql.clients import SqlClientRepository
 from backend.infrastructure.sql.errors import as_domain_error
 from backend.infrastructure.sql.identity import (
     SqlClientDirectory,
+    SqlClientLogins,
     SqlMembershipRepository,
     SqlOneTimeTokenRepository,
     SqlRefreshTokenRepository,
@@ -119,3 +120,4 @@ class SqlTenantUnitOfWork(_SqlUnitOfWork):
         self.clients = SqlClientRepository(connection)
         self.appointments = SqlAppointmentRepository(connection)
         self.media = SqlMediaRepository(connection)
+        self.client_logins = SqlClientLogins(connection, self.schema_name)

@@ -109,6 +109,9 @@ def accept_invitation(
         contact = uow.client_directory.contact(tenant.schema_name, record.client_id)
         if contact is None:
             raise NotFound("not_found", "the client record no longer exists")
+        if (record.email or "").casefold() != (contact.email or "").casefold():
+            # The record's email changed since the link was mailed: it proves nothing now.
+            raise Unauthenticated("invalid_token")
         if uow.memberships.client_is_linked(tenant.id, record.client_id):
             raise Conflict("invitation_used")
         user = _invited_user(uow, record.email or "", password, name or contact.name, now)
