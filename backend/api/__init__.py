@@ -9,6 +9,7 @@ from backend.api import (
     audit,
     clients,
     exports,
+    headers,
     health,
     identity,
     media,
@@ -47,8 +48,8 @@ def init_api(app: Flask) -> Api:
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
     )
+    headers.init_app(app)  # before Api(app): it names where the docs page loads Swagger UI from
     settings = app.extensions["saas"].settings
     app.config.update(
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
