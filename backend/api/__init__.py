@@ -18,6 +18,7 @@ from backend.api import (
 )
 from backend.api.errors import error_response
 from backend.api.extension import Api, limiter
+from backend.api.parsing import BoundedJSONProvider
 
 API_BLUEPRINTS = (
     clients.blueprint,
@@ -41,6 +42,7 @@ def refuse_unexpected_body_type():
 
 
 def init_api(app: Flask) -> Api:
+    app.json = BoundedJSONProvider(app)
     app.config.update(
         API_TITLE="Workspace API",
         API_VERSION="v1",

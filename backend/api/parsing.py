@@ -5,29 +5,53 @@ Two refusals the schemas cannot express, both found by the API fuzzer (tests/int
 - A JSON body is required wherever one is documented (flask-smorest documents every JSON
   body as required); webargs would read a missing body as `{}`, so a PATCH without a body
   answered 200.
-- PostgreSQL `text` cannot hold a NUL character: a string carrying one would reach
-  the database and fail there with a 500. It is refused up front as a 422 on the field,
-  whatever the location (query string, JSON body, form)."""
+- PostgreSQL `text` cannot hold a NUL character, and nothing can encode a lone UTF-16
+  surrogate (`"\ud800"`, valid JSON escape, no character): a string carrying one would fail
+  deep inside (the driver, a digest) with a 500. Both are refused up front as a 422 on the
+  field, whatever the location (query string, JSON body, form).
+- JSON nested thousands of levels deep exhausts Python's recursion in the decoder: it is a
+  malformed body (400 `bad_request`), like any other that does not decode."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
 import marshmallow as ma
+from flask.json.provider import DefaultJSONProvider
 from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import BadRequest
 
 NUL = "\x00"
-NUL_MESSAGE = "NUL characters are not allowed."
+UNSTORABLE_MESSAGE = "NUL characters and lone surrogates are not allowed."
 BODY_REQUIRED = "A JSON body is required."
 
 
-def _holds_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return NUL in value
-    if isinstance(value, Mapping):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        return any(_holds_nul(item) for item in value)
+def unstorable_text(text: str) -> bool:
+    """A NUL, or a lone surrogate (which no encoding can carry)."""
+    if NUL in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _holds_unstorable(value: object) -> bool:
+    """Walks the value without recursion: a decoded body may be nested very deep."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if unstorable_text(item):
+                return True
+        elif isinstance(item, Mapping):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
     return False
 
 
@@ -41,10 +65,32 @@ def _pairs(location_data: object) -> Iterator[tuple[str, object]]:
 
 
 class ArgumentsParser(FlaskParser):
+    def load_json(self, req, schema):
+        try:
+            return super().load_json(req, schema)
+        except RecursionError:
+            raise BadRequest("JSON nested too deeply") from None
+
     def pre_load(self, location_data, *, schema, req, location):
         if location == "json" and not req.get_data(cache=True):
             raise ma.ValidationError({"body": [BODY_REQUIRED]})
-        refused = {str(name): [NUL_MESSAGE] for name, value in _pairs(location_data) if _holds_nul(value)}
+        refused = {
+            str(key): [UNSTORABLE_MESSAGE]
+            for key, value in _pairs(location_data)
+            if _holds_unstorable(key) or _holds_unstorable(value)
+        }
         if refused:
             raise ma.ValidationError(refused)
         return location_data
+
+
+class BoundedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON (`request.get_json`, read by the limiter's account keys): a body nested
+    too deep to decode is malformed JSON (ValueError, which `get_json` turns into a 400 or,
+    with `silent=True`, into None), never a RecursionError."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None

@@ -1,10 +1,24 @@
+from datetime import UTC
+
 import marshmallow as ma
 
 from backend.domain.appointments import NOTES_MAX, AppointmentStatus
 
 STATUSES = [s.value for s in AppointmentStatus]
-# Timestamps must carry an offset: a naive one is refused (422), never guessed.
-Instant = ma.fields.AwareDateTime
+
+
+class Instant(ma.fields.AwareDateTime):
+    """An ISO 8601 instant with its offset (a naive one is refused, never guessed) that is
+    also an instant in UTC between years 1 and 9999: `0001-01-01T00:00:00+14:00` is in year 0
+    in UTC, which PostgreSQL stores but Python cannot read back (it answered 500)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        instant = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            instant.astimezone(UTC)
+        except OverflowError:
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
+        return instant
 
 
 class AppointmentSchema(ma.Schema):

@@ -28,7 +28,9 @@ def _body_key(field: str, *, lower: bool) -> Callable[[], str]:
         if not isinstance(value, str) or not value.strip():
             return f"ip:{get_remote_address()}"
         value = value.strip().lower() if lower else value
-        return f"{field}:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
+        # surrogatepass: a lone surrogate (valid JSON, no character) must not make the key
+        # raise; the route's parser then refuses the body with a 422.
+        return f"{field}:{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}"
 
     return key
 
