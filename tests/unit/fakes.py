@@ -185,14 +185,32 @@ class _FakeUnitOfWork:
                 getattr(self, name).__dict__.update(copy.deepcopy(state))
 
 
+class FakeClientLogins:
+    """Outstanding invitations and logins per client id, as the registry would hold them."""
+
+    def __init__(self) -> None:
+        self.invitations: dict[uuid.UUID, int] = {}
+        self.logins: dict[uuid.UUID, int] = {}
+        self.revoked: list[uuid.UUID] = []
+
+    def revoke_invitations(self, client_id: uuid.UUID, at: datetime) -> int:
+        self.revoked.append(client_id)
+        return self.invitations.pop(client_id, 0)
+
+    def remove(self, client_id: uuid.UUID, at: datetime) -> int:
+        self.revoke_invitations(client_id, at)
+        return self.logins.pop(client_id, 0)
+
+
 class FakeTenantUnitOfWork(_FakeUnitOfWork):
-    _stores = ("audit", "clients", "appointments", "media")
+    _stores = ("audit", "clients", "appointments", "media", "client_logins")
 
     def __init__(self) -> None:
         super().__init__()
         self.clients = FakeClientRepository()
         self.appointments = FakeAppointmentRepository()
         self.media = FakeMediaRepository()
+        self.client_logins = FakeClientLogins()
 
 
 class FakeTenantRepository:

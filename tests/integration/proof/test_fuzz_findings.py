@@ -35,7 +35,7 @@ def test_a_nul_character_in_the_query_is_a_422_not_a_500(client, worker, path):
 def test_a_nul_character_in_a_json_body_is_a_422_on_that_field(client, worker):
     response = client.post(f"{API}/clients", json={"name": "a\x00b"}, headers=worker)
     assert response.status_code == 422
-    assert response.json["errors"] == {"name": ["NUL characters are not allowed."]}
+    assert response.json["errors"] == {"name": ["NUL characters and lone surrogates are not allowed."]}
     nested = client.post(f"{API}/clients", json={"name": "ok", "notes": ["\x00"]}, headers=worker)
     assert nested.status_code == 422
     assert client.get(f"{API}/clients", headers=worker).json == []  # nothing was written

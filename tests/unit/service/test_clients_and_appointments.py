@@ -58,14 +58,28 @@ def test_updating_or_reading_a_missing_client_is_not_found(uow):
         clients.get_client(client_id=uuid.uuid4(), uow=uow)
 
 
-def test_deleting_a_client_soft_deletes_their_media_and_is_audited_with_the_count(uow):
+def test_deleting_a_client_soft_deletes_their_media_removes_their_login_and_is_audited(uow):
     client = a_client(uow)
+    uow.client_logins.logins[client.id] = 1
     clients.delete_client(client_id=client.id, actor=WORKER, now=NOW, uow=uow, request_id="req-1")
     assert uow.clients.get(client.id) is None
+    assert client.id not in uow.client_logins.logins
     [(event, fields)] = uow.audit.events
     assert event == "client.deleted"
     assert fields["target_id"] == str(client.id) and fields["request_id"] == "req-1"
-    assert fields["metadata"] == {"count": 0}
+    assert fields["metadata"] == {"count": 0, "logins_removed": 1}
+
+
+def test_a_changed_or_removed_email_revokes_invitations_and_an_unchanged_one_does_not(uow):
+    client = clients.create_client(fields={"name": "Ada", "email": "ada@example.com"}, now=NOW, uow=uow)
+    clients.update_client(client_id=client.id, changes={"email": client.email.upper()}, now=NOW, uow=uow)
+    assert uow.client_logins.revoked == []  # the same address, in other case
+    clients.update_client(client_id=client.id, changes={"name": "Renamed"}, now=NOW, uow=uow)
+    assert uow.client_logins.revoked == []
+    clients.update_client(client_id=client.id, changes={"email": "moved@example.com"}, now=NOW, uow=uow)
+    assert uow.client_logins.revoked == [client.id]
+    clients.update_client(client_id=client.id, changes={"email": None}, now=NOW, uow=uow)
+    assert uow.client_logins.revoked == [client.id, client.id]
 
 
 def test_deleting_a_missing_client_writes_nothing(uow):
