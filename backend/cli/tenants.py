@@ -200,6 +200,19 @@ def disable(slug: str, reason: str) -> None:
     click.echo(f"{tenant.slug} ({tenant.id}) is disabled since {tenant.disabled_at:%Y-%m-%d %H:%M:%S%z}")
 
 
+@tenants_cli.command("extend-trial")
+@click.option("--slug", required=True)
+@click.option("--days", required=True, type=int, help="Days added to the trial end (from now if it ended)")
+@with_appcontext
+def extend_trial(slug: str, days: int) -> None:
+    """Extend a tenant's trial: an expired, read-only workspace becomes active again."""
+    try:
+        tenant = service.extend_trial(slug=slug, days=days, now=datetime.now(UTC), uow=owner_uow())
+    except DomainError as error:
+        fail(f"{error.code}: {error.message or slug}")
+    click.echo(f"{tenant.slug} ({tenant.id}) is on trial until {tenant.trial_ends_at:%Y-%m-%d %H:%M:%S%z}")
+
+
 @tenants_cli.command("enable")
 @click.option("--slug", required=True)
 @with_appcontext

@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from backend.domain.errors import Conflict, NotFound
+from backend.domain.errors import Conflict, Invalid, NotFound
 from backend.domain.identity import Role
 from backend.domain.tenants import (
     DisableReason,
@@ -126,6 +126,39 @@ def enable_tenant(*, slug: str, uow: RegistryUnitOfWork, actor_user_id: uuid.UUI
         uow=uow,
         actor_user_id=actor_user_id,
     )
+
+
+MAX_TRIAL_EXTENSION_DAYS = 365
+
+
+def extend_trial(
+    *, slug: str, days: int, now: datetime, uow: RegistryUnitOfWork, actor_user_id: uuid.UUID | None = None
+) -> Tenant:
+    """Moves the tenant's trial end `days` later, counted from now when the trial has already
+    ended (a read-only workspace becomes active again), and audits it. A workspace being
+    deleted is refused: its access is decided by the deletion, not the trial."""
+    if not 1 <= days <= MAX_TRIAL_EXTENSION_DAYS:
+        rule = f"must be 1 to {MAX_TRIAL_EXTENSION_DAYS}"
+        raise Invalid({"days": [rule]}, f"days {rule}")
+    with uow:
+        tenant = uow.tenants.lock_by_slug(slug)
+        if tenant is None:
+            raise NotFound("not_found", f"no tenant {slug!r}")
+        if tenant.status in (TenantStatus.DELETION_SCHEDULED, TenantStatus.DELETED):
+            raise Conflict("tenant_deleted", f"{slug} is being deleted")
+        trial_ends_at = max(now, tenant.trial_ends_at or now) + timedelta(days=days)
+        uow.tenants.set_trial_end(tenant.id, trial_ends_at)
+        uow.audit.record(
+            "tenant.trial_extended",
+            tenant_id=tenant.id,
+            actor_user_id=actor_user_id,
+            actor_role="operator",
+            target_type="tenant",
+            target_id=str(tenant.id),
+            metadata={"slug": tenant.slug, "days": days},
+        )
+        uow.commit()
+    return Tenant(**{**tenant.__dict__, "trial_ends_at": trial_ends_at})
 
 
 def _change_status(

@@ -237,6 +237,9 @@ class FakeTenantRepository:
     def set_status(self, tenant_id, status: TenantStatus, *, disabled_at) -> None:
         self.rows[tenant_id] = replace(self.rows[tenant_id], status=status, disabled_at=disabled_at)
 
+    def set_trial_end(self, tenant_id, trial_ends_at) -> None:
+        self.rows[tenant_id] = replace(self.rows[tenant_id], trial_ends_at=trial_ends_at)
+
     def record_migration(self, tenant_id, version, error) -> None:
         changes = {"last_migration_error": error}
         if version is not None:

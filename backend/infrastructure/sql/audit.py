@@ -48,7 +48,19 @@ audit_events = Table(
 )
 
 ALLOWED_METADATA_KEYS = frozenset(
-    {"reason", "code", "slug", "schema_version", "count", "bytes", "grace_days", "route", "method"}
+    {
+        "reason",
+        "code",
+        "slug",
+        "schema_version",
+        "count",
+        "bytes",
+        "grace_days",
+        "route",
+        "method",
+        "days",
+        "logins_removed",
+    }
 )
 
 

@@ -143,6 +143,11 @@ class SqlTenantRepository:
             .values(status=status.value, disabled_at=disabled_at)
         )
 
+    def set_trial_end(self, tenant_id: uuid.UUID, trial_ends_at: datetime) -> None:
+        self._connection.execute(
+            update(tenants).where(tenants.c.id == tenant_id).values(trial_ends_at=trial_ends_at)
+        )
+
     def try_lock(self, tenant_id: uuid.UUID) -> bool:
         """Take the tenant's advisory lock until the transaction ends, without waiting."""
         return bool(
