@@ -84,6 +84,8 @@ def from_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     data = getattr(error, "data", None) or {}
     headers = dict(data.get("headers") or {})
+    # RFC 9110 15.5.6: a 405 says which methods the resource allows.
+    headers.update((name, value) for name, value in error.get_headers() if name == "Allow")
     if status == 422:
         return error_response(422, "validation_error", errors=_field_errors(data.get("messages", {})))
     if status >= 500:
