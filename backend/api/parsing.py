@@ -24,6 +24,7 @@ from werkzeug.exceptions import BadRequest
 NUL = "\x00"
 UNSTORABLE_MESSAGE = "NUL characters and lone surrogates are not allowed."
 BODY_REQUIRED = "A JSON body is required."
+MULTIPART_LOCATIONS = frozenset({"multipart", "form", "files"})
 
 
 def unstorable_text(text: str) -> bool:
@@ -72,6 +73,11 @@ class ArgumentsParser(FlaskParser):
             raise BadRequest("JSON nested too deeply") from None
 
     def pre_load(self, location_data, *, schema, req, location):
+        # A body of the wrong type is a malformed request (400), not a body missing fields.
+        if location in MULTIPART_LOCATIONS and req.mimetype != "multipart/form-data":
+            raise BadRequest("expected multipart/form-data")
+        if location == "json" and req.get_data(cache=True) and not req.is_json:
+            raise BadRequest("expected application/json")
         if location == "json" and not req.get_data(cache=True):
             raise ma.ValidationError({"body": [BODY_REQUIRED]})
         refused = {
