@@ -64,9 +64,30 @@ def error_response(
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value
-    if status == 401:
-        response.headers["WWW-Authenticate"] = f'Bearer error="{code}"'
+    challenge = _bearer_challenge(status, code)
+    if challenge:
+        response.headers["WWW-Authenticate"] = challenge
     return response
+
+
+# RFC 6750 section 3.1 knows three error codes; ours stay in the body's `detail`, and the
+# challenge names the standard one (a missing token gets a challenge without an error).
+RFC6750_ERRORS = {
+    "invalid_token": "invalid_token",
+    "token_expired": "invalid_token",
+    "forbidden": "insufficient_scope",
+}
+
+
+def _bearer_challenge(status: int, code: str) -> str | None:
+    standard = RFC6750_ERRORS.get(code)
+    if status == 401:
+        if standard is None:
+            return 'Bearer realm="api"'
+        return f'Bearer realm="api", error="{standard}", error_description="{code}"'
+    if status == 403 and standard is not None:
+        return f'Bearer realm="api", error="{standard}"'
+    return None
 
 
 def _field_errors(messages: dict) -> dict:
