@@ -13,6 +13,7 @@ from backend.api.identity import limits
 from backend.api.identity.schemas import (
     AcceptInvitationSchema,
     AccountSchema,
+    AuthorizationServerMetadataSchema,
     InvitationSchema,
     JwksSchema,
     MeSchema,
@@ -234,6 +235,26 @@ def invite_client(client_id):
         mailer=mailer_for(settings),
         request_id=request_id(),
     )
+
+
+@jwks_blueprint.route("/.well-known/oauth-authorization-server")
+@jwks_blueprint.response(200, AuthorizationServerMetadataSchema)
+def authorization_server_metadata():
+    """Authorization server metadata (RFC 8414): the issuer, its keys and token endpoint"""
+    issuer = runtime().settings.jwt_issuer.rstrip("/")
+    metadata = {
+        "issuer": runtime().settings.jwt_issuer,
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "token_endpoint": f"{issuer}/api/v1/auth/token",
+        # The token endpoint takes the user's email and password (JSON) and refresh tokens;
+        # public clients only: no client secret (`none`), no authorization endpoint.
+        "grant_types_supported": ["password", "refresh_token"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "response_types_supported": [],
+        "revocation_endpoint": f"{issuer}/api/v1/auth/logout",
+        "service_documentation": f"{issuer}/api/docs",
+    }
+    return metadata, 200, {"Cache-Control": "public, max-age=300"}
 
 
 @jwks_blueprint.route("/.well-known/jwks.json")

@@ -83,5 +83,18 @@ class InvitationSchema(ma.Schema):
     expires_at = ma.fields.AwareDateTime(dump_only=True)
 
 
+class AuthorizationServerMetadataSchema(ma.Schema):
+    """RFC 8414 metadata: where a resource server or client finds the keys and endpoints."""
+
+    issuer = ma.fields.String(required=True, dump_only=True)
+    jwks_uri = ma.fields.String(required=True, dump_only=True)
+    token_endpoint = ma.fields.String(required=True, dump_only=True)
+    grant_types_supported = ma.fields.List(ma.fields.String(), required=True, dump_only=True)
+    token_endpoint_auth_methods_supported = ma.fields.List(ma.fields.String(), required=True, dump_only=True)
+    response_types_supported = ma.fields.List(ma.fields.String(), required=True, dump_only=True)
+    revocation_endpoint = ma.fields.String(required=True, dump_only=True)
+    service_documentation = ma.fields.String(required=True, dump_only=True)
+
+
 class JwksSchema(ma.Schema):
     keys = ma.fields.List(ma.fields.Dict(), dump_only=True)

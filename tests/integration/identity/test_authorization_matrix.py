@@ -38,6 +38,7 @@ PUBLIC_OPERATIONS = {
     "POST /api/v1/auth/refresh",
     "POST /api/v1/auth/invitations/accept",
     "GET /.well-known/jwks.json",
+    "GET /.well-known/oauth-authorization-server",
 }
 ACCESS_CODES = {"read_only", "worker_unverified", "trial_expired", "tenant_disabled", "tenant_deleted"}
 STATES = [

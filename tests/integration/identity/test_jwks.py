@@ -52,3 +52,24 @@ def _header(token: str) -> str:
 
     segment = token.split(".")[0]
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)).decode()
+
+
+def test_rfc8414_metadata_leads_from_the_issuer_to_keys_that_verify_our_tokens(client, runtime):
+    """A resource server knowing only `iss` finds the metadata, then the key set, then verifies."""
+    issuer = runtime.settings.jwt_issuer
+    metadata = client.get("/.well-known/oauth-authorization-server")
+    assert metadata.status_code == 200
+    body = metadata.json
+    assert body["issuer"] == issuer
+    assert body["jwks_uri"] == issuer.rstrip("/") + "/.well-known/jwks.json"
+    assert body["token_endpoint"] == issuer.rstrip("/") + "/api/v1/auth/token"
+    assert set(body["grant_types_supported"]) == {"password", "refresh_token"}
+    jwks_path = body["jwks_uri"].removeprefix(issuer.rstrip("/"))
+    keys = client.get(jwks_path).json
+    token = runtime.tokens.issue(
+        user_id=uuid.uuid4(), tenant_id=uuid.uuid4(), role="worker", session_id=uuid.uuid4()
+    )
+    verifier = TokenService(
+        KeySet.import_key_set(keys), issuer=issuer, audience=runtime.settings.jwt_audience, ttl_s=60
+    )
+    assert verifier.verify(token).role == "worker"
