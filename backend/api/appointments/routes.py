@@ -27,6 +27,7 @@ class Appointments(MethodView):
     @blueprint.arguments(AppointmentQuerySchema, location="query")
     @blueprint.response(200, AppointmentSchema(many=True))
     @blueprint.paginated()
+    @blueprint.doc(operationId="listAppointments")
     def get(self, query: dict, pagination_parameters: PaginationParameters):
         """List appointments"""
         if "status" in query:
@@ -46,6 +47,7 @@ class Appointments(MethodView):
     @blueprint.response(201, AppointmentSchema)
     @blueprint.alt_response(404, description="No such client in this workspace")
     @blueprint.alt_response(409, description=OVERLAP)
+    @blueprint.doc(operationId="createAppointment")
     def post(self, fields: dict):
         """Book an appointment"""
         return service.create_appointment(
@@ -58,6 +60,7 @@ class AppointmentById(MethodView):
     @blueprint.protected(Role.WORKER, Role.CLIENT)
     @blueprint.response(200, AppointmentSchema)
     @blueprint.alt_response(404, description=NOT_FOUND)
+    @blueprint.doc(operationId="getAppointment")
     def get(self, appointment_id):
         """Get an appointment"""
         return service.get_appointment(viewer=g.principal, appointment_id=appointment_id, uow=tenant_uow())
@@ -67,6 +70,7 @@ class AppointmentById(MethodView):
     @blueprint.response(200, AppointmentSchema)
     @blueprint.alt_response(404, description=NOT_FOUND)
     @blueprint.alt_response(409, description=OVERLAP)
+    @blueprint.doc(operationId="updateAppointment")
     def patch(self, changes: dict, appointment_id):
         """Change an appointment"""
         return service.update_appointment(
@@ -80,6 +84,7 @@ class AppointmentById(MethodView):
     @blueprint.protected(Role.WORKER)
     @blueprint.response(204)
     @blueprint.alt_response(404, description=NOT_FOUND)
+    @blueprint.doc(operationId="deleteAppointment")
     def delete(self, appointment_id):
         """Delete an appointment"""
         service.delete_appointment(viewer=g.principal, appointment_id=appointment_id, uow=tenant_uow())
@@ -91,6 +96,7 @@ class AppointmentCancel(MethodView):
     @blueprint.response(200, AppointmentSchema)
     @blueprint.alt_response(404, description=NOT_FOUND)
     @blueprint.alt_response(409, description="`appointment_not_cancellable`: past or completed")
+    @blueprint.doc(operationId="cancelAppointment")
     def post(self, appointment_id):
         """Cancel an upcoming appointment"""
         return service.cancel_appointment(

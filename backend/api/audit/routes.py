@@ -17,6 +17,7 @@ class AuditEvents(MethodView):
     @blueprint.protected(Role.WORKER)
     @blueprint.response(200, AuditEventSchema(many=True))
     @blueprint.paginated()
+    @blueprint.doc(operationId="listAuditEvents")
     def get(self, pagination_parameters: PaginationParameters):
         """List the workspace's audit events, newest first"""
         items, total = service.list_events(

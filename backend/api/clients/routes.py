@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from flask import g
 from flask.views import MethodView
 
-from backend.api.clients.schemas import ClientQuerySchema, ClientSchema, ClientUpdateSchema
+from backend.api.clients.schemas import ClientQuerySchema, ClientRecordSchema, ClientRecordUpdateSchema
 from backend.api.context import tenant_uow
 from backend.api.extension import Blueprint, PaginationParameters
 from backend.domain.identity import Role
@@ -18,8 +18,9 @@ blueprint = Blueprint("clients", __name__, url_prefix="/api/v1/clients", descrip
 class Clients(MethodView):
     @blueprint.protected(Role.WORKER)
     @blueprint.arguments(ClientQuerySchema, location="query")
-    @blueprint.response(200, ClientSchema(many=True))
+    @blueprint.response(200, ClientRecordSchema(many=True))
     @blueprint.paginated()
+    @blueprint.doc(operationId="listClients")
     def get(self, query: dict, pagination_parameters: PaginationParameters):
         """List clients"""
         items, total = service.list_clients(
@@ -32,9 +33,10 @@ class Clients(MethodView):
         return items
 
     @blueprint.protected(Role.WORKER)
-    @blueprint.arguments(ClientSchema)
-    @blueprint.response(201, ClientSchema)
+    @blueprint.arguments(ClientRecordSchema)
+    @blueprint.response(201, ClientRecordSchema)
     @blueprint.alt_response(409, description="`client_email_taken`")
+    @blueprint.doc(operationId="createClient")
     def post(self, fields: dict):
         """Add a client"""
         return service.create_client(fields=fields, now=datetime.now(UTC), uow=tenant_uow())
@@ -43,17 +45,19 @@ class Clients(MethodView):
 @blueprint.route("/<uuid:client_id>")
 class ClientById(MethodView):
     @blueprint.protected(Role.WORKER)
-    @blueprint.response(200, ClientSchema)
+    @blueprint.response(200, ClientRecordSchema)
     @blueprint.alt_response(404, description="No such client in this workspace")
+    @blueprint.doc(operationId="getClient")
     def get(self, client_id):
         """Get a client"""
         return service.get_client(client_id=client_id, uow=tenant_uow())
 
     @blueprint.protected(Role.WORKER)
-    @blueprint.arguments(ClientUpdateSchema)
-    @blueprint.response(200, ClientSchema)
+    @blueprint.arguments(ClientRecordUpdateSchema)
+    @blueprint.response(200, ClientRecordSchema)
     @blueprint.alt_response(404, description="No such client in this workspace")
     @blueprint.alt_response(409, description="`client_email_taken`")
+    @blueprint.doc(operationId="updateClient")
     def patch(self, changes: dict, client_id):
         """Change a client"""
         return service.update_client(
@@ -63,6 +67,7 @@ class ClientById(MethodView):
     @blueprint.protected(Role.WORKER)
     @blueprint.response(204)
     @blueprint.alt_response(404, description="No such client in this workspace")
+    @blueprint.doc(operationId="deleteClient")
     def delete(self, client_id):
         """Delete a client, their appointments and (after the retention period) their media"""
         service.delete_client(

@@ -3,8 +3,9 @@ import marshmallow as ma
 from backend.domain.clients import EMAIL_MAX, NAME_MAX, NOTES_MAX, PHONE_MAX, SEARCH_MAX
 
 
-class ClientSchema(ma.Schema):
-    """A client as workers see it (clients never read client records)."""
+class ClientRecordSchema(ma.Schema):
+    """A client as workers see it (clients never read client records). Named `ClientRecord` in
+    the document: `Client` is the HTTP client class of generated SDKs."""
 
     id = ma.fields.UUID(dump_only=True)
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=NAME_MAX))
@@ -26,7 +27,7 @@ class ClientQuerySchema(ma.Schema):
     )
 
 
-class ClientUpdateSchema(ClientSchema):
+class ClientRecordUpdateSchema(ClientRecordSchema):
     """A partial update: only the fields sent change; `name` cannot be emptied."""
 
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=NAME_MAX))

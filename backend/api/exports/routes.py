@@ -43,6 +43,7 @@ class Export(MethodView):
     @blueprint.protected(Role.WORKER, read_only_ok=True, deletion_ok=True)
     @blueprint.doc(responses={200: ZIP_RESPONSE})
     @blueprint.alt_response(429, description="Too many exports running; retry after Retry-After")
+    @blueprint.doc(operationId="downloadExport")
     def get(self):
         """Download the whole workspace"""
         rt = runtime()

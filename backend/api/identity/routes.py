@@ -51,6 +51,7 @@ def _owner_uow() -> SqlRegistryUnitOfWork:
 @blueprint.response(201, AccountSchema)
 @blueprint.alt_response(409, description="email_taken or slug_taken")
 @blueprint.alt_response(429, description="rate_limited")
+@blueprint.doc(operationId="signup")
 def signup(body):
     """Create a worker account and its workspace"""
     settings = runtime().settings
@@ -88,6 +89,7 @@ def _refill_spares_after_the_response() -> None:
 @blueprint.alt_response(401, description="invalid_token or token_expired")
 @blueprint.alt_response(409, description="already_verified")
 @blueprint.alt_response(429, description="rate_limited")
+@blueprint.doc(operationId="verifyEmail")
 def verify(body):
     """Verify an email address with the mailed token"""
     user = service.verify_email(token=body["token"], now=_now(), uow=registry_uow(), request_id=request_id())
@@ -100,6 +102,7 @@ def verify(body):
 @blueprint.arguments(ResendVerificationSchema)
 @blueprint.response(202)
 @blueprint.alt_response(429, description="rate_limited")
+@blueprint.doc(operationId="resendVerification")
 def resend_verification(body):
     """Mail a new verification link (same answer whether the account exists or not)"""
     settings = runtime().settings
@@ -122,6 +125,7 @@ def resend_verification(body):
 @blueprint.alt_response(401, description="invalid_credentials")
 @blueprint.alt_response(403, description="forbidden: not a member of that workspace")
 @blueprint.alt_response(429, description="rate_limited")
+@blueprint.doc(operationId="login")
 def token(body):
     """Log in: exchange email and password for an access and a refresh token"""
     rt = runtime()
@@ -141,6 +145,7 @@ def token(body):
 @blueprint.arguments(RefreshSchema)
 @blueprint.response(200, TokenResponseSchema)
 @blueprint.alt_response(401, description="invalid_token, token_expired or refresh_token_reused")
+@blueprint.doc(operationId="refreshToken")
 def refresh(body):
     """Spend a refresh token for a new token pair"""
     rt = runtime()
@@ -163,6 +168,7 @@ def refresh(body):
 @blueprint.route("/auth/logout", methods=["POST"])
 @blueprint.protected(Role.WORKER, Role.CLIENT, read_only_ok=True, deletion_ok=True)
 @blueprint.response(204)
+@blueprint.doc(operationId="logout")
 def logout():
     """Log out: revoke this session's refresh tokens"""
     principal = g.principal
@@ -186,6 +192,7 @@ def logout():
 @blueprint.alt_response(401, description="invalid_token, token_expired or invalid_credentials")
 @blueprint.alt_response(409, description="invitation_used")
 @blueprint.alt_response(429, description="rate_limited")
+@blueprint.doc(operationId="acceptInvitation")
 def accept_invitation(body):
     """Accept a client invitation and set a password"""
     accepted = service.accept_invitation(**body, now=_now(), uow=registry_uow(), request_id=request_id())
@@ -195,6 +202,7 @@ def accept_invitation(body):
 @blueprint.route("/me")
 @blueprint.protected(Role.WORKER, Role.CLIENT, deletion_ok=True)
 @blueprint.response(200, MeSchema)
+@blueprint.doc(operationId="getMe")
 def me():
     """Show the caller, their workspace, role and access mode"""
     access = g.access
@@ -218,6 +226,7 @@ def me():
 @blueprint.alt_response(404, description="not_found (also another workspace's client)")
 @blueprint.alt_response(409, description="already_member")
 @blueprint.alt_response(422, description="the client has no email address")
+@blueprint.doc(operationId="inviteClient")
 def invite_client(client_id):
     """Invite a client to log in"""
     settings = runtime().settings
@@ -239,6 +248,7 @@ def invite_client(client_id):
 
 @jwks_blueprint.route("/.well-known/oauth-authorization-server")
 @jwks_blueprint.response(200, AuthorizationServerMetadataSchema)
+@jwks_blueprint.doc(operationId="getAuthorizationServerMetadata")
 def authorization_server_metadata():
     """Authorization server metadata (RFC 8414): the issuer, its keys and token endpoint"""
     issuer = runtime().settings.jwt_issuer.rstrip("/")
@@ -259,6 +269,7 @@ def authorization_server_metadata():
 
 @jwks_blueprint.route("/.well-known/jwks.json")
 @jwks_blueprint.response(200, JwksSchema)
+@jwks_blueprint.doc(operationId="getJwks")
 def jwks():
     """Public keys that verify access tokens (every active key)"""
     return runtime().tokens.jwks, 200, {"Cache-Control": "public, max-age=300"}

@@ -49,6 +49,7 @@ class MediaCollection(MethodView):
     @blueprint.arguments(MediaQuerySchema, location="query")
     @blueprint.response(200, MediaSchema(many=True))
     @blueprint.paginated()
+    @blueprint.doc(operationId="listMedia")
     def get(self, query: dict, pagination_parameters: PaginationParameters):
         """List media"""
         items, total = service.list_media(
@@ -67,6 +68,7 @@ class MediaCollection(MethodView):
     @blueprint.alt_response(404, description="No such client or appointment visible to the caller")
     @blueprint.alt_response(413, description="`payload_too_large`: above MEDIA_MAX_BYTES")
     @blueprint.alt_response(415, description="`unsupported_media_type`: bytes of a type not allowed")
+    @blueprint.doc(operationId="uploadMedia")
     def post(self, form: dict):
         """Upload a file"""
         settings = runtime().settings
@@ -90,6 +92,7 @@ class MediaById(MethodView):
     @blueprint.protected(Role.WORKER, Role.CLIENT)
     @blueprint.response(200, MediaSchema)
     @blueprint.alt_response(404, description=NOT_FOUND)
+    @blueprint.doc(operationId="getMedia")
     def get(self, media_id):
         """Get a media item's details"""
         return service.get_media(viewer=g.principal, media_id=media_id, uow=tenant_uow())
@@ -97,6 +100,7 @@ class MediaById(MethodView):
     @blueprint.protected(Role.WORKER, Role.CLIENT)
     @blueprint.response(204)
     @blueprint.alt_response(404, description=NOT_FOUND)
+    @blueprint.doc(operationId="deleteMedia")
     def delete(self, media_id):
         """Delete a media item (a client: only one they uploaded)"""
         service.delete_media(
@@ -113,6 +117,7 @@ class MediaContent(MethodView):
     @blueprint.protected(Role.WORKER, Role.CLIENT)
     @blueprint.response(200, description="The file, as an attachment")
     @blueprint.alt_response(404, description=NOT_FOUND)
+    @blueprint.doc(operationId="downloadMediaContent")
     def get(self, media_id):
         """Download a media item's bytes"""
         item, handle = service.open_media(

@@ -35,6 +35,7 @@ class Deletion(MethodView):
     @blueprint.arguments(DeletionRequestSchema)
     @blueprint.response(202, DeletionScheduledSchema)
     @blueprint.alt_response(422, description="confirm_slug does not match the workspace slug")
+    @blueprint.doc(operationId="scheduleDeletion")
     def post(self, body: dict):
         """Schedule the workspace's deletion
 
@@ -55,6 +56,7 @@ class Deletion(MethodView):
     @blueprint.response(204)
     @blueprint.alt_response(404, description="No deletion is scheduled")
     @blueprint.alt_response(409, description="`deletion_in_progress`: the grace period is over")
+    @blueprint.doc(operationId="cancelDeletion")
     def delete(self):
         """Cancel the scheduled deletion"""
         service.cancel_deletion(

@@ -23,3 +23,22 @@ def test_rendering_is_stable_and_sorted(app):
     assert list(document) == sorted(document)
     assert "/api/v1/clients" in document["paths"]
     assert "/metrics" not in document["paths"]
+
+
+def test_every_operation_has_a_stable_readable_unique_operation_id(app):
+    """Generated SDKs name their functions from operationIds (`list_clients`, not
+    `get_api_v1_clients`); a new route without one, or a clash, fails here."""
+    import re
+
+    document = app.test_client().get("/api/openapi.json").json
+    ids = [
+        operation.get("operationId")
+        for item in document["paths"].values()
+        for method, operation in item.items()
+        if method in ("get", "post", "put", "patch", "delete")
+    ]
+    assert all(isinstance(name, str) and re.fullmatch(r"[a-z][A-Za-z]+", name) for name in ids), ids
+    assert len(ids) == len(set(ids))
+    # Schema names that collide with the classes a generator writes itself.
+    reserved = {"Client", "AuthenticatedClient", "Response", "File", "Unset", "Types"}
+    assert not reserved & set(document["components"]["schemas"]), sorted(document["components"]["schemas"])
