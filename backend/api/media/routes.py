@@ -10,6 +10,7 @@ from backend.api.context import runtime, tenant_uow
 from backend.api.extension import Blueprint, PaginationParameters
 from backend.api.media.schemas import MediaQuerySchema, MediaSchema, MediaUploadSchema
 from backend.api.parsing import ArgumentsParser
+from backend.core.config import DEFAULT_MEDIA_TYPES
 from backend.domain.identity import Role
 from backend.domain.media import MediaFilter, download_name
 from backend.infrastructure.storage import LocalMediaStorage
@@ -112,10 +113,20 @@ class MediaById(MethodView):
         )
 
 
+# Binary, in the type the upload was sniffed as (one of MEDIA_ALLOWED_TYPES; the defaults are
+# documented), so that generated clients read bytes rather than parse an error body.
+CONTENT_RESPONSE = {
+    "description": "The file, as an attachment, in the media type it was stored as",
+    "content": {
+        media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in DEFAULT_MEDIA_TYPES
+    },
+}
+
+
 @blueprint.route("/<uuid:media_id>/content")
 class MediaContent(MethodView):
     @blueprint.protected(Role.WORKER, Role.CLIENT)
-    @blueprint.response(200, description="The file, as an attachment")
+    @blueprint.doc(responses={200: CONTENT_RESPONSE})
     @blueprint.alt_response(404, description=NOT_FOUND)
     @blueprint.doc(operationId="downloadMediaContent")
     def get(self, media_id):

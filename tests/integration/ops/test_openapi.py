@@ -42,3 +42,14 @@ def test_every_operation_has_a_stable_readable_unique_operation_id(app):
     # Schema names that collide with the classes a generator writes itself.
     reserved = {"Client", "AuthenticatedClient", "Response", "File", "Unset", "Types"}
     assert not reserved & set(document["components"]["schemas"]), sorted(document["components"]["schemas"])
+
+
+def test_binary_responses_declare_their_media_types(app):
+    document = app.test_client().get("/api/openapi.json").json
+    for path, wanted in (
+        ("/api/v1/export", {"application/zip"}),
+        ("/api/v1/media/{media_id}/content", {"image/png"}),
+    ):
+        content = document["paths"][path]["get"]["responses"]["200"]["content"]
+        assert wanted <= set(content), (path, sorted(content))
+        assert all(item["schema"] == {"type": "string", "format": "binary"} for item in content.values())
