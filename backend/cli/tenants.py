@@ -12,6 +12,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from backend.cli.errors import OperatorGroup
 from backend.cli.spares import refill_after_migrate
 from backend.domain.errors import DomainError
 from backend.domain.tenants import DisableReason, TenantStatus
@@ -34,7 +35,7 @@ def fail(message: str) -> None:
     raise click.ClickException(message)
 
 
-@click.group("tenants")
+@click.group("tenants", cls=OperatorGroup)
 def tenants_cli() -> None:
     """Provision, list, migrate, disable and enable tenants."""
 
