@@ -266,6 +266,7 @@ class TenantArchive(Protocol):
 
     contents: ArchiveContents
     dump_path: Path  # pg_dump custom format of the source schema
+    server_major: int | None  # PostgreSQL major version that wrote the dump (None: not recorded)
 
     def install_media(self, tenant_id: uuid.UUID) -> int: ...
     def remove_media(self, tenant_id: uuid.UUID) -> None: ...
