@@ -180,6 +180,21 @@ def print_summary(results: list) -> None:
         )
 
 
+@tenants_cli.command("downgrade")
+@click.option("--slug", required=True)
+@click.option("--to", "revision", required=True, help="A tenant revision below the schema's current one")
+@with_appcontext
+def downgrade(slug: str, revision: str) -> None:
+    """Downgrade one tenant's schema (docs/runbooks/migrate-fleet.md): the registry's version and
+    the grants follow, the next `tenants migrate` brings it back to head; audited."""
+    done = service.downgrade_tenant(slug=slug, revision=revision, uow=owner_uow())
+    tenant = done.tenant
+    click.echo(
+        f"downgraded {tenant.slug} ({tenant.id}) schema {tenant.schema_name} "
+        f"from {done.from_version} to {done.version}"
+    )
+
+
 @tenants_cli.command("disable")
 @click.option("--slug", required=True)
 @click.option(

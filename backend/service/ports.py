@@ -26,7 +26,7 @@ from backend.domain.identity import (
 )
 from backend.domain.lifecycle import ArchiveContents, ArchivedUser, ArchiveMember, ArchiveSummary
 from backend.domain.media import Media, MediaFilter
-from backend.domain.tenants import SchemaUpgrade, SpareSchema, Tenant, TenantStatus
+from backend.domain.tenants import SchemaDowngrade, SchemaUpgrade, SpareSchema, Tenant, TenantStatus
 
 
 class TenantRepository(Protocol):
@@ -143,6 +143,7 @@ class SchemaManager(Protocol):
     def migrate(
         self, schema_name: str, *, from_version: str | None = None, lock_timeout_ms: int | None = None
     ) -> SchemaUpgrade: ...
+    def downgrade(self, schema_name: str, revision: str) -> SchemaDowngrade: ...
     def drop(self, schema_name: str) -> None: ...
 
 
