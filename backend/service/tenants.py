@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from backend.core.processes import ParentLifeline, watch_parent
 from backend.domain.errors import Conflict, Invalid, NotFound
 from backend.domain.identity import Role
 from backend.domain.tenants import (
@@ -299,11 +300,14 @@ def migrate_tenants(
             yield _migrate_one(tenant, plan.head, uow_factory, lock_timeout_ms)
         return
     workers = min(jobs, len(plan.pending)) or 1
+    lifeline = ParentLifeline()  # the workers die with this process, even by SIGKILL
     pool = ProcessPoolExecutor(
         max_workers=workers,
         # Workers fork from a clean server process, never from this one: no socket of our
         # connections is ever shared with a worker.
         mp_context=multiprocessing.get_context("forkserver"),
+        initializer=watch_parent,
+        initargs=(lifeline.worker_end,),
     )
     try:
         futures = [
@@ -314,6 +318,7 @@ def migrate_tenants(
             yield from future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        lifeline.close()
 
 
 MAX_BATCH = 20
