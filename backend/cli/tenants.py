@@ -1,5 +1,5 @@
-"""`tenants` operator commands: each prints what it did and exits non-zero with a one-line
-reason on failure."""
+"""`tenants` operator commands: each prints what it did; a failure is one line and exit code 1,
+from the group itself (backend/cli/errors.py): commands let domain and database errors through."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from flask.cli import with_appcontext
 
 from backend.cli.errors import OperatorGroup
 from backend.cli.spares import refill_after_migrate
-from backend.domain.errors import DomainError
 from backend.domain.tenants import DisableReason, TenantStatus
 from backend.infrastructure import fleet, migrations
 from backend.infrastructure.sql.privileges import grant_shared
@@ -47,17 +46,14 @@ def tenants_cli() -> None:
 @with_appcontext
 def provision(slug: str, name: str, owner_email: str) -> None:
     """Create a tenant: registry row, schema at head, owner membership."""
-    try:
-        tenant = service.provision_tenant(
-            slug=slug,
-            name=name,
-            owner_email=owner_email,
-            trial_days=_runtime().settings.trial_days,
-            now=datetime.now(UTC),
-            uow=owner_uow(spares=_runtime().settings.spare_schemas > 0),
-        )
-    except DomainError as error:
-        fail(f"{error.code}: {getattr(error, 'errors', '') or error.message or slug}")
+    tenant = service.provision_tenant(
+        slug=slug,
+        name=name,
+        owner_email=owner_email,
+        trial_days=_runtime().settings.trial_days,
+        now=datetime.now(UTC),
+        uow=owner_uow(spares=_runtime().settings.spare_schemas > 0),
+    )
     click.echo(
         f"provisioned {tenant.slug} ({tenant.id}) schema {tenant.schema_name} at {tenant.schema_version}"
     )
@@ -124,10 +120,7 @@ def migrate(slug: str | None, jobs: int, lock_timeout_ms: int) -> None:
     """Upgrade the shared schema, then every tenant (or one) to head."""
     click.echo(f"shared schema at {migrate_shared()}")
     head = migrations.head_revision("tenant")
-    try:
-        plan = service.plan_migration(head=head, uow=owner_uow(), slug=slug)
-    except DomainError as error:
-        fail(f"{error.code}: {error.message or slug}")
+    plan = service.plan_migration(head=head, uow=owner_uow(), slug=slug)
     click.echo(f"{len(plan.pending)} of {plan.fleet_size} tenant(s) to migrate to {head}")
     started = time.perf_counter()
     results = run_migration(plan, jobs, lock_timeout_ms) if plan.pending else []
@@ -207,12 +200,9 @@ def downgrade(slug: str, revision: str) -> None:
 @with_appcontext
 def disable(slug: str, reason: str) -> None:
     """Block a tenant for everyone (workers and clients) until it is enabled again."""
-    try:
-        tenant = service.disable_tenant(
-            slug=slug, reason=DisableReason(reason), now=datetime.now(UTC), uow=owner_uow()
-        )
-    except DomainError as error:
-        fail(f"{error.code}: {error.message or slug}")
+    tenant = service.disable_tenant(
+        slug=slug, reason=DisableReason(reason), now=datetime.now(UTC), uow=owner_uow()
+    )
     click.echo(f"{tenant.slug} ({tenant.id}) is disabled since {tenant.disabled_at:%Y-%m-%d %H:%M:%S%z}")
 
 
@@ -234,8 +224,5 @@ def extend_trial(slug: str, days: int) -> None:
 @with_appcontext
 def enable(slug: str) -> None:
     """Lift a disable: the tenant's workers and clients get their access back."""
-    try:
-        tenant = service.enable_tenant(slug=slug, uow=owner_uow())
-    except DomainError as error:
-        fail(f"{error.code}: {error.message or slug}")
+    tenant = service.enable_tenant(slug=slug, uow=owner_uow())
     click.echo(f"{tenant.slug} ({tenant.id}) is {tenant.status.value}")
