@@ -212,10 +212,7 @@ def disable(slug: str, reason: str) -> None:
 @with_appcontext
 def extend_trial(slug: str, days: int) -> None:
     """Extend a tenant's trial: an expired, read-only workspace becomes active again."""
-    try:
-        tenant = service.extend_trial(slug=slug, days=days, now=datetime.now(UTC), uow=owner_uow())
-    except DomainError as error:
-        fail(f"{error.code}: {error.message or slug}")
+    tenant = service.extend_trial(slug=slug, days=days, now=datetime.now(UTC), uow=owner_uow())
     click.echo(f"{tenant.slug} ({tenant.id}) is on trial until {tenant.trial_ends_at:%Y-%m-%d %H:%M:%S%z}")
 
 
