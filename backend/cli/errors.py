@@ -13,7 +13,7 @@ import os
 
 import click
 import psycopg
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from backend.core.config import ConfigError
 from backend.domain.errors import DomainError
@@ -49,7 +49,7 @@ def one_line(error: Exception) -> str | None:
     """The operator's one line for a known failure; None for an unexpected one."""
     if isinstance(error, DomainError):
         return domain_line(error)
-    if isinstance(error, (OperationalError, psycopg.OperationalError, DBAPIError, psycopg.Error)):
+    if isinstance(error, (DBAPIError, psycopg.Error)):  # SQLAlchemy's wrapper or the driver's own
         return database_line(error)
     if isinstance(error, ConfigError):
         return f"configuration: {first_line(error)}"
