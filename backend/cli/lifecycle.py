@@ -1,4 +1,7 @@
-"""Data lifecycle commands: `delete`, `purge`, `export`, `restore` (docs/runbooks/)."""
+"""Data lifecycle commands: `delete`, `purge`, `export`, `restore` (docs/runbooks/).
+
+Failures (domain rules, pg_dump/pg_restore, archives, files, the database) go through the
+group's one-line error (backend/cli/errors.py)."""
 
 from __future__ import annotations
 
@@ -10,18 +13,14 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from backend.cli.tenants import fail, owner_uow, tenants_cli
-from backend.domain.errors import DomainError
 from backend.domain.lifecycle import OPERATOR, RetentionPolicy
-from backend.infrastructure.archives import ArchiveError, TarTenantArchiver, open_archive
-from backend.infrastructure.pg_tools import PgToolError
+from backend.infrastructure.archives import TarTenantArchiver, open_archive
 from backend.infrastructure.sql.deletion import SqlDeletionUnitOfWork
 from backend.infrastructure.sql.restore import SqlRestoreUnitOfWork
 from backend.infrastructure.sql.retention import SqlRetentionUnitOfWork
 from backend.infrastructure.sql.unit_of_work import SqlTenantUnitOfWork
 from backend.infrastructure.storage import LocalExportFiles, LocalMediaStorage
 from backend.service import deletion, exports, retention
-
-OPERATOR_ERRORS = (DomainError, PgToolError, ArchiveError, OSError)
 
 
 def _rt():
@@ -34,13 +33,6 @@ def _deletion_uow() -> SqlDeletionUnitOfWork:
 
 def _storage() -> LocalMediaStorage:
     return LocalMediaStorage(_rt().settings.media_dir)
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, DomainError):
-        details = getattr(error, "errors", None) or error.message or ""
-        return f"{error.code}: {details}" if details else error.code
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _echo_step(step: str, count: int) -> None:
@@ -56,24 +48,21 @@ def delete(slug: str, at_once: bool) -> None:
     settings = _rt().settings
     now = datetime.now(UTC)
     grace = 0 if at_once else settings.deletion_grace_days
-    try:
-        tenant = deletion.schedule_deletion(
-            slug=slug, grace_days=grace, now=now, actor=OPERATOR, uow=_deletion_uow()
+    tenant = deletion.schedule_deletion(
+        slug=slug, grace_days=grace, now=now, actor=OPERATOR, uow=_deletion_uow()
+    )
+    click.echo(f"deletion of {slug} ({tenant.id}) due at {tenant.deletion_due_at.isoformat()}")
+    if at_once:
+        click.echo(f"purging {tenant.id}")
+        deletion.purge_tenant(
+            tenant_id=tenant.id,
+            now=now,
+            actor=OPERATOR,
+            uow_factory=_deletion_uow,
+            storage=_storage(),
+            on_step=_echo_step,
         )
-        click.echo(f"deletion of {slug} ({tenant.id}) due at {tenant.deletion_due_at.isoformat()}")
-        if at_once:
-            click.echo(f"purging {tenant.id}")
-            deletion.purge_tenant(
-                tenant_id=tenant.id,
-                now=now,
-                actor=OPERATOR,
-                uow_factory=_deletion_uow,
-                storage=_storage(),
-                on_step=_echo_step,
-            )
-            click.echo(f"purged {tenant.id}: tombstone kept, audit trail kept")
-    except OPERATOR_ERRORS as error:
-        fail(_reason(error))
+        click.echo(f"purged {tenant.id}: tombstone kept, audit trail kept")
 
 
 @tenants_cli.command("purge")
@@ -133,16 +122,9 @@ def export(slug: str, out: Path) -> None:
         storage=_storage(),
         pg_bin_dir=rt.settings.pg_bin_dir,
     )
-    try:
-        summary = exports.dump_tenant(
-            slug=slug,
-            out=out,
-            actor=OPERATOR,
-            uow_factory=owner_uow,
-            archiver=archiver,
-        )
-    except OPERATOR_ERRORS as error:
-        fail(_reason(error))
+    summary = exports.dump_tenant(
+        slug=slug, out=out, actor=OPERATOR, uow_factory=owner_uow, archiver=archiver
+    )
     click.echo(
         f"exported {slug} to {summary.path}: {summary.bytes} bytes, schema at "
         f"{summary.schema_version}, {summary.media_files} media files"
@@ -157,19 +139,14 @@ def restore(path: Path, new_slug: str | None) -> None:
     """Bring an archived tenant back: as itself (after its deletion) or as a new tenant."""
     rt = _rt()
     settings = rt.settings
-    try:
-        with open_archive(path, storage=_storage(), staging_root=settings.var_dir / "restore") as archive:
-            result = exports.restore_tenant(
-                archive=archive,
-                new_slug=new_slug,
-                now=datetime.now(UTC),
-                actor=OPERATOR,
-                uow_factory=lambda: SqlRestoreUnitOfWork(
-                    rt.owner_engine, rt.runtime_role, settings.pg_bin_dir
-                ),
-            )
-    except OPERATOR_ERRORS as error:
-        fail(_reason(error))
+    with open_archive(path, storage=_storage(), staging_root=settings.var_dir / "restore") as archive:
+        result = exports.restore_tenant(
+            archive=archive,
+            new_slug=new_slug,
+            now=datetime.now(UTC),
+            actor=OPERATOR,
+            uow_factory=lambda: SqlRestoreUnitOfWork(rt.owner_engine, rt.runtime_role, settings.pg_bin_dir),
+        )
     tenant = result.tenant
     click.echo(
         f"restored {tenant.slug} ({tenant.id}) schema {tenant.schema_name} at "

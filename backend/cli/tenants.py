@@ -1,5 +1,5 @@
-"""`tenants` operator commands: each prints what it did and exits non-zero with a one-line
-reason on failure."""
+"""`tenants` operator commands: each prints what it did; a failure is one line and exit code 1,
+from the group itself (backend/cli/errors.py): commands let domain and database errors through."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from backend.cli.errors import OperatorGroup
 from backend.cli.spares import refill_after_migrate
-from backend.domain.errors import DomainError
 from backend.domain.tenants import DisableReason, TenantStatus
 from backend.infrastructure import fleet, migrations
 from backend.infrastructure.sql.privileges import grant_shared
@@ -34,7 +34,7 @@ def fail(message: str) -> None:
     raise click.ClickException(message)
 
 
-@click.group("tenants")
+@click.group("tenants", cls=OperatorGroup)
 def tenants_cli() -> None:
     """Provision, list, migrate, disable and enable tenants."""
 
@@ -46,17 +46,14 @@ def tenants_cli() -> None:
 @with_appcontext
 def provision(slug: str, name: str, owner_email: str) -> None:
     """Create a tenant: registry row, schema at head, owner membership."""
-    try:
-        tenant = service.provision_tenant(
-            slug=slug,
-            name=name,
-            owner_email=owner_email,
-            trial_days=_runtime().settings.trial_days,
-            now=datetime.now(UTC),
-            uow=owner_uow(spares=_runtime().settings.spare_schemas > 0),
-        )
-    except DomainError as error:
-        fail(f"{error.code}: {getattr(error, 'errors', '') or error.message or slug}")
+    tenant = service.provision_tenant(
+        slug=slug,
+        name=name,
+        owner_email=owner_email,
+        trial_days=_runtime().settings.trial_days,
+        now=datetime.now(UTC),
+        uow=owner_uow(spares=_runtime().settings.spare_schemas > 0),
+    )
     click.echo(
         f"provisioned {tenant.slug} ({tenant.id}) schema {tenant.schema_name} at {tenant.schema_version}"
     )
@@ -123,10 +120,7 @@ def migrate(slug: str | None, jobs: int, lock_timeout_ms: int) -> None:
     """Upgrade the shared schema, then every tenant (or one) to head."""
     click.echo(f"shared schema at {migrate_shared()}")
     head = migrations.head_revision("tenant")
-    try:
-        plan = service.plan_migration(head=head, uow=owner_uow(), slug=slug)
-    except DomainError as error:
-        fail(f"{error.code}: {error.message or slug}")
+    plan = service.plan_migration(head=head, uow=owner_uow(), slug=slug)
     click.echo(f"{len(plan.pending)} of {plan.fleet_size} tenant(s) to migrate to {head}")
     started = time.perf_counter()
     results = run_migration(plan, jobs, lock_timeout_ms) if plan.pending else []
@@ -179,6 +173,21 @@ def print_summary(results: list) -> None:
         )
 
 
+@tenants_cli.command("downgrade")
+@click.option("--slug", required=True)
+@click.option("--to", "revision", required=True, help="A tenant revision below the schema's current one")
+@with_appcontext
+def downgrade(slug: str, revision: str) -> None:
+    """Downgrade one tenant's schema (docs/runbooks/migrate-fleet.md): the registry's version and
+    the grants follow, the next `tenants migrate` brings it back to head; audited."""
+    done = service.downgrade_tenant(slug=slug, revision=revision, uow=owner_uow())
+    tenant = done.tenant
+    click.echo(
+        f"downgraded {tenant.slug} ({tenant.id}) schema {tenant.schema_name} "
+        f"from {done.from_version} to {done.version}"
+    )
+
+
 @tenants_cli.command("disable")
 @click.option("--slug", required=True)
 @click.option(
@@ -191,12 +200,9 @@ def print_summary(results: list) -> None:
 @with_appcontext
 def disable(slug: str, reason: str) -> None:
     """Block a tenant for everyone (workers and clients) until it is enabled again."""
-    try:
-        tenant = service.disable_tenant(
-            slug=slug, reason=DisableReason(reason), now=datetime.now(UTC), uow=owner_uow()
-        )
-    except DomainError as error:
-        fail(f"{error.code}: {error.message or slug}")
+    tenant = service.disable_tenant(
+        slug=slug, reason=DisableReason(reason), now=datetime.now(UTC), uow=owner_uow()
+    )
     click.echo(f"{tenant.slug} ({tenant.id}) is disabled since {tenant.disabled_at:%Y-%m-%d %H:%M:%S%z}")
 
 
@@ -206,10 +212,7 @@ def disable(slug: str, reason: str) -> None:
 @with_appcontext
 def extend_trial(slug: str, days: int) -> None:
     """Extend a tenant's trial: an expired, read-only workspace becomes active again."""
-    try:
-        tenant = service.extend_trial(slug=slug, days=days, now=datetime.now(UTC), uow=owner_uow())
-    except DomainError as error:
-        fail(f"{error.code}: {error.message or slug}")
+    tenant = service.extend_trial(slug=slug, days=days, now=datetime.now(UTC), uow=owner_uow())
     click.echo(f"{tenant.slug} ({tenant.id}) is on trial until {tenant.trial_ends_at:%Y-%m-%d %H:%M:%S%z}")
 
 
@@ -218,8 +221,5 @@ def extend_trial(slug: str, days: int) -> None:
 @with_appcontext
 def enable(slug: str) -> None:
     """Lift a disable: the tenant's workers and clients get their access back."""
-    try:
-        tenant = service.enable_tenant(slug=slug, uow=owner_uow())
-    except DomainError as error:
-        fail(f"{error.code}: {error.message or slug}")
+    tenant = service.enable_tenant(slug=slug, uow=owner_uow())
     click.echo(f"{tenant.slug} ({tenant.id}) is {tenant.status.value}")

@@ -65,6 +65,12 @@ class SchemaUpgrade:
 
 
 @dataclass(frozen=True)
+class SchemaDowngrade:
+    from_version: str | None
+    version: str | None
+
+
+@dataclass(frozen=True)
 class SpareSchema:
     """A complete tenant schema at `revision`, built ahead of time under a fresh id: the
     tenant that claims it takes that id, so its schema name (`schema_name_for(id)`) fits."""

@@ -176,9 +176,17 @@ class TarTenantArchiver:
 class OpenedArchive:
     """An archive extracted to a staging directory and verified against its manifest."""
 
-    def __init__(self, staging: Path, contents: ArchiveContents, storage: LocalMediaStorage) -> None:
+    def __init__(
+        self,
+        staging: Path,
+        contents: ArchiveContents,
+        storage: LocalMediaStorage,
+        server_major: int | None = None,
+    ) -> None:
         self._staging = staging
         self.contents = contents
+        # The PostgreSQL major version the dump was written by (manifest `server_major`).
+        self.server_major = server_major
         self.dump_path = staging / "schema.dump"
         self._storage = storage
 
@@ -199,7 +207,7 @@ def open_archive(path: Path, *, storage: LocalMediaStorage, staging_root: Path) 
     staging = Path(tempfile.mkdtemp(dir=staging_root, prefix=".restore-"))
     try:
         manifest = _extract(Path(path), staging)
-        yield OpenedArchive(staging, _contents(staging, manifest), storage)
+        yield OpenedArchive(staging, _contents(staging, manifest), storage, _server_major(path, manifest))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -249,6 +257,15 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, staging: Path
             size += len(chunk)
             sink.write(chunk)
     return {"sha256": digest.hexdigest(), "bytes": size}
+
+
+def _server_major(path: Path, manifest: dict) -> int | None:
+    value = manifest.get("server_major")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ArchiveError(f"{path}: manifest server_major {value!r} is not a PostgreSQL major version")
+    return value
 
 
 def _dt(value: str | None) -> datetime | None:

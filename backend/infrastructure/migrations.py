@@ -24,6 +24,8 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationStep
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from psycopg import sql
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -195,14 +197,36 @@ def upgrade_tenant(connection: Connection, schema_name: str, revision: str = "he
     """Upgrade one tenant schema inside the caller's transaction; return its new revision."""
     validate_schema_name(schema_name)
     _upgrade(_run_config("tenant", connection, tenant_schema=schema_name), "tenant", revision)
-    # The version table exists now: one plain read instead of Alembic's reflection.
+    return _version_in_table(connection, schema_name)
+
+
+def _version_in_table(connection: Connection, schema_name: str) -> str | None:
+    # The version table exists: one plain read instead of Alembic's reflection.
     query = sql.SQL("SELECT version_num FROM {}.alembic_version").format(schema_identifier(schema_name))
     return connection.exec_driver_sql(query.as_string(None)).scalar_one_or_none()
 
 
-def downgrade_tenant(connection: Connection, schema_name: str, revision: str) -> None:
+def downgrade_tenant(connection: Connection, schema_name: str, revision: str) -> str | None:
+    """Downgrade one tenant schema inside the caller's transaction; return its new revision."""
     validate_schema_name(schema_name)
     _downgrade(_run_config("tenant", connection, tenant_schema=schema_name), "tenant", revision)
+    return _version_in_table(connection, schema_name)
+
+
+def is_below(tree: str, revision: str, current: str | None) -> bool:
+    """`revision` is a revision of the tree and an ancestor of `current` (not `current` itself):
+    a target a downgrade from `current` can reach. Symbolic names (base, head, -1) are not."""
+    if current is None or revision in ("base", "heads", "head"):
+        return False
+    script = script_directory(tree)
+    try:
+        found = script.get_revision(revision)
+        if found is None or found.revision != revision:  # no prefixes: the operator names it
+            return False
+        below = {r.revision for r in script.iterate_revisions(current, "base")} - {current}
+    except (CommandError, RevisionError):
+        return False
+    return revision in below
 
 
 def tenant_revision(connection: Connection, schema_name: str) -> str | None:

@@ -26,7 +26,7 @@ from backend.domain.identity import (
 )
 from backend.domain.lifecycle import ArchiveContents, ArchivedUser, ArchiveMember, ArchiveSummary
 from backend.domain.media import Media, MediaFilter
-from backend.domain.tenants import SchemaUpgrade, SpareSchema, Tenant, TenantStatus
+from backend.domain.tenants import SchemaDowngrade, SchemaUpgrade, SpareSchema, Tenant, TenantStatus
 
 
 class TenantRepository(Protocol):
@@ -143,6 +143,7 @@ class SchemaManager(Protocol):
     def migrate(
         self, schema_name: str, *, from_version: str | None = None, lock_timeout_ms: int | None = None
     ) -> SchemaUpgrade: ...
+    def downgrade(self, schema_name: str, revision: str) -> SchemaDowngrade: ...
     def drop(self, schema_name: str) -> None: ...
 
 
@@ -266,6 +267,7 @@ class TenantArchive(Protocol):
 
     contents: ArchiveContents
     dump_path: Path  # pg_dump custom format of the source schema
+    server_major: int | None  # PostgreSQL major version that wrote the dump (None: not recorded)
 
     def install_media(self, tenant_id: uuid.UUID) -> int: ...
     def remove_media(self, tenant_id: uuid.UUID) -> None: ...

@@ -1,4 +1,5 @@
-"""Tenant lifecycle use cases: provision, list, migrate the fleet, disable and enable."""
+"""Tenant lifecycle use cases: provision, list, migrate the fleet, downgrade one tenant,
+disable and enable."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from backend.core.processes import ParentLifeline, watch_parent
 from backend.domain.errors import Conflict, Invalid, NotFound
 from backend.domain.identity import Role
 from backend.domain.tenants import (
@@ -191,6 +193,48 @@ def _change_status(
     return Tenant(**{**tenant.__dict__, "status": target, "disabled_at": disabled_at})
 
 
+@dataclass(frozen=True)
+class Downgrade:
+    tenant: Tenant
+    from_version: str | None
+    version: str | None
+
+
+def downgrade_tenant(
+    *, slug: str, revision: str, uow: RegistryUnitOfWork, actor_user_id: uuid.UUID | None = None
+) -> Downgrade:
+    """Downgrades one tenant's schema to `revision` and keeps the registry true: its
+    `schema_version` becomes the schema's new revision (so the next `tenants migrate` upgrades
+    it again), its grants are re-applied, the change is audited. Under the tenant's migration
+    lock: a concurrent `tenants migrate` of the same tenant is refused, not interleaved."""
+    with uow:
+        tenant = uow.tenants.lock_by_slug(slug)
+        if tenant is None:
+            raise NotFound("not_found", f"no tenant {slug!r}")
+        if tenant.status in (TenantStatus.DELETED, TenantStatus.PROVISIONING):
+            raise Conflict("conflict", f"tenant {slug!r} is {tenant.status.value}: nothing to downgrade")
+        if not uow.tenants.try_lock(tenant.id):
+            raise Conflict("conflict", f"tenant {slug!r} is being migrated by another run; try again")
+        change = uow.schemas.downgrade(tenant.schema_name, revision)
+        uow.tenants.record_migration(tenant.id, change.version, None)
+        uow.audit.record(
+            "tenant.downgraded",
+            tenant_id=tenant.id,
+            actor_user_id=actor_user_id,
+            actor_role="operator",
+            target_type="tenant",
+            target_id=str(tenant.id),
+            metadata={
+                "slug": tenant.slug,
+                "from_version": change.from_version,
+                "schema_version": change.version,
+            },
+        )
+        uow.commit()
+    downgraded = Tenant(**{**tenant.__dict__, "schema_version": change.version, "last_migration_error": None})
+    return Downgrade(downgraded, change.from_version, change.version)
+
+
 class MigrationOutcome(enum.StrEnum):
     MIGRATED = "migrated"
     CURRENT = "current"  # already at head: nothing done
@@ -256,11 +300,14 @@ def migrate_tenants(
             yield _migrate_one(tenant, plan.head, uow_factory, lock_timeout_ms)
         return
     workers = min(jobs, len(plan.pending)) or 1
+    lifeline = ParentLifeline()  # the workers die with this process, even by SIGKILL
     pool = ProcessPoolExecutor(
         max_workers=workers,
         # Workers fork from a clean server process, never from this one: no socket of our
         # connections is ever shared with a worker.
         mp_context=multiprocessing.get_context("forkserver"),
+        initializer=watch_parent,
+        initargs=(lifeline.worker_end,),
     )
     try:
         futures = [
@@ -271,6 +318,7 @@ def migrate_tenants(
             yield from future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        lifeline.close()
 
 
 MAX_BATCH = 20

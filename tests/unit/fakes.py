@@ -17,10 +17,17 @@ from datetime import UTC, datetime
 
 from backend.domain.appointments import Appointment, AppointmentFilter
 from backend.domain.clients import Client
-from backend.domain.errors import Conflict
+from backend.domain.errors import Conflict, Invalid
 from backend.domain.identity import Membership, OneTimeToken, RefreshToken, Role, User
 from backend.domain.media import Media, MediaFilter
-from backend.domain.tenants import SchemaUpgrade, SpareSchema, Tenant, TenantStatus, UpgradeMethod
+from backend.domain.tenants import (
+    SchemaDowngrade,
+    SchemaUpgrade,
+    SpareSchema,
+    Tenant,
+    TenantStatus,
+    UpgradeMethod,
+)
 
 
 class FakeAuditLog:
@@ -216,6 +223,7 @@ class FakeTenantUnitOfWork(_FakeUnitOfWork):
 class FakeTenantRepository:
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, Tenant] = {}
+        self.locked: set[uuid.UUID] = set()  # tenants another migrate run holds
 
     def add(self, tenant: Tenant) -> None:
         if any(t.slug == tenant.slug for t in self.rows.values()):
@@ -247,7 +255,7 @@ class FakeTenantRepository:
         self.rows[tenant_id] = replace(self.rows[tenant_id], **changes)
 
     def try_lock(self, tenant_id) -> bool:
-        return True
+        return tenant_id not in self.locked
 
     def count_migratable(self) -> int:
         return len([t for t in self.rows.values() if t.status is not TenantStatus.DELETED])
@@ -439,6 +447,15 @@ class FakeSchemaManager:
     def migrate(self, schema_name, *, from_version=None, lock_timeout_ms=None) -> SchemaUpgrade:
         self.schemas[schema_name] = self.head
         return SchemaUpgrade(self.head, UpgradeMethod.SCRIPT)
+
+    def downgrade(self, schema_name: str, revision: str) -> SchemaDowngrade:
+        """The tree is `r_first` -> `r_head`: only a revision below the schema's is reached."""
+        current = self.schemas[schema_name]
+        order = ["r_first", self.head]
+        if revision not in order or order.index(revision) >= order.index(current):
+            raise Invalid({"to": [f"{revision!r} is not a revision below {current!r}"]})
+        self.schemas[schema_name] = revision
+        return SchemaDowngrade(from_version=current, version=revision)
 
     def drop(self, schema_name: str) -> None:
         self.schemas.pop(schema_name, None)

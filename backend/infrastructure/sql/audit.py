@@ -53,6 +53,7 @@ ALLOWED_METADATA_KEYS = frozenset(
         "code",
         "slug",
         "schema_version",
+        "from_version",
         "count",
         "bytes",
         "grace_days",

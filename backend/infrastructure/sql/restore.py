@@ -50,6 +50,17 @@ def check_known_revision(revision: str | None) -> None:
         )
 
 
+def check_server_major(archive_major: int | None, server_major: int) -> None:
+    """pg_restore reads dumps of its own and older majors only, and the client tools must match
+    the server (pg_tools.find_tools): an archive of a newer major cannot go into an older server.
+    Refused before pg_restore runs, in one line naming both versions."""
+    if archive_major is not None and archive_major > server_major:
+        raise ArchiveError(
+            f"the archive was dumped from PostgreSQL {archive_major}; this server runs PostgreSQL "
+            f"{server_major}: restore it into PostgreSQL {archive_major} or newer"
+        )
+
+
 class SqlRestoreRepository:
     def __init__(self, connection: Connection, pg_bin_dir: Path | None) -> None:
         self._connection = connection
@@ -58,8 +69,10 @@ class SqlRestoreRepository:
     def load_schema(self, archive, schema_name: str) -> None:
         source = validate_schema_name(archive.contents.tenant.schema_name).encode()
         target = validate_schema_name(schema_name).encode()
+        server_major = self._connection.dialect.server_version_info[0]
+        check_server_major(archive.server_major, server_major)
         check_known_revision(archive.contents.schema_version)
-        tools = find_tools(self._connection.dialect.server_version_info[0], self._pg_bin_dir)
+        tools = find_tools(server_major, self._pg_bin_dir)
         rename = re.compile(rb"\b" + re.escape(source) + rb"\b")
         cursor = self._connection.connection.driver_connection.cursor()
         try:

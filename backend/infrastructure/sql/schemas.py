@@ -11,7 +11,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from backend.core.tenancy import schema_identifier
-from backend.domain.tenants import SchemaUpgrade, SpareSchema, UpgradeMethod
+from backend.domain.errors import Invalid
+from backend.domain.tenants import SchemaDowngrade, SchemaUpgrade, SpareSchema, UpgradeMethod
 from backend.infrastructure import migrations, step_scripts
 from backend.infrastructure.sql.privileges import (
     TENANT_ROLE_MISSING,
@@ -134,6 +135,20 @@ class SqlSchemaManager:
             )  # fmt: skip
             return False
         return True
+
+    def downgrade(self, schema_name: str, revision: str) -> SchemaDowngrade:
+        """Run the tenant tree's downgrade of this one schema to `revision` (an ancestor of
+        the schema's own version, which is what the downgrade starts from, whatever the
+        registry says), then re-apply the grants; in the caller's transaction."""
+        current = migrations.tenant_revision(self._connection, schema_name)
+        if not migrations.is_below("tenant", revision, current):
+            raise Invalid(
+                {"to": [f"{revision!r} is not a revision below the schema's current {current!r}"]},
+                f"{revision!r} is not a revision below the schema's current {current!r}",
+            )
+        version = migrations.downgrade_tenant(self._connection, schema_name, revision)
+        grant_tenant(self._connection, schema_name, self._runtime_role)
+        return SchemaDowngrade(from_version=current, version=version)
 
     def drop(self, schema_name: str) -> None:
         """Drop the schema and its tenant role (idempotent)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import tarfile
 
 import pytest
@@ -15,6 +16,7 @@ from backend.infrastructure.archives import TarTenantArchiver
 from backend.infrastructure.sql.identity import memberships, users
 from backend.infrastructure.sql.tenants import tenants
 from backend.infrastructure.storage import LocalMediaStorage
+from tests.integration.faults.killing import orphans
 from tests.integration.lifecycle_data.conftest import (
     audit_events_of,
     count_rows,
@@ -212,3 +214,53 @@ def test_an_archive_from_an_unknown_schema_revision_is_refused(app, workspace, a
     result = run(app, "restore", "--file", str(newer), "--slug", f"newer-{ws.tenant.slug}")
     assert result.exit_code != 0
     assert "unknown to this release" in result.output
+
+
+def with_manifest(source_path, target_path, **changes) -> None:
+    """A copy of an archive whose manifest says otherwise (the manifest carries no checksum of
+    itself: the members' checksums are in it)."""
+    with tarfile.open(source_path) as source, tarfile.open(target_path, "w") as target:
+        for member in source:
+            data = source.extractfile(member).read()
+            if member.name == "manifest.json":
+                data = json.dumps({**json.loads(data), **changes}).encode()
+                member.size = len(data)
+            target.addfile(member, io.BytesIO(data))
+
+
+def test_an_archive_of_a_newer_postgresql_major_is_refused_in_one_line(
+    app, runtime, owner, workspace, archive_path, tmp_path
+):
+    """A dump of PostgreSQL 18 restored into 15: refused before pg_restore runs (whose own
+    message would be `unsupported version (1.16) in file header`), nothing restored."""
+    ws = workspace()
+    assert run(app, "export", "--slug", ws.tenant.slug, "--out", str(archive_path)).exit_code == 0
+    server_major = runtime.owner_engine.dialect.server_version_info[0]
+    orphans_before = orphans(owner)[0]
+    newer = tmp_path / "newer-major.tar"
+    with_manifest(archive_path, newer, server_major=server_major + 1)
+    slug = f"major-{ws.tenant.slug}"
+    result = run(app, "restore", "--file", str(newer), "--slug", slug)
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert f"PostgreSQL {server_major + 1}" in line and f"PostgreSQL {server_major}" in line
+    assert "file header" not in line
+    with owner.connect() as connection:
+        count = select(func.count()).select_from(tenants).where(tenants.c.slug == slug)
+        assert connection.execute(count).scalar_one() == 0
+    assert orphans(owner)[0] == orphans_before, "no schema left without its registry row"
+    # the same archive written by an older major restores (pg_restore reads older dumps)
+    older = tmp_path / "older-major.tar"
+    with_manifest(archive_path, older, server_major=server_major - 1)
+    assert run(app, "restore", "--file", str(older), "--slug", slug).exit_code == 0
+    with owner.connect() as connection:
+        assert connection.execute(count).scalar_one() == 1
+
+
+def test_a_malformed_server_major_is_refused(app, workspace, archive_path, tmp_path):
+    ws = workspace()
+    assert run(app, "export", "--slug", ws.tenant.slug, "--out", str(archive_path)).exit_code == 0
+    odd = tmp_path / "odd-major.tar"
+    with_manifest(archive_path, odd, server_major="eighteen")
+    result = run(app, "restore", "--file", str(odd), "--slug", f"odd-{ws.tenant.slug}")
+    assert result.exit_code == 1 and "server_major" in result.output

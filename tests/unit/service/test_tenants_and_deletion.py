@@ -93,6 +93,35 @@ def test_an_unknown_slug_is_not_found_for_operator_commands():
         tenants.enable_tenant(slug="ghost", uow=FakeRegistryUnitOfWork())
 
 
+def test_a_downgrade_moves_schema_and_registry_together_and_is_audited():
+    uow = FakeRegistryUnitOfWork()
+    tenant = provision(uow)
+    done = tenants.downgrade_tenant(slug=tenant.slug, revision="r_first", uow=uow)
+    assert (done.from_version, done.version) == ("r_head", "r_first")
+    assert uow.schemas.schemas[tenant.schema_name] == "r_first"
+    assert uow.tenants.get(tenant.id).schema_version == "r_first"
+    event, fields = uow.audit.events[-1]
+    assert event == "tenant.downgraded"
+    assert fields["metadata"] == {"slug": tenant.slug, "from_version": "r_head", "schema_version": "r_first"}
+    # the next plan sees it behind head
+    assert [t.id for t in tenants.plan_migration(head="r_head", uow=uow).pending] == [tenant.id]
+
+
+def test_a_downgrade_that_cannot_happen_changes_nothing():
+    uow = FakeRegistryUnitOfWork()
+    tenant = provision(uow)
+    with pytest.raises(Invalid):
+        tenants.downgrade_tenant(slug=tenant.slug, revision="r_head", uow=uow)
+    uow.tenants.locked.add(tenant.id)  # another migrate run holds it
+    with pytest.raises(Conflict):
+        tenants.downgrade_tenant(slug=tenant.slug, revision="r_first", uow=uow)
+    with pytest.raises(NotFound):
+        tenants.downgrade_tenant(slug="ghost", revision="r_first", uow=uow)
+    assert uow.tenants.get(tenant.id).schema_version == "r_head"
+    assert uow.schemas.schemas[tenant.schema_name] == "r_head"
+    assert "tenant.downgraded" not in uow.audit.names()
+
+
 def scheduled_tenant(grace_days=30, before=TenantStatus.ACTIVE):
     uow = FakeDeletionUnitOfWork()
     tenant = provision(uow)
