@@ -49,6 +49,7 @@ def test_services_start_in_order_of_health(compose):
     assert migrate["command"] == ["flask", "--app", "backend", "tenants", "migrate"]
     assert api["depends_on"] == {
         "db": {"condition": "service_healthy"},
+        "valkey": {"condition": "service_healthy"},
         "migrate": {"condition": "service_completed_successfully"},
     }
     assert "/health/ready" in " ".join(api["healthcheck"]["test"])
@@ -56,6 +57,17 @@ def test_services_start_in_order_of_health(compose):
         assert one_shot["restart"] == "no"
         assert one_shot["healthcheck"] == {"disable": True}  # the image's HEALTHCHECK is the API's
     assert (ROOT / init["command"][1]).is_file()
+
+
+def test_api_shares_its_rate_limits_through_the_health_checked_valkey(compose):
+    services = compose["services"]
+    valkey = services["valkey"]
+    assert valkey["image"].startswith("valkey/valkey:")
+    assert valkey["healthcheck"]["test"] == ["CMD", "valkey-cli", "ping"]
+    assert "ports" not in valkey  # reachable by the API only, never published on the host
+    default = REFERENCE.fullmatch(environment(services["api"])["RATELIMIT_STORAGE_URI"])["default"]
+    store = urlsplit(default)
+    assert (store.scheme, store.hostname, store.port) == ("redis", "valkey", 6379)
 
 
 def test_volumes_for_database_media_and_exports(compose):
