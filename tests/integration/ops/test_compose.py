@@ -1,4 +1,4 @@
-"""docker-compose.yml: db (healthy) -> migrate (one-shot) -> api (healthy), volumes, and no
+"""docker-compose.yml: db (healthy) -> migrate (one-shot) -> api (healthy, after valkey), volumes, and no
 secret committed. Validated by docker compose itself when it is installed."""
 
 from __future__ import annotations
@@ -153,7 +153,8 @@ def test_docker_compose_accepts_the_file(tmp_path):
     rendered = yaml.safe_load(valid.stdout)
     url = rendered["services"]["api"]["environment"]["DATABASE_URL"]
     assert url == "postgresql://saas_app:test-app_db_password@db:5432/saas"
-    assert set(rendered["services"]) == {"db", "db-init", "migrate", "api"}
+    assert set(rendered["services"]) == {"db", "valkey", "db-init", "migrate", "api"}
+    assert rendered["services"]["api"]["environment"]["RATELIMIT_STORAGE_URI"] == "redis://valkey:6379/0"
     # and a missing secret stops compose with a message naming it
     env_file.write_text(ENV_EXAMPLE.read_text())
     missing = subprocess.run([*base, "config"], capture_output=True, text=True, check=False)
