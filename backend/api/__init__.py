@@ -54,9 +54,16 @@ def init_api(app: Flask) -> Api:
     headers.init_app(app)  # before Api(app): it names where the docs page loads Swagger UI from
     settings = app.extensions["saas"].settings
     app.config.update(
-        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage,
+        # Short timeouts: an unreachable store must cost a request milliseconds, not seconds.
+        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+        if settings.ratelimit_storage.startswith(("redis", "valkey"))
+        else {},
         RATELIMIT_HEADERS_ENABLED=True,
-        # A broken limiter storage must not take login down: limits are skipped (logged).
+        # Store down: the same limits count in this worker's memory (logged; the store is
+        # re-checked and used again once it answers), so login stays up and is still limited
+        # per worker. Anything else failing inside the limiter is skipped, logged, never a 500.
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
         RATELIMIT_SWALLOW_ERRORS=True,
     )
     limiter.init_app(app)

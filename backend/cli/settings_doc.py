@@ -40,10 +40,8 @@ def rows() -> list[str]:
         lines.append(f"| `{field.alias}` | {default} | {field.description} |")
     for name, field in RateLimits.model_fields.items():
         rule = name.replace("_", " ").replace(" ip", ", per client IP").replace(" account", ", per account")
-        lines.append(
-            f"| `{field.alias}` | {_shown(field.default)} | rate limit of {rule} ([security.md](security.md))"
-            " |"
-        )
+        meaning = field.description or f"rate limit of {rule} ([security.md](security.md))"
+        lines.append(f"| `{field.alias}` | {_shown(field.default)} | {meaning} |")
     return lines
 
 

@@ -67,14 +67,28 @@ def _rate_limit_env(name: str) -> str:
 class RateLimits(BaseModel):
     """Flask-Limiter strings (`N per minute;M per hour`) for the abuse-prone routes, per client
     IP and per account (the email, or the one-time token). Environment: RATE_LIMIT_<FIELD>.
-    Login per account counts failures only (see docs/security.md)."""
+    Login counts failures only, per account and address, with a per-account ceiling that slows
+    rather than locks (see docs/security.md)."""
 
     model_config = ConfigDict(
         frozen=True, alias_generator=_rate_limit_env, populate_by_name=True, extra="ignore"
     )
 
     login_ip: str = "20 per minute;200 per hour"
-    login_account: str = "5 per minute;20 per hour"
+    login_account: str = Field(
+        "5 per minute;20 per hour",
+        description="failed logins per account *and* client address ([security.md](security.md))",
+    )
+    login_account_ceiling: str = Field(
+        "50 per hour",
+        description="failed logins per account from all addresses; past it every address gets "
+        "`RATE_LIMIT_LOGIN_SLOWED` on that account: slowed, never locked ([security.md](security.md))",
+    )
+    login_slowed: str = Field(
+        "1 per minute",
+        description="failed logins per account and address once the account's ceiling is reached "
+        "([security.md](security.md))",
+    )
     signup_ip: str = "5 per minute;30 per hour"
     signup_account: str = "3 per hour"
     verify_ip: str = "10 per minute;60 per hour"
@@ -183,10 +197,13 @@ class Settings(BaseSettings):
     smtp_username: str | None = setting(env="SMTP_USERNAME", doc="SMTP login (none: no login)")
     smtp_password: str | None = setting(env="SMTP_PASSWORD", doc="SMTP password", repr=False)
     smtp_starttls: bool = setting(True, env="SMTP_STARTTLS", doc="upgrade the SMTP connection with STARTTLS")
-    ratelimit_storage_uri: str = setting(
-        "memory://",
+    ratelimit_storage_uri: str | None = setting(
         env="RATELIMIT_STORAGE_URI",
-        doc="Flask-Limiter store; `memory://` counts per worker: point it at a shared store in production",
+        doc="rate-limit counters shared by every worker and process: `redis://host:6379/0` (Redis or "
+        "Valkey). `memory://` counts per worker (each limit multiplied by the workers); production "
+        "refuses to start without the setting. Store down: limits fall back to per-worker memory "
+        "([security.md](security.md#rate-limits))",
+        shown="`memory://` in development/test; required in production",
     )
     rate_limits: RateLimits = Field(default_factory=RateLimits)  # RATE_LIMIT_<FIELD> variables
     # Product.
@@ -290,6 +307,10 @@ class Settings(BaseSettings):
         return self.var_dir / "mail"
 
     @property
+    def ratelimit_storage(self) -> str:
+        return self.ratelimit_storage_uri or "memory://"
+
+    @property
     def owner_database_url(self) -> str | None:
         return self.migration_database_url or self.database_url
 
@@ -312,6 +333,8 @@ class Settings(BaseSettings):
             for name, value in (
                 ("DATABASE_URL", self.database_url),
                 ("JWT_PRIVATE_KEYS", self.jwt_private_keys),
+                # per-worker memory would multiply every limit by the workers, silently
+                ("RATELIMIT_STORAGE_URI", self.ratelimit_storage_uri),
             ):
                 if not value:
                     raise ConfigError(f"{name} is required when APP_ENV={self.env}")

@@ -1,36 +1,79 @@
-"""Abuse limits for the public identity routes, per client IP and per account.
+"""Abuse limits for the public identity routes, per client address and per account.
 
 The limit strings come from the settings at each request (Settings.rate_limits), so tests
 and deployments tune them without code. The per-account key is a digest of the email or of
-the one-time token: neither appears in the limiter's storage or its log lines.
+the one-time token: neither appears in the limiter's storage or its log lines. The counters
+live in RATELIMIT_STORAGE_URI (Redis/Valkey in production), so every worker and every
+process shares them (docs/security.md, "Rate limits").
+
+Failed logins (docs/security.md, "Login throttling"): counted per account *and* client
+address, so an attacker who knows an owner's email exhausts only their own address's budget
+and never locks the owner out. Across addresses, a per-account ceiling of failures does not
+lock either: once reached, each address gets the much smaller `login_slowed` budget on that
+account, which slows a distributed guesser to a trickle while the owner (one address, few
+failures) still logs in.
+
+Key functions never raise: a body that is not a JSON object, a field that is not a string
+or text that cannot be encoded all fall back to the client address.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 from collections.abc import Callable
 
-from flask import request
+from flask import after_this_request, request
 from flask_limiter.util import get_remote_address
+from limits import parse_many
 
 from backend.api.context import runtime
 from backend.api.extension import limiter
+
+log = logging.getLogger(__name__)
+CEILING_SCOPE = "login-account-ceiling"
 
 
 def _setting(name: str) -> Callable[[], str]:
     return lambda: getattr(runtime().settings.rate_limits, name)
 
 
-def _body_key(field: str, *, lower: bool) -> Callable[[], str]:
-    def key() -> str:
+def _address_key() -> str:
+    return f"ip:{get_remote_address()}"
+
+
+def _digest(value: str) -> str:
+    # surrogatepass: a lone surrogate (valid JSON, no character) must not make the key
+    # raise; the route's parser then refuses the body.
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _account(field: str, *, lower: bool) -> str | None:
+    """The account part of a key (digest of the body's field), None when the body has none."""
+    try:
         body = request.get_json(silent=True)
         value = body.get(field) if isinstance(body, dict) else None
         if not isinstance(value, str) or not value.strip():
-            return f"ip:{get_remote_address()}"
+            return None
         value = value.strip().lower() if lower else value
-        # surrogatepass: a lone surrogate (valid JSON, no character) must not make the key
-        # raise; the route's parser then refuses the body with a 422.
-        return f"{field}:{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}"
+        return f"{field}:{_digest(value)}"
+    except Exception:  # never let a hostile body turn the limiter into a 500
+        log.warning("rate-limit key fell back to the client address", exc_info=True)
+        return None
+
+
+def _body_key(field: str, *, lower: bool) -> Callable[[], str]:
+    def key() -> str:
+        return _account(field, lower=lower) or _address_key()
+
+    return key
+
+
+def _account_and_address_key(field: str, *, lower: bool) -> Callable[[], str]:
+    def key() -> str:
+        account = _account(field, lower=lower)
+        return f"{account}|{_address_key()}" if account else _address_key()
 
     return key
 
@@ -53,9 +96,58 @@ def _limits(action: str, account_key: Callable[[], str], *, failures_only: bool)
     return decorate
 
 
-# Login counts failures per account (a legitimate user is not locked out by logging in
-# often) and every attempt per IP.
-login = _limits("login", _body_key("email", lower=True), failures_only=True)
+# Login: the per-account ceiling of failures is counted by hand (it never refuses by itself),
+# through the limiter's own strategy, so it uses the same store and the same memory fallback.
+_login_account = _body_key("email", lower=True)
+_login_pair = _account_and_address_key("email", lower=True)
+
+
+def _ceiling_items():
+    return parse_many(runtime().settings.rate_limits.login_account_ceiling)
+
+
+def _ceiling_reached() -> bool:
+    try:
+        key = _login_account()
+        return any(not limiter.limiter.test(item, CEILING_SCOPE, key) for item in _ceiling_items())
+    except Exception:  # the store is down and no fallback answered: the pair limits still hold
+        log.warning("login ceiling unavailable", exc_info=True)
+        return False
+
+
+def _count_failed_login(response):
+    if _failed(response) and response.status_code != 429:
+        try:
+            key = _login_account()
+            for item in _ceiling_items():
+                limiter.limiter.hit(item, CEILING_SCOPE, key)
+        except Exception:
+            log.warning("login ceiling not counted", exc_info=True)
+    return response
+
+
+def login(view: Callable) -> Callable:
+    per_ip = limiter.limit(_setting("login_ip"))
+    per_account_and_address = limiter.limit(
+        _setting("login_account"), key_func=_login_pair, deduct_when=_failed
+    )
+    # Past the account's ceiling of failures, every address gets the small slowed budget.
+    slowed = limiter.limit(
+        _setting("login_slowed"),
+        key_func=_login_pair,
+        scope="login-slowed",
+        deduct_when=_failed,
+        exempt_when=lambda: not _ceiling_reached(),
+    )
+
+    @functools.wraps(view)
+    def counted(*args, **kwargs):
+        after_this_request(_count_failed_login)  # runs on the 401 too (error handlers answer it)
+        return view(*args, **kwargs)
+
+    return per_ip(per_account_and_address(slowed(counted)))
+
+
 signup = _limits("signup", _body_key("email", lower=True), failures_only=False)
 verify = _limits("verify", _body_key("token", lower=False), failures_only=False)
 resend_verification = _limits("verify", _body_key("email", lower=True), failures_only=False)

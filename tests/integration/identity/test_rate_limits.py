@@ -38,24 +38,81 @@ def assert_limited(response) -> None:
     assert int(response.headers["Retry-After"]) > 0
 
 
-def test_login_failures_are_limited_per_account_across_addresses(client, runtime, limits):
-    limits(login_account="3 per minute")
+def login(client, email: str, password: str, address: str):
+    return post(client, "/api/v1/auth/token", {"email": email, "password": password}, address)
+
+
+def verified_owner(client, runtime) -> str:
     account = client.post("/api/v1/auth/signup", json=signup_body()).json
     mark_verified(runtime, uuid.UUID(account["user"]["id"]))
-    email = account["user"]["email"]
+    return account["user"]["email"]
+
+
+def test_login_failures_are_limited_per_account_and_address(client, runtime, limits):
+    limits(login_account="3 per minute")
+    email = verified_owner(client, runtime)
+    attacker = next(_addresses)
     for _ in range(3):
-        wrong = post(
-            client, "/api/v1/auth/token", {"email": email, "password": "wrong-password!"}, next(_addresses)
-        )
-        assert wrong.status_code == 401
-    # Locked for this account, even with the right password and from a fresh address.
-    assert_limited(
-        post(client, "/api/v1/auth/token", {"email": email, "password": PASSWORD}, next(_addresses))
+        assert login(client, email, "wrong-password!", attacker).status_code == 401
+    # This address is done with this account, even with the right password ...
+    assert_limited(login(client, email, PASSWORD, attacker))
+    # ... but not with other accounts, and the account is not locked for other addresses.
+    assert login(client, "other@example.com", "x" * 12, attacker).status_code == 401
+    assert login(client, email, PASSWORD, next(_addresses)).status_code == 200
+
+
+def test_twenty_failures_from_one_address_do_not_stop_the_owner(client, runtime, limits):
+    defaults = RateLimits()
+    limits(
+        login_ip=defaults.login_ip,
+        login_account=defaults.login_account,
+        login_account_ceiling=defaults.login_account_ceiling,
+        login_slowed=defaults.login_slowed,
     )
-    other = post(
-        client, "/api/v1/auth/token", {"email": "other@example.com", "password": "x" * 12}, next(_addresses)
-    )
-    assert other.status_code == 401
+    email = verified_owner(client, runtime)
+    attacker = next(_addresses)
+    statuses = [login(client, email, "wrong-password!", attacker).status_code for _ in range(20)]
+    assert statuses == [401] * 5 + [429] * 15
+    assert login(client, email, PASSWORD, next(_addresses)).status_code == 200
+
+
+def test_past_the_account_ceiling_every_address_is_slowed_and_the_owner_still_logs_in(
+    client, runtime, limits
+):
+    limits(login_account="5 per minute", login_account_ceiling="4 per hour", login_slowed="1 per minute")
+    email = verified_owner(client, runtime)
+    for _ in range(4):  # a distributed guesser: one failure from each of 4 addresses
+        assert login(client, email, "wrong-password!", next(_addresses)).status_code == 401
+    # Ceiling reached: each address, old or new, gets one more failure a minute, not five.
+    for address in (next(_addresses), next(_addresses)):
+        assert login(client, email, "wrong-password!", address).status_code == 401
+        assert_limited(login(client, email, "wrong-password!", address))
+    # Slowed, not locked: the owner, from an address without failures, logs in.
+    assert login(client, email, PASSWORD, next(_addresses)).status_code == 200
+    # The ceiling is per account: another account keeps its full per-address budget.
+    other = verified_owner(client, runtime)
+    address = next(_addresses)
+    for _ in range(5):
+        assert login(client, other, "wrong-password!", address).status_code == 401
+    assert_limited(login(client, other, "wrong-password!", address))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "text",
+        {"email": 12},
+        {"email": ["a@example.com"]},
+        {"email": {"nested": True}},
+        {"email": "\ud800@example.com", "password": "x" * 12},
+    ],
+)
+def test_hostile_login_bodies_never_break_the_limiter(client, limits, body):
+    limits(login_account="1 per minute")
+    response = post(client, "/api/v1/auth/token", body, next(_addresses))
+    assert response.status_code in (400, 401, 422)
+    assert "detail" in response.json
 
 
 def test_successful_logins_do_not_use_the_account_budget(client, runtime, limits):

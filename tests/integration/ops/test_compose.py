@@ -1,4 +1,4 @@
-"""docker-compose.yml: db (healthy) -> migrate (one-shot) -> api (healthy), volumes, and no
+"""docker-compose.yml: db (healthy) -> migrate (one-shot) -> api (healthy, after valkey), volumes, and no
 secret committed. Validated by docker compose itself when it is installed."""
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def test_services_start_in_order_of_health(compose):
     assert migrate["command"] == ["flask", "--app", "backend", "tenants", "migrate"]
     assert api["depends_on"] == {
         "db": {"condition": "service_healthy"},
+        "valkey": {"condition": "service_healthy"},
         "migrate": {"condition": "service_completed_successfully"},
     }
     assert "/health/ready" in " ".join(api["healthcheck"]["test"])
@@ -56,6 +57,17 @@ def test_services_start_in_order_of_health(compose):
         assert one_shot["restart"] == "no"
         assert one_shot["healthcheck"] == {"disable": True}  # the image's HEALTHCHECK is the API's
     assert (ROOT / init["command"][1]).is_file()
+
+
+def test_api_shares_its_rate_limits_through_the_health_checked_valkey(compose):
+    services = compose["services"]
+    valkey = services["valkey"]
+    assert valkey["image"].startswith("valkey/valkey:")
+    assert valkey["healthcheck"]["test"] == ["CMD", "valkey-cli", "ping"]
+    assert "ports" not in valkey  # reachable by the API only, never published on the host
+    default = REFERENCE.fullmatch(environment(services["api"])["RATELIMIT_STORAGE_URI"])["default"]
+    store = urlsplit(default)
+    assert (store.scheme, store.hostname, store.port) == ("redis", "valkey", 6379)
 
 
 def test_volumes_for_database_media_and_exports(compose):
@@ -141,7 +153,8 @@ def test_docker_compose_accepts_the_file(tmp_path):
     rendered = yaml.safe_load(valid.stdout)
     url = rendered["services"]["api"]["environment"]["DATABASE_URL"]
     assert url == "postgresql://saas_app:test-app_db_password@db:5432/saas"
-    assert set(rendered["services"]) == {"db", "db-init", "migrate", "api"}
+    assert set(rendered["services"]) == {"db", "valkey", "db-init", "migrate", "api"}
+    assert rendered["services"]["api"]["environment"]["RATELIMIT_STORAGE_URI"] == "redis://valkey:6379/0"
     # and a missing secret stops compose with a message naming it
     env_file.write_text(ENV_EXAMPLE.read_text())
     missing = subprocess.run([*base, "config"], capture_output=True, text=True, check=False)
