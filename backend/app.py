@@ -8,11 +8,13 @@ from sqlalchemy.engine import make_url
 from backend.api import init_api
 from backend.api.context import Runtime
 from backend.cli import tenants_cli
+from backend.cli.worker import worker as worker_cli
 from backend.core.config import ConfigError, Settings
 from backend.core.db import create_db_engine, sqlalchemy_url
 from backend.core.logging import configure_logging
 from backend.core.tokens import TokenService, load_signing_keys
 from backend.infrastructure import embedded_postgres
+from backend.infrastructure.jobs import JobQueue
 from backend.infrastructure.spares import BackgroundRefill, SparePool
 
 
@@ -41,6 +43,7 @@ def build_app(settings: Settings | None = None) -> Flask:
     app = Flask("backend")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.cli.add_command(tenants_cli)
+    app.cli.add_command(worker_cli)
     settings = with_database(settings)
     owner_engine = create_db_engine(
         settings.owner_database_url, settings, application_name="saas-owner", pool_size=2
@@ -53,6 +56,7 @@ def build_app(settings: Settings | None = None) -> Flask:
         ),
         owner_engine=owner_engine,
         runtime_role=role,
+        jobs=JobQueue(settings.database_url),
         tokens=TokenService(
             load_signing_keys(settings),
             issuer=settings.jwt_issuer,

@@ -33,6 +33,10 @@ AUDIT_TABLE = sql.SQL("shared.audit_events")
 # The pool of spare schemas is the owner's business: the API may read it (metrics), tenant
 # transactions may not even do that.
 SPARES_TABLE = sql.SQL("shared.spare_schemas")
+# The job queue (shared migration 0006, backend/infrastructure/jobs.py).
+JOBS = sql.Identifier("jobs")
+JOBS_TABLE = sql.SQL("jobs.procrastinate_jobs")
+JOB_EVENTS_TABLE = sql.SQL("jobs.procrastinate_events")
 MAX_IDENTIFIER_LENGTH = 63  # NAMEDATALEN - 1: PostgreSQL would silently truncate a longer name
 
 
@@ -112,10 +116,23 @@ def grant_shared(connection: Connection, runtime_role: str | None) -> None:
     statements += [
         sql.SQL("REVOKE INSERT, UPDATE, DELETE ON {} FROM {}").format(SPARES_TABLE, runtime),
         sql.SQL("REVOKE ALL ON {} FROM {}").format(SPARES_TABLE, tenants),
+        *_enqueue_grants(runtime),
     ]
     _exec(connection, *statements)
     for schema_name in _schemas_without_role(connection):
         grant_tenant(connection, schema_name, runtime_role)
+
+
+def _enqueue_grants(runtime: sql.Identifier) -> list[sql.Composed]:
+    """The API may put jobs in the queue (procrastinate's defer: an INSERT whose trigger writes
+    an event row) and nothing else there: it never reads, takes or changes other jobs."""
+    return [
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(JOBS, runtime),
+        sql.SQL("GRANT INSERT ON {}, {} TO {}").format(JOBS_TABLE, JOB_EVENTS_TABLE, runtime),
+        # The defer function's INSERT ... RETURNING id reads the new job's id, nothing more.
+        sql.SQL("GRANT SELECT (id) ON {} TO {}").format(JOBS_TABLE, runtime),
+        sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(JOBS, runtime),
+    ]
 
 
 def _schemas_without_role(connection: Connection) -> list[str]:
