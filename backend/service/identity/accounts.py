@@ -203,9 +203,7 @@ def request_verification_resend(*, email: str, jobs: JobQueue, request_id: str |
     """Asks the worker to mail a fresh link (`resend_verification` runs there). The request does
     the same thing for every address, known, verified or not: one enqueue, no lookup, so
     neither the answer nor its timing tells whether an unverified account exists."""
-    jobs.enqueue(
-        RESEND_VERIFICATION_TASK, queue=MAIL_QUEUE, email=email.strip(), request_id=request_id
-    )
+    jobs.enqueue(RESEND_VERIFICATION_TASK, queue=MAIL_QUEUE, email=email.strip(), request_id=request_id)
 
 
 def resend_verification(
