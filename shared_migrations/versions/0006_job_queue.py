@@ -30,6 +30,22 @@ def upgrade() -> None:
     # Straight to psycopg without parameters: the script's comments hold '%' characters.
     connection.connection.driver_connection.execute(SchemaManager.get_schema())
     connection.exec_driver_sql("RESET search_path")
+    # Its functions and triggers name tables and types without a schema too: pin their search
+    # path, so they work (and resolve to `jobs`, nothing else) whoever calls them.
+    connection.connection.driver_connection.execute(
+        """
+        DO $pin$
+        DECLARE
+            fn regprocedure;
+        BEGIN
+            FOR fn IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+                      WHERE p.pronamespace = 'jobs'::regnamespace LOOP
+                EXECUTE pg_catalog.format('ALTER FUNCTION %s SET search_path = jobs, pg_catalog', fn);
+            END LOOP;
+        END
+        $pin$
+        """
+    )
 
 
 def downgrade() -> None:

@@ -125,12 +125,17 @@ def grant_shared(connection: Connection, runtime_role: str | None) -> None:
 
 def _enqueue_grants(runtime: sql.Identifier) -> list[sql.Composed]:
     """The API may put jobs in the queue (procrastinate's defer: an INSERT whose trigger writes
-    an event row) and nothing else there: it never reads, takes or changes other jobs."""
+    an event row) and count them; it never reads a job's arguments, nor takes or changes a job."""
     return [
         sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(JOBS, runtime),
         sql.SQL("GRANT INSERT ON {}, {} TO {}").format(JOBS_TABLE, JOB_EVENTS_TABLE, runtime),
         # The defer function's INSERT ... RETURNING id reads the new job's id, nothing more.
-        sql.SQL("GRANT SELECT (id) ON {} TO {}").format(JOBS_TABLE, runtime),
+        # /metrics counts jobs by queue and status and ages the oldest waiting one: columns
+        # without the jobs' arguments (they name people).
+        sql.SQL("GRANT SELECT (id, queue_name, status, scheduled_at) ON {} TO {}").format(
+            JOBS_TABLE, runtime
+        ),
+        sql.SQL("GRANT SELECT (job_id, type, at) ON {} TO {}").format(JOB_EVENTS_TABLE, runtime),
         sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(JOBS, runtime),
     ]
 
