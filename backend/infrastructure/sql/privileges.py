@@ -299,3 +299,26 @@ def drop_tenant_role(connection: Connection, schema_name: str) -> None:
         statements += _revoke_all(schema_identifier(schema_name), sql.Identifier(name))
     statements.append(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
     _exec(connection, *statements)
+
+
+_ROLE_POWERS = text(
+    "SELECT r.rolname, r.rolsuper, r.rolcreaterole,"
+    " owned.count, owned.first FROM pg_catalog.pg_roles r,"
+    " LATERAL (SELECT count(*) AS count, min(n.nspname) AS first FROM pg_catalog.pg_namespace n"
+    "   WHERE n.nspowner = r.oid AND n.nspname !~ '^(pg_|information_schema$|public$)') AS owned"
+    " WHERE r.rolname = current_user"
+)
+
+
+def api_role_refusal(connection: Connection) -> str | None:
+    """Why the connected role must not serve the API in production, or None: a superuser, a
+    CREATEROLE role or the owner of a schema would turn any SQL injection or code execution in
+    the API into a way around the per-tenant roles (docs/architecture.md, "Database roles")."""
+    row = connection.execute(_ROLE_POWERS).one()
+    if row.rolsuper:
+        return f"DATABASE_URL connects as {row.rolname}, a superuser"
+    if row.rolcreaterole:
+        return f"DATABASE_URL connects as {row.rolname}, which has CREATEROLE"
+    if row.count:
+        return f"DATABASE_URL connects as {row.rolname}, which owns {row.count} schema(s) ({row.first}, ...)"
+    return None
