@@ -18,7 +18,7 @@ from flask.cli import with_appcontext
 from backend.domain.errors import Unavailable
 from backend.infrastructure.jobs import worker_app
 from backend.infrastructure.mail import mailer_for
-from backend.infrastructure.sql.unit_of_work import RegistryUnitOfWork
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service import identity as identity_service
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def register_tasks(jobs: procrastinate.App, flask_app: Flask) -> procrastinate.A
                 now=datetime.now(UTC),
                 verification_ttl_s=rt.settings.verification_ttl_s,
                 app_url=rt.settings.app_url,
-                uow=RegistryUnitOfWork(rt.owner_engine, rt.runtime_role),
+                uow=SqlRegistryUnitOfWork(rt.owner_engine, rt.runtime_role),
                 mailer=_RaisingMailer(mailer_for(rt.settings)),
                 request_id=request_id,
             )
