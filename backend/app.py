@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from flask import Flask
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 
 from backend.api import init_api
 from backend.api.context import Runtime
 from backend.cli import tenants_cli
+from backend.cli.worker import worker as worker_cli
 from backend.core.config import ConfigError, Settings
 from backend.core.db import create_db_engine, sqlalchemy_url
 from backend.core.logging import configure_logging
 from backend.core.tokens import TokenService, load_signing_keys
 from backend.infrastructure import embedded_postgres
+from backend.infrastructure.jobs import JobQueue
 from backend.infrastructure.spares import BackgroundRefill, SparePool
+from backend.infrastructure.sql.privileges import api_role_refusal
 
 
 def with_database(settings: Settings) -> Settings:
@@ -26,6 +29,19 @@ def with_database(settings: Settings) -> Settings:
     return settings.model_copy(
         update=dict(database_url=database.runtime_url, migration_database_url=database.owner_url)
     )
+
+
+def refuse_privileged_api_role(engine: Engine, role: str | None) -> None:
+    """Production serves requests as the runtime role only: one URL for both roles, a superuser,
+    a CREATEROLE role or a schema owner is refused with one line naming the problem."""
+    if role is None:
+        raise ConfigError(
+            "DATABASE_URL and MIGRATION_DATABASE_URL name the same role: one URL is development-only"
+        )
+    with engine.connect() as connection:
+        refusal = api_role_refusal(connection)
+    if refusal:
+        raise ConfigError(f"{refusal}: the API must connect as the runtime role (docs/architecture.md)")
 
 
 def runtime_role(settings: Settings) -> str | None:
@@ -41,18 +57,23 @@ def build_app(settings: Settings | None = None) -> Flask:
     app = Flask("backend")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.cli.add_command(tenants_cli)
+    app.cli.add_command(worker_cli)
     settings = with_database(settings)
     owner_engine = create_db_engine(
         settings.owner_database_url, settings, application_name="saas-owner", pool_size=2
     )
     role = runtime_role(settings)
+    engine = create_db_engine(
+        settings.database_url, settings, statement_timeout_ms=settings.statement_timeout_ms
+    )
+    if settings.env == "production":
+        refuse_privileged_api_role(engine, role)
     app.extensions["saas"] = Runtime(
         settings=settings,
-        engine=create_db_engine(
-            settings.database_url, settings, statement_timeout_ms=settings.statement_timeout_ms
-        ),
+        engine=engine,
         owner_engine=owner_engine,
         runtime_role=role,
+        jobs=JobQueue(settings.database_url),
         tokens=TokenService(
             load_signing_keys(settings),
             issuer=settings.jwt_issuer,

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """`make run`: start the embedded PostgreSQL when DATABASE_URL is unset, migrate the shared
-schema and every tenant, then serve the API with gunicorn on HOST:PORT (127.0.0.1:8000)."""
+schema and every tenant, then serve the API with gunicorn on HOST:PORT (127.0.0.1:8000) and
+run the job worker (`flask --app backend worker`, docs/jobs.md) beside it. Both stop together:
+on SIGTERM/SIGINT, or when either of them exits."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from backend.core.config import Settings
@@ -36,15 +39,28 @@ def main() -> int:
         env=env,
         cwd=ROOT,
     )
+    worker = subprocess.Popen([*flask, "worker"], env=env, cwd=ROOT)
+    children = (server, worker)
+    stopping = False
 
     def stop(signum, frame):
-        server.terminate()
+        nonlocal stopping
+        stopping = True
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    code = server.wait()
+    while not stopping and all(child.poll() is None for child in children):
+        time.sleep(0.2)
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    codes = [child.wait() for child in children]
     del database  # the embedded server's atexit hook stops it
-    return code
+    clean = (0, -signal.SIGTERM, -signal.SIGINT)
+    if stopping and all(code in clean for code in codes):
+        return 0
+    # One of them stopped on its own: a failure, even with status 0 (both are meant to run on).
+    return next((abs(code) for code in codes if code not in clean), 1)
 
 
 if __name__ == "__main__":

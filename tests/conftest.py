@@ -75,6 +75,18 @@ def runtime(app):
     return app.extensions["saas"]
 
 
+@pytest.fixture(scope="session")
+def run_jobs(app):
+    """Run the queued jobs as `flask --app backend worker --once` does; returns when the queue
+    has nothing left to do now."""
+    from backend.cli.worker import build_worker
+
+    def run() -> None:
+        build_worker(app).run_worker(wait=False, delete_jobs="successful", install_signal_handlers=False)
+
+    return run
+
+
 def unique_slug(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 

@@ -7,6 +7,10 @@
 - Fleet: `saas_tenants` by status and `saas_tenant_migrations` by result (at_head, pending,
   failed), from one GROUP BY on the registry, and `saas_spare_schemas` (ready, stale) from the
   pool of spare schemas; cached a few seconds so that scrapes stay cheap.
+- Job queue (docs/jobs.md): `saas_jobs` by queue and status (todo, doing, failed: a failed job
+  stays in the table until retried or cleared; succeeded ones are deleted) and
+  `saas_jobs_oldest_waiting_seconds` by queue (how long the oldest due job has waited for a
+  worker: a stuck or missing worker shows here first), from the same cached read.
 
 The endpoint is on the API port but closed: without METRICS_TOKEN it answers 404, without
 the right bearer token 401 (constant-time comparison). Under gunicorn every worker has its
@@ -36,7 +40,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import event, false, func, select
+from sqlalchemy import event, false, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -112,6 +116,22 @@ class FleetCounts:
     by_status: Tally = field(default_factory=Tally)
     by_migration: Tally = field(default_factory=Tally)
     spares: Tally = field(default_factory=Tally)  # ready (at the tenant head) or stale
+    jobs: Tally = field(default_factory=Tally)  # (queue, status) -> jobs
+    oldest_waiting_s: dict = field(default_factory=dict)  # queue -> seconds
+
+
+# Column grants only (privileges.py): the API reads no job's arguments.
+JOB_COUNTS = text(
+    "SELECT queue_name, status::text, count(*) FROM jobs.procrastinate_jobs"
+    " WHERE status IN ('todo', 'doing', 'failed') GROUP BY queue_name, status"
+)
+OLDEST_WAITING = text(
+    "SELECT j.queue_name, extract(epoch FROM now() - min(e.at))"
+    " FROM jobs.procrastinate_jobs j JOIN jobs.procrastinate_events e ON e.job_id = j.id"
+    " WHERE j.status = 'todo' AND e.type = 'deferred'"
+    " AND (j.scheduled_at IS NULL OR j.scheduled_at <= now()) GROUP BY j.queue_name"
+)
+JOB_STATES = ("todo", "doing", "failed")
 
 
 class FleetCollector:
@@ -151,6 +171,9 @@ class FleetCollector:
             rows = connection.execute(query).all()
             for is_ready, count in connection.execute(spares):
                 counts.spares["ready" if is_ready else "stale"] += count
+            for queue, status, count in connection.execute(JOB_COUNTS):
+                counts.jobs[(queue, status)] += count
+            counts.oldest_waiting_s = {queue: float(age) for queue, age in connection.execute(OLDEST_WAITING)}
             connection.rollback()
         for status, is_at_head, is_failed, count in rows:
             counts.by_status[status] += count
@@ -184,6 +207,20 @@ class FleetCollector:
         for state in SPARE_STATES:
             spares.add_metric([state], counts.spares[state])
         yield spares
+        jobs = GaugeMetricFamily(
+            "saas_jobs", "Jobs by queue and status (todo, doing, failed)", labels=["queue", "status"]
+        )
+        for (queue, status), count in sorted(counts.jobs.items()):
+            jobs.add_metric([queue, status], count)
+        yield jobs
+        waiting = GaugeMetricFamily(
+            "saas_jobs_oldest_waiting_seconds",
+            "Age of the oldest job due and not yet taken by a worker, by queue",
+            labels=["queue"],
+        )
+        for queue, age in sorted(counts.oldest_waiting_s.items()):
+            waiting.add_metric([queue], age)
+        yield waiting
 
 
 def exposition(fleet: FleetCollector) -> bytes:

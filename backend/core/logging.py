@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 
@@ -32,8 +33,27 @@ class JsonLineFormatter(JsonFormatter):
         )
 
     def process_log_record(self, log_data: dict) -> dict:
+        if str(log_data.get("logger", "")).startswith("procrastinate"):
+            _redact_job_arguments(log_data)
         # The timestamp first: lines read well in a terminal and sort as text.
         return {"ts": log_data.pop("ts", None), **log_data}
+
+
+# procrastinate's lines name a job by its call, `task[id](email='...')`: keep `task[id]`.
+_JOB_CALL = re.compile(r"(\w+\[\d+\])\(.*\)")
+
+
+def _redact_job_arguments(log_data: dict) -> None:
+    """The job queue's own log lines carry each job's arguments (a mail job's address), in the
+    message and in the `job`/`jobs` fields: they go, the task name and job id stay."""
+    if isinstance(log_data.get("message"), str):
+        log_data["message"] = _JOB_CALL.sub(r"\1(...)", log_data["message"])
+    for name in ("job", "jobs"):
+        value = log_data.get(name)
+        for job in value if isinstance(value, list) else [value]:
+            if isinstance(job, dict):
+                job.pop("args", None)
+                job.pop("call_string", None)
 
 
 class LogContextFilter(logging.Filter):

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol, Self
+from typing import Any, BinaryIO, Protocol, Self
 
 from backend.domain.appointments import Appointment, AppointmentFilter
 from backend.domain.audit import AuditEvent
@@ -121,6 +121,12 @@ class Mailer(Protocol):
     """Sends one message; raises Unavailable("mail_unavailable") when delivery fails."""
 
     def send(self, *, to: str, subject: str, body: str) -> None: ...
+
+
+class JobQueue(Protocol):
+    """Enqueues a background job by task name (backend/infrastructure/jobs.py); the worker runs it."""
+
+    def enqueue(self, task_name: str, *, queue: str = "default", **arguments: Any) -> int: ...
 
 
 class AccessTokenIssuer(Protocol):

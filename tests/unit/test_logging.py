@@ -48,3 +48,30 @@ def test_log_level_comes_from_the_environment():
     assert core_logging.log_level({"LOG_LEVEL": "debug"}) == "DEBUG"
     with pytest.raises(ValueError, match="LOG_LEVEL"):
         core_logging.log_level({"LOG_LEVEL": "chatty"})
+
+
+def test_job_queue_lines_keep_task_and_id_but_not_the_arguments():
+    """procrastinate logs each job's call (a mail job's address) in its message and fields."""
+    stream = io.StringIO()
+    logger = logging.getLogger("procrastinate.worker")
+    handler = core_logging.json_handler(stream)
+    logger.addHandler(handler)
+    logger.propagate = False
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    job = {"id": 7, "task_name": "resend_verification", "args": {"email": "ann@example.com"}}
+    try:
+        logger.info(
+            "Job resend_verification[7](email='ann@example.com', request_id=None) ended with status: Success",
+            extra={"job": {**job, "call_string": "resend_verification[7](email='ann@example.com')"}},
+        )
+        logger.info("Deferred 1 job", extra={"jobs": [dict(job)]})
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+        logger.setLevel(level)
+    ended, deferred = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert "ann@example.com" not in stream.getvalue()
+    assert ended["message"] == "Job resend_verification[7](...) ended with status: Success"
+    assert ended["job"] == {"id": 7, "task_name": "resend_verification"}
+    assert deferred["jobs"] == [{"id": 7, "task_name": "resend_verification"}]

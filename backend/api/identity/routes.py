@@ -105,16 +105,7 @@ def verify(body):
 @blueprint.doc(operationId="resendVerification")
 def resend_verification(body):
     """Mail a new verification link (same answer whether the account exists or not)"""
-    settings = runtime().settings
-    service.resend_verification(
-        email=body["email"],
-        now=_now(),
-        verification_ttl_s=settings.verification_ttl_s,
-        app_url=settings.app_url,
-        uow=registry_uow(),
-        mailer=mailer_for(settings),
-        request_id=request_id(),
-    )
+    service.request_verification_resend(email=body["email"], jobs=runtime().jobs, request_id=request_id())
     return None
 
 

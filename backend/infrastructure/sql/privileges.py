@@ -33,6 +33,10 @@ AUDIT_TABLE = sql.SQL("shared.audit_events")
 # The pool of spare schemas is the owner's business: the API may read it (metrics), tenant
 # transactions may not even do that.
 SPARES_TABLE = sql.SQL("shared.spare_schemas")
+# The job queue (shared migration 0006, backend/infrastructure/jobs.py).
+JOBS = sql.Identifier("jobs")
+JOBS_TABLE = sql.SQL("jobs.procrastinate_jobs")
+JOB_EVENTS_TABLE = sql.SQL("jobs.procrastinate_events")
 MAX_IDENTIFIER_LENGTH = 63  # NAMEDATALEN - 1: PostgreSQL would silently truncate a longer name
 
 
@@ -112,10 +116,28 @@ def grant_shared(connection: Connection, runtime_role: str | None) -> None:
     statements += [
         sql.SQL("REVOKE INSERT, UPDATE, DELETE ON {} FROM {}").format(SPARES_TABLE, runtime),
         sql.SQL("REVOKE ALL ON {} FROM {}").format(SPARES_TABLE, tenants),
+        *_enqueue_grants(runtime),
     ]
     _exec(connection, *statements)
     for schema_name in _schemas_without_role(connection):
         grant_tenant(connection, schema_name, runtime_role)
+
+
+def _enqueue_grants(runtime: sql.Identifier) -> list[sql.Composed]:
+    """The API may put jobs in the queue (procrastinate's defer: an INSERT whose trigger writes
+    an event row) and count them; it never reads a job's arguments, nor takes or changes a job."""
+    return [
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(JOBS, runtime),
+        sql.SQL("GRANT INSERT ON {}, {} TO {}").format(JOBS_TABLE, JOB_EVENTS_TABLE, runtime),
+        # The defer function's INSERT ... RETURNING id reads the new job's id, nothing more.
+        # /metrics counts jobs by queue and status and ages the oldest waiting one: columns
+        # without the jobs' arguments (they name people).
+        sql.SQL("GRANT SELECT (id, queue_name, status, scheduled_at) ON {} TO {}").format(
+            JOBS_TABLE, runtime
+        ),
+        sql.SQL("GRANT SELECT (job_id, type, at) ON {} TO {}").format(JOB_EVENTS_TABLE, runtime),
+        sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(JOBS, runtime),
+    ]
 
 
 def _schemas_without_role(connection: Connection) -> list[str]:
@@ -277,3 +299,26 @@ def drop_tenant_role(connection: Connection, schema_name: str) -> None:
         statements += _revoke_all(schema_identifier(schema_name), sql.Identifier(name))
     statements.append(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
     _exec(connection, *statements)
+
+
+_ROLE_POWERS = text(
+    "SELECT r.rolname, r.rolsuper, r.rolcreaterole,"
+    " owned.count, owned.first FROM pg_catalog.pg_roles r,"
+    " LATERAL (SELECT count(*) AS count, min(n.nspname) AS first FROM pg_catalog.pg_namespace n"
+    "   WHERE n.nspowner = r.oid AND n.nspname !~ '^(pg_|information_schema$|public$)') AS owned"
+    " WHERE r.rolname = current_user"
+)
+
+
+def api_role_refusal(connection: Connection) -> str | None:
+    """Why the connected role must not serve the API in production, or None: a superuser, a
+    CREATEROLE role or the owner of a schema would turn any SQL injection or code execution in
+    the API into a way around the per-tenant roles (docs/architecture.md, "Database roles")."""
+    row = connection.execute(_ROLE_POWERS).one()
+    if row.rolsuper:
+        return f"DATABASE_URL connects as {row.rolname}, a superuser"
+    if row.rolcreaterole:
+        return f"DATABASE_URL connects as {row.rolname}, which has CREATEROLE"
+    if row.count:
+        return f"DATABASE_URL connects as {row.rolname}, which owns {row.count} schema(s) ({row.first}, ...)"
+    return None

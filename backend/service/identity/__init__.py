@@ -6,8 +6,10 @@ Mail goes out after the commit, so a rolled-back token is never sent.
 """
 
 from backend.service.identity.accounts import (
+    RESEND_VERIFICATION_TASK,
     SignupResult,
     get_user,
+    request_verification_resend,
     resend_verification,
     signup,
     verify_email,
@@ -23,6 +25,7 @@ from backend.service.identity.invitations import (
 from backend.service.identity.sessions import login, logout, refresh
 
 __all__ = [
+    "RESEND_VERIFICATION_TASK",
     "AcceptedInvitation",
     "Invitation",
     "SignupResult",
@@ -32,6 +35,7 @@ __all__ = [
     "login",
     "logout",
     "refresh",
+    "request_verification_resend",
     "resend_verification",
     "signup",
     "token_digest",

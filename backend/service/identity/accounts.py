@@ -21,7 +21,7 @@ from backend.domain.identity import (
 )
 from backend.domain.tenants import Tenant, validate_slug, validate_workspace_name
 from backend.service.identity.common import new_secret, public, send, token_digest
-from backend.service.ports import Mailer, RegistryUnitOfWork
+from backend.service.ports import JobQueue, Mailer, RegistryUnitOfWork
 from backend.service.tenants import provision_tenant
 
 VERIFY_PATH = "/verify-email"
@@ -195,6 +195,17 @@ def _mark_verified(
     return User(user.id, user.email, user.name, now, user.created_at)
 
 
+RESEND_VERIFICATION_TASK = "resend_verification"
+MAIL_QUEUE = "mail"
+
+
+def request_verification_resend(*, email: str, jobs: JobQueue, request_id: str | None = None) -> None:
+    """Asks the worker to mail a fresh link (`resend_verification` runs there). The request does
+    the same thing for every address, known, verified or not: one enqueue, no lookup, so
+    neither the answer nor its timing tells whether an unverified account exists."""
+    jobs.enqueue(RESEND_VERIFICATION_TASK, queue=MAIL_QUEUE, email=email.strip(), request_id=request_id)
+
+
 def resend_verification(
     *,
     email: str,
@@ -205,7 +216,8 @@ def resend_verification(
     mailer: Mailer,
     request_id: str | None = None,
 ) -> None:
-    """Mails a fresh verification link to an unverified user; answers the same for anyone."""
+    """Mails a fresh verification link to an unverified user; nothing for anyone else.
+    Runs in the worker (request_verification_resend enqueues it)."""
     with uow:
         user = uow.users.by_email(email.strip())
         if user is None or user.verified_at is not None:

@@ -153,8 +153,12 @@ def test_docker_compose_accepts_the_file(tmp_path):
     rendered = yaml.safe_load(valid.stdout)
     url = rendered["services"]["api"]["environment"]["DATABASE_URL"]
     assert url == "postgresql://saas_app:test-app_db_password@db:5432/saas"
-    assert set(rendered["services"]) == {"db", "valkey", "db-init", "migrate", "api"}
+    assert set(rendered["services"]) == {"db", "valkey", "db-init", "migrate", "api", "worker"}
     assert rendered["services"]["api"]["environment"]["RATELIMIT_STORAGE_URI"] == "redis://valkey:6379/0"
+    # the job worker starts once the schema (and its queue tables) is migrated
+    worker = rendered["services"]["worker"]
+    assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert worker["command"] == ["flask", "--app", "backend", "worker"]
     # and a missing secret stops compose with a message naming it
     env_file.write_text(ENV_EXAMPLE.read_text())
     missing = subprocess.run([*base, "config"], capture_output=True, text=True, check=False)

@@ -113,3 +113,32 @@ def test_an_unreadable_registry_leaves_fleet_metrics_out_not_the_scrape():
     fleet = FleetCollector(unreachable, ttl_s=0)
     assert fleet.counts() is None
     assert list(fleet.collect()) == []
+
+
+def test_job_queue_depth_failures_and_waiting_time(runtime):
+    from sqlalchemy import text
+    from sqlalchemy.exc import ProgrammingError
+
+    fleet = FleetCollector(runtime.engine, ttl_s=0)
+    queue = "metrics-test"
+    first = runtime.jobs.enqueue("no_such_task", queue=queue, marker=1)
+    runtime.jobs.enqueue("no_such_task", queue=queue, marker=2)
+    try:
+        counts = fleet.counts()
+        assert counts.jobs[(queue, "todo")] == 2
+        assert counts.oldest_waiting_s[queue] >= 0
+        with runtime.owner_engine.begin() as connection:
+            connection.execute(
+                text("UPDATE jobs.procrastinate_jobs SET status = 'failed' WHERE id = :id"), {"id": first}
+            )
+        counts = fleet.counts()
+        assert counts.jobs[(queue, "todo")] == 1 and counts.jobs[(queue, "failed")] == 1
+        # The API's role counts jobs but never reads their arguments (they name people).
+        denied = pytest.raises(ProgrammingError, match="permission denied")
+        with runtime.engine.connect() as connection, denied:
+            connection.execute(text("SELECT args FROM jobs.procrastinate_jobs"))
+    finally:
+        with runtime.owner_engine.begin() as connection:
+            connection.execute(
+                text("DELETE FROM jobs.procrastinate_jobs WHERE queue_name = :q"), {"q": queue}
+            )
