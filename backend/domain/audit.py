@@ -23,6 +23,7 @@ MFA_FAILED = "auth.mfa_failed"  # outcome failure: a wrong code (login, confirm,
 MFA_RECOVERY_CODE_USED = "auth.mfa_recovery_code_used"  # count: codes left
 EMAIL_CHANGE_REQUESTED = "auth.email_change_requested"
 EMAIL_CHANGED = "auth.email_changed"
+CLIENT_ACCOUNT_DELETED = "client.account_deleted"  # by the client; the record stays (the worker's)
 SESSION_ENDED = "auth.session_ended"  # metadata reason: one | others, count
 INVITATION_SENT = "invitation.sent"
 INVITATION_ACCEPTED = "invitation.accepted"

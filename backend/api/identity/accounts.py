@@ -19,6 +19,7 @@ from backend.api.identity import limits
 from backend.api.identity.schemas import (
     ChangeEmailSchema,
     ChangePasswordSchema,
+    CloseAccountSchema,
     ForgotPasswordSchema,
     ResetPasswordSchema,
     SessionListSchema,
@@ -29,7 +30,7 @@ from backend.api.identity.schemas import (
 from backend.domain.identity import Role
 from backend.infrastructure.mail import mailer_for
 from backend.service import identity as service
-from backend.service.identity import emails
+from backend.service.identity import closing, emails
 
 blueprint = Blueprint("account", __name__, url_prefix="/api/v1", description="Passwords and sessions")
 
@@ -174,6 +175,32 @@ def confirm_email(body):
     )
     forget_access(user_id=user.id)
     return user
+
+
+@blueprint.route("/me/account", methods=["DELETE"])
+@blueprint.doc(operationId="deleteMyClientAccount")
+@limits.change_email
+@blueprint.protected(Role.CLIENT, read_only_ok=True)
+@blueprint.arguments(CloseAccountSchema)
+@blueprint.response(204)
+@blueprint.alt_response(403, description="invalid_password")
+@blueprint.alt_response(429, description="rate_limited")
+def delete_my_account(body):
+    """Close my client login (the worker keeps the business record and is told)"""
+    access = g.access
+    closing.delete_own_client_account(
+        user_id=access.user_id,
+        tenant_id=access.tenant_id,
+        client_id=access.client_id,
+        password=body["password"],
+        workspace_name=access.tenant_name,
+        now=_now(),
+        uow=registry_uow(),
+        mailer=mailer_for(runtime().settings),
+        request_id=request_id(),
+    )
+    forget_access(user_id=access.user_id)
+    return None
 
 
 @blueprint.route("/me/sessions")

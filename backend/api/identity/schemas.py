@@ -121,6 +121,10 @@ class ChangeEmailSchema(ma.Schema):
     new_email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
 
 
+class CloseAccountSchema(ma.Schema):
+    password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
+
+
 class SessionSchema(ma.Schema):
     id = ma.fields.UUID(dump_only=True)
     created_at = ma.fields.AwareDateTime(dump_only=True)

@@ -165,6 +165,10 @@ class SqlUserRepository:
             update(users).where(users.c.id == user_id).values(password_hash=password_hash)
         )
 
+    def delete(self, user_id: uuid.UUID) -> None:
+        """The login itself; tokens, sessions and second factor go with it (ON DELETE CASCADE)."""
+        self._connection.execute(delete(users).where(users.c.id == user_id))
+
     def set_email(self, user_id: uuid.UUID, email: str) -> None:
         """The unique index on lower(email) turns a taken address into 409 `email_taken`."""
         self._connection.execute(update(users).where(users.c.id == user_id).values(email=email))
@@ -194,6 +198,23 @@ def _to_membership(row) -> Membership:
 class SqlMembershipRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+
+    def remove(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> bool:
+        """The user's membership of this workspace goes (their own account closing)."""
+        result = self._connection.execute(
+            delete(memberships).where(memberships.c.user_id == user_id, memberships.c.tenant_id == tenant_id)
+        )
+        return bool(result.rowcount)
+
+    def worker_emails(self, tenant_id: uuid.UUID) -> list[str]:
+        """Who to tell about the workspace's clients (its workers' addresses)."""
+        query = (
+            select(users.c.email)
+            .join(memberships, memberships.c.user_id == users.c.id)
+            .where(memberships.c.tenant_id == tenant_id, memberships.c.role == Role.WORKER.value)
+            .order_by(users.c.email)
+        )
+        return list(self._connection.execute(query).scalars())
 
     def add(
         self,
