@@ -28,6 +28,8 @@ API_BLUEPRINTS = (
     exports.blueprint,
     identity.blueprint,
     identity.jwks_blueprint,
+    identity.account_blueprint,
+    identity.mfa_blueprint,
     audit.blueprint,
 )
 JSON_BODY_TYPES = ("application/json", "multipart/form-data")

@@ -16,9 +16,12 @@ from backend.cli.errors import OperatorGroup
 from backend.cli.spares import refill_after_migrate
 from backend.domain.tenants import DisableReason, TenantStatus
 from backend.infrastructure import fleet, migrations
+from backend.infrastructure.mail import mailer_for
 from backend.infrastructure.sql.privileges import grant_shared
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
+from backend.service import identity
 from backend.service import tenants as service
+from backend.service.identity import mfa as identity_mfa
 
 
 def _runtime():
@@ -186,6 +189,37 @@ def downgrade(slug: str, revision: str) -> None:
         f"downgraded {tenant.slug} ({tenant.id}) schema {tenant.schema_name} "
         f"from {done.from_version} to {done.version}"
     )
+
+
+@tenants_cli.command("send-password-reset")
+@click.option("--email", required=True)
+@with_appcontext
+def send_password_reset(email: str) -> None:
+    """Mail a password link to a user: how the owner of a provisioned workspace sets a first
+    password (the same single-use, short-lived link as a forgotten password)."""
+    settings = _runtime().settings
+    found = identity.request_password_reset(
+        email=email,
+        now=datetime.now(UTC),
+        reset_ttl_s=settings.password_reset_ttl_s,
+        app_url=settings.app_url,
+        uow=owner_uow(),
+        mailer=mailer_for(settings),
+    )
+    if not found:
+        fail(f"not_found: no user with email {email}")
+    click.echo(f"password link mailed to {email} (valid {settings.password_reset_ttl_s // 60} minutes)")
+
+
+@tenants_cli.command("reset-mfa")
+@click.option("--email", required=True)
+@with_appcontext
+def reset_mfa(email: str) -> None:
+    """Remove a locked-out user's second factor (lost phone and recovery codes): their sessions
+    end (the API processes hear of it through the registry's notifications), the reset is in
+    their workspaces' audit trails. Check who is asking first."""
+    identity_mfa.reset_by_operator(email=email, now=datetime.now(UTC), uow=owner_uow())
+    click.echo(f"second factor removed for {email}; their sessions ended")
 
 
 @tenants_cli.command("disable")

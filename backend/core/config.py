@@ -95,6 +95,12 @@ class RateLimits(BaseModel):
     verify_account: str = "5 per minute;20 per hour"
     invitation_ip: str = "10 per minute;60 per hour"
     invitation_account: str = "5 per minute;20 per hour"
+    # Password reset: the request (per email) and the spending of the mailed token.
+    password_reset_ip: str = "10 per minute;60 per hour"
+    password_reset_account: str = "3 per minute;10 per hour"
+    # The second login step: per IP, and failures per MFA challenge.
+    mfa_ip: str = "20 per minute;200 per hour"
+    mfa_account: str = "5 per minute;20 per hour"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RateLimits:
@@ -185,6 +191,19 @@ class Settings(BaseSettings):
         48 * 3600, env="VERIFICATION_TTL_S", doc="email-verification link lifetime"
     )
     invitation_ttl_s: int = setting(7 * 24 * 3600, env="INVITATION_TTL_S", doc="invitation link lifetime")
+    password_reset_ttl_s: int = setting(
+        3600, env="PASSWORD_RESET_TTL_S", doc="password-reset link lifetime (single use)"
+    )
+    mfa_challenge_ttl_s: int = setting(
+        300, env="MFA_CHALLENGE_TTL_S", doc="time between a right password and the second factor's code"
+    )
+    mfa_issuer: str = setting("Appointments", env="MFA_ISSUER", doc="the name authenticator apps show")
+    mfa_encryption_keys: str | None = setting(
+        env="MFA_ENCRYPTION_KEYS",
+        doc="Fernet keys sealing TOTP secrets, comma-separated; the first seals, all open. Unset: a "
+        "development key under `VAR_DIR`; outside development the second factor then answers 503",
+        repr=False,
+    )
     mail_backend: Literal["file", "smtp"] = setting(
         env="MAIL_BACKEND",
         doc="`file` (one file per message under `VAR_DIR/mail`) or `smtp`",

@@ -27,6 +27,9 @@ class Role(enum.StrEnum):
 class OneTimeTokenKind(enum.StrEnum):
     EMAIL_VERIFICATION = "email_verification"
     INVITATION = "invitation"
+    PASSWORD_RESET = "password_reset"
+    MFA_CHALLENGE = "mfa_challenge"
+    EMAIL_CHANGE = "email_change"
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,35 @@ class RefreshToken:
     expires_at: datetime
     used_at: datetime | None
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MfaFactor:
+    """A user's TOTP factor: the sealed secret, enabled once confirmed with a code."""
+
+    user_id: uuid.UUID
+    secret_sealed: bytes
+    enabled_at: datetime | None
+    last_step: int | None
+
+
+@dataclass(frozen=True)
+class MfaChallenge:
+    """The answer to a right password when a second factor is on: spend `challenge` with a code."""
+
+    challenge: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One login (a refresh-token family) as its owner sees it: no token, no IP address."""
+
+    id: uuid.UUID
+    created_at: datetime
+    last_used_at: datetime
+    user_agent: str | None
+    current: bool = False
 
 
 @dataclass(frozen=True)

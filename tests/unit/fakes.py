@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from backend.domain.appointments import Appointment, AppointmentFilter
 from backend.domain.clients import Client
 from backend.domain.errors import Conflict, Invalid
-from backend.domain.identity import Membership, OneTimeToken, RefreshToken, Role, User
+from backend.domain.identity import Membership, MfaFactor, OneTimeToken, RefreshToken, Role, User
 from backend.domain.media import Media, MediaFilter
 from backend.domain.tenants import (
     SchemaDowngrade,
@@ -341,7 +341,9 @@ class FakeRefreshTokenRepository:
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, tuple[bytes, RefreshToken]] = {}
 
-    def add(self, *, family_id, user_id, tenant_id, token_hash: bytes, issued_at, expires_at) -> uuid.UUID:
+    def add(
+        self, *, family_id, user_id, tenant_id, token_hash: bytes, issued_at, expires_at, user_agent=None
+    ) -> uuid.UUID:
         token_id = uuid.uuid4()
         token = RefreshToken(token_id, family_id, user_id, tenant_id, expires_at, None, None)
         self.rows[token_id] = (token_hash, token)
@@ -461,8 +463,54 @@ class FakeSchemaManager:
         self.schemas.pop(schema_name, None)
 
 
+class FakeMfaRepository:
+    """Second factors by user (service/identity/mfa.py); recovery codes as digest -> used_at."""
+
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, MfaFactor] = {}
+        self.codes: dict[uuid.UUID, dict[bytes, datetime | None]] = {}
+
+    def get(self, user_id, *, for_update: bool = False) -> MfaFactor | None:
+        return self.rows.get(user_id)
+
+    def start(self, user_id, secret_sealed: bytes) -> None:
+        self.rows[user_id] = MfaFactor(user_id, secret_sealed, None, None)
+
+    def enable(self, user_id, at: datetime, step: int) -> None:
+        self.rows[user_id] = replace(self.rows[user_id], enabled_at=at, last_step=step)
+
+    def accept_step(self, user_id, step: int) -> None:
+        self.rows[user_id] = replace(self.rows[user_id], last_step=step)
+
+    def remove(self, user_id) -> bool:
+        self.codes.pop(user_id, None)
+        return self.rows.pop(user_id, None) is not None
+
+    def replace_recovery_codes(self, user_id, digests: list[bytes]) -> None:
+        self.codes[user_id] = dict.fromkeys(digests)
+
+    def spend_recovery_code(self, user_id, digest: bytes, at: datetime) -> bool:
+        codes = self.codes.get(user_id, {})
+        if digest in codes and codes[digest] is None:
+            codes[digest] = at
+            return True
+        return False
+
+    def recovery_codes_left(self, user_id) -> int:
+        return sum(1 for used in self.codes.get(user_id, {}).values() if used is None)
+
+
 class FakeRegistryUnitOfWork(_FakeUnitOfWork):
-    _stores = ("audit", "tenants", "users", "memberships", "schemas", "refresh_tokens", "one_time_tokens")
+    _stores = (
+        "audit",
+        "tenants",
+        "users",
+        "memberships",
+        "schemas",
+        "refresh_tokens",
+        "one_time_tokens",
+        "mfa",
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -472,6 +520,7 @@ class FakeRegistryUnitOfWork(_FakeUnitOfWork):
         self.users = FakeUserRepository()
         self.memberships = FakeMembershipRepository(self.tenants)
         self.schemas = FakeSchemaManager()
+        self.mfa = FakeMfaRepository()
 
 
 class FakeDeletionRepository:

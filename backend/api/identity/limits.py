@@ -152,3 +152,27 @@ signup = _limits("signup", _body_key("email", lower=True), failures_only=False)
 verify = _limits("verify", _body_key("token", lower=False), failures_only=False)
 resend_verification = _limits("verify", _body_key("email", lower=True), failures_only=False)
 accept_invitation = _limits("invitation", _body_key("token", lower=False), failures_only=True)
+# Password reset: every request counts (each may send a mail), per IP and per email; the
+# spending of a reset token counts failures per token (guessing one is hopeless, but cheap
+# to bound) and every attempt per IP.
+request_password_reset = _limits("password_reset", _body_key("email", lower=True), failures_only=False)
+reset_password = _limits("password_reset", _body_key("token", lower=False), failures_only=True)
+
+
+def _bearer_key() -> str:
+    value = request.headers.get("Authorization", "")
+    if not value:
+        return f"ip:{get_remote_address()}"
+    return f"bearer:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
+
+
+# Changing the password checks the current one: a stolen access token must not become a
+# password oracle. Failures count per token (the login's per-account limit) and per IP.
+change_password = _limits("login", _bearer_key, failures_only=True)
+change_email = _limits("login", _bearer_key, failures_only=True)
+confirm_email = _limits("verify", _body_key("token", lower=False), failures_only=False)
+# The second login step: failures per challenge (a challenge is bound to one account), every
+# attempt per IP. A wrong code keeps the challenge alive, so this is what bounds guessing.
+mfa_login = _limits("mfa", _body_key("challenge", lower=False), failures_only=True)
+# Confirming or disabling a factor checks a code: failures per bearer token, like login's.
+mfa_manage = _limits("mfa", _bearer_key, failures_only=True)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from flask import after_this_request, g
 
 from backend.api.auth import forget_access, request_id
 from backend.api.context import registry_uow, runtime
+from backend.api.errors import error_response
 from backend.api.extension import Blueprint
 from backend.api.identity import limits
+from backend.api.identity.accounts import user_agent
 from backend.api.identity.schemas import (
     AcceptInvitationSchema,
     AccountSchema,
@@ -26,7 +29,7 @@ from backend.api.identity.schemas import (
     VerifySchema,
 )
 from backend.domain.errors import Unauthenticated
-from backend.domain.identity import Role
+from backend.domain.identity import MfaChallenge, Role
 from backend.infrastructure.mail import mailer_for
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service import identity as service
@@ -113,14 +116,19 @@ def resend_verification(body):
 @limits.login
 @blueprint.arguments(TokenRequestSchema)
 @blueprint.response(200, TokenResponseSchema)
-@blueprint.alt_response(401, description="invalid_credentials")
+@blueprint.alt_response(
+    401,
+    description="invalid_credentials; or mfa_required (the password was right and the user has a "
+    "second factor): the error body then also carries `challenge` (a string, spent at "
+    "/auth/token/mfa) and `expires_in` (seconds)",
+)
 @blueprint.alt_response(403, description="forbidden: not a member of that workspace")
 @blueprint.alt_response(429, description="rate_limited")
 @blueprint.doc(operationId="login")
 def token(body):
     """Log in: exchange email and password for an access and a refresh token"""
     rt = runtime()
-    return service.login(
+    result = service.login(
         email=body["email"],
         password=body["password"],
         tenant_slug=body["tenant"],
@@ -129,7 +137,19 @@ def token(body):
         uow=registry_uow(),
         tokens=rt.tokens,
         request_id=request_id(),
+        user_agent=user_agent(),
+        mfa_challenge_ttl_s=rt.settings.mfa_challenge_ttl_s,
     )
+    if isinstance(result, MfaChallenge):
+        # A Response, not a body: the 200 schema would drop the challenge.
+        response = error_response(401, "mfa_required", headers={"Cache-Control": "no-store"})
+        response.set_data(
+            json.dumps(
+                {"detail": "mfa_required", "challenge": result.challenge, "expires_in": result.expires_in}
+            )
+        )
+        return response
+    return result
 
 
 @blueprint.route("/auth/refresh", methods=["POST"])
@@ -148,6 +168,7 @@ def refresh(body):
             uow=registry_uow(),
             tokens=rt.tokens,
             request_id=request_id(),
+            user_agent=user_agent(),
         )
     except Unauthenticated as error:
         if error.code == "refresh_token_reused":

@@ -98,3 +98,77 @@ class AuthorizationServerMetadataSchema(ma.Schema):
 
 class JwksSchema(ma.Schema):
     keys = ma.fields.List(ma.fields.Dict(), dump_only=True)
+
+
+class ForgotPasswordSchema(ma.Schema):
+    # Any string: a malformed address gets the same 202 as an unknown one (no enumeration).
+    email = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=254))
+
+
+class ResetPasswordSchema(ma.Schema):
+    token = ma.fields.String(required=True, validate=_TOKEN)
+    password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
+
+
+class ChangePasswordSchema(ma.Schema):
+    current_password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
+    new_password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
+    keep_this_session = ma.fields.Boolean(load_default=True)
+
+
+class ChangeEmailSchema(ma.Schema):
+    password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
+    new_email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
+
+
+class CloseAccountSchema(ma.Schema):
+    password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
+
+
+class SessionSchema(ma.Schema):
+    id = ma.fields.UUID(dump_only=True)
+    created_at = ma.fields.AwareDateTime(dump_only=True)
+    last_used_at = ma.fields.AwareDateTime(dump_only=True)
+    user_agent = ma.fields.String(dump_only=True, allow_none=True)
+    current = ma.fields.Boolean(dump_only=True)
+
+
+class SessionListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(SessionSchema), dump_only=True)
+
+
+class SessionsEndedSchema(ma.Schema):
+    ended = ma.fields.Integer(dump_only=True)
+
+
+class MfaLoginSchema(ma.Schema):
+    challenge = ma.fields.String(required=True, validate=_TOKEN)
+    code = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=1, max=64),
+        metadata={"description": "A 6-digit code from the app, or a recovery code"},
+    )
+
+
+class MfaEnrolmentSchema(ma.Schema):
+    secret = ma.fields.String(dump_only=True)
+    otpauth_uri = ma.fields.String(dump_only=True)
+
+
+class MfaCodeSchema(ma.Schema):
+    code = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+
+
+class MfaDisableSchema(ma.Schema):
+    password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
+    code = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+
+
+class RecoveryCodesSchema(ma.Schema):
+    recovery_codes = ma.fields.List(ma.fields.String(), dump_only=True)
+
+
+class MfaStatusSchema(ma.Schema):
+    enabled = ma.fields.Boolean(dump_only=True)
+    enabled_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    recovery_codes_left = ma.fields.Integer(dump_only=True)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection, Engine
 
 from backend.core.db import set_tenant_search_path
@@ -35,6 +36,7 @@ from backend.domain.identity import (
     OneTimeTokenKind,
     RefreshToken,
     Role,
+    SessionInfo,
     User,
 )
 from backend.domain.tenants import Plan, TenantStatus
@@ -82,6 +84,7 @@ refresh_tokens = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("user_agent", Text),  # of the request that issued it: names the device in "my sessions"
     Index("ix_refresh_tokens_family_id", "family_id"),
     Index("ix_refresh_tokens_user_id_tenant_id", "user_id", "tenant_id"),
     Index("ix_refresh_tokens_tenant_id", "tenant_id"),
@@ -100,7 +103,10 @@ one_time_tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True)),
-    CheckConstraint("kind IN ('email_verification','invitation')", name="kind"),
+    CheckConstraint(
+        "kind IN ('email_verification','invitation','password_reset','mfa_challenge','email_change')",
+        name="kind",
+    ),
     Index("ix_one_time_tokens_user_id", "user_id"),
     Index("ix_one_time_tokens_tenant_id", "tenant_id"),
 )
@@ -159,6 +165,14 @@ class SqlUserRepository:
             update(users).where(users.c.id == user_id).values(password_hash=password_hash)
         )
 
+    def delete(self, user_id: uuid.UUID) -> None:
+        """The login itself; tokens, sessions and second factor go with it (ON DELETE CASCADE)."""
+        self._connection.execute(delete(users).where(users.c.id == user_id))
+
+    def set_email(self, user_id: uuid.UUID, email: str) -> None:
+        """The unique index on lower(email) turns a taken address into 409 `email_taken`."""
+        self._connection.execute(update(users).where(users.c.id == user_id).values(email=email))
+
     def set_name(self, user_id: uuid.UUID, name: str) -> None:
         self._connection.execute(update(users).where(users.c.id == user_id).values(name=name))
 
@@ -184,6 +198,23 @@ def _to_membership(row) -> Membership:
 class SqlMembershipRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+
+    def remove(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> bool:
+        """The user's membership of this workspace goes (their own account closing)."""
+        result = self._connection.execute(
+            delete(memberships).where(memberships.c.user_id == user_id, memberships.c.tenant_id == tenant_id)
+        )
+        return bool(result.rowcount)
+
+    def worker_emails(self, tenant_id: uuid.UUID) -> list[str]:
+        """Who to tell about the workspace's clients (its workers' addresses)."""
+        query = (
+            select(users.c.email)
+            .join(memberships, memberships.c.user_id == users.c.id)
+            .where(memberships.c.tenant_id == tenant_id, memberships.c.role == Role.WORKER.value)
+            .order_by(users.c.email)
+        )
+        return list(self._connection.execute(query).scalars())
 
     def add(
         self,
@@ -263,10 +294,12 @@ class SqlRefreshTokenRepository:
         token_hash: bytes,
         issued_at: datetime,
         expires_at: datetime,
+        user_agent: str | None = None,
     ) -> uuid.UUID:
         token_id = uuid.uuid4()
         self._connection.execute(
             insert(refresh_tokens).values(
+                user_agent=user_agent,
                 id=token_id,
                 family_id=family_id,
                 user_id=user_id,
@@ -309,6 +342,63 @@ class SqlRefreshTokenRepository:
             .values(revoked_at=at)
         )
         return result.rowcount
+
+    def revoke_all_for_user(self, user_id: uuid.UUID, at: datetime) -> int:
+        """Every session of the user in every workspace (password reset or change)."""
+        result = self._connection.execute(
+            update(refresh_tokens)
+            .where(refresh_tokens.c.user_id == user_id, refresh_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        return result.rowcount
+
+    def revoke_user_family(
+        self, user_id: uuid.UUID, tenant_id: uuid.UUID, family_id: uuid.UUID, at: datetime
+    ) -> int:
+        """One session, only if it is this user's in this workspace: 0 rows otherwise."""
+        result = self._connection.execute(
+            update(refresh_tokens)
+            .where(
+                refresh_tokens.c.family_id == family_id,
+                refresh_tokens.c.user_id == user_id,
+                refresh_tokens.c.tenant_id == tenant_id,
+                refresh_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=at)
+        )
+        return result.rowcount
+
+    def revoke_others(
+        self, user_id: uuid.UUID, tenant_id: uuid.UUID | None, keep_family: uuid.UUID | None, at: datetime
+    ) -> int:
+        """The user's sessions except `keep_family` (in one workspace, or all when tenant_id is None)."""
+        query = update(refresh_tokens).where(
+            refresh_tokens.c.user_id == user_id, refresh_tokens.c.revoked_at.is_(None)
+        )
+        if tenant_id is not None:
+            query = query.where(refresh_tokens.c.tenant_id == tenant_id)
+        if keep_family is not None:
+            query = query.where(refresh_tokens.c.family_id != keep_family)
+        return self._connection.execute(query.values(revoked_at=at)).rowcount
+
+    def sessions_of(self, user_id: uuid.UUID, tenant_id: uuid.UUID, now: datetime) -> list[SessionInfo]:
+        """The live sessions (families with an unrevoked, unexpired token), newest use first.
+        Served by ix_refresh_tokens_user_id_tenant_id."""
+        t = refresh_tokens
+        latest_agent = func.array_agg(aggregate_order_by(t.c.user_agent, t.c.issued_at.desc()))[1]
+        rows = self._connection.execute(
+            select(
+                t.c.family_id,
+                func.min(t.c.issued_at).label("created_at"),
+                func.max(t.c.issued_at).label("last_used_at"),
+                latest_agent.label("user_agent"),
+            )
+            .where(t.c.user_id == user_id, t.c.tenant_id == tenant_id)
+            .group_by(t.c.family_id)
+            .having(func.bool_and(t.c.revoked_at.is_(None)), func.max(t.c.expires_at) > now)
+            .order_by(func.max(t.c.issued_at).desc())
+        ).all()
+        return [SessionInfo(r.family_id, r.created_at, r.last_used_at, r.user_agent) for r in rows]
 
 
 def _to_one_time_token(row) -> OneTimeToken:
@@ -368,6 +458,20 @@ class SqlOneTimeTokenRepository:
         self._connection.execute(
             update(one_time_tokens).where(one_time_tokens.c.id == token_id).values(used_at=at)
         )
+
+    def expire_addressed_to(self, email: str, at: datetime) -> int:
+        """End every unused token mailed to this address (invitations, links): once an account
+        leaves an address, what was sent there no longer opens anything."""
+        result = self._connection.execute(
+            update(one_time_tokens)
+            .where(
+                func.lower(one_time_tokens.c.email) == email.strip().lower(),
+                one_time_tokens.c.used_at.is_(None),
+                one_time_tokens.c.expires_at > at,
+            )
+            .values(expires_at=at)
+        )
+        return result.rowcount
 
     def expire_outstanding(
         self,

@@ -25,6 +25,7 @@ from backend.infrastructure.sql.identity import (
     SqlUserRepository,
 )
 from backend.infrastructure.sql.media import SqlMediaRepository
+from backend.infrastructure.sql.mfa import SqlMfaRepository
 from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.infrastructure.sql.tenants import SqlTenantRepository
 
@@ -94,6 +95,7 @@ class SqlRegistryUnitOfWork(_SqlUnitOfWork):
         self.memberships = SqlMembershipRepository(connection)
         self.refresh_tokens = SqlRefreshTokenRepository(connection)
         self.one_time_tokens = SqlOneTimeTokenRepository(connection)
+        self.mfa = SqlMfaRepository(connection)
         self.client_directory = SqlClientDirectory(connection)
         self.schemas = SqlSchemaManager(
             connection, self._runtime_role, fast_provisioning=self._fast_provisioning, spares=self._spares

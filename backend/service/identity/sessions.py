@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from backend.core.passwords import hash_password, needs_rehash, verify_dummy, verify_password
 from backend.domain import audit as events
 from backend.domain.errors import Forbidden, Invalid, Unauthenticated
-from backend.domain.identity import Membership, Role, TokenPair, User
+from backend.domain.identity import Membership, MfaChallenge, OneTimeTokenKind, Role, TokenPair, User
 from backend.domain.tenants import TenantStatus
 from backend.service.identity.common import new_secret, token_digest
 from backend.service.ports import AccessTokenIssuer, RegistryUnitOfWork
@@ -24,8 +24,12 @@ def login(
     uow: RegistryUnitOfWork,
     tokens: AccessTokenIssuer,
     request_id: str | None = None,
-) -> TokenPair:
-    """Exchanges email + password for an access token and a new refresh-token family.
+    user_agent: str | None = None,
+    mfa_challenge_ttl_s: int = 300,
+) -> TokenPair | MfaChallenge:
+    """Exchanges email + password for an access token and a new refresh-token family, or,
+    when the user has a second factor, for an MFA challenge to spend with a code
+    (service/identity/mfa.py).
 
     An unknown email, a user without a password and a wrong password get the same answer
     after the same work (a dummy hash is verified): no account enumeration."""
@@ -40,8 +44,25 @@ def login(
         if needs_rehash(user.password_hash):
             uow.users.set_password_hash(user.id, hash_password(password))
         membership = _choose_membership(uow, user, tenant_slug, request_id)
+        factor = uow.mfa.get(user.id)
+        if factor is not None and factor.enabled_at is not None:
+            challenge = _challenge(uow, user.id, membership.tenant_id, now, mfa_challenge_ttl_s)
+            uow.audit.record(
+                events.MFA_CHALLENGED,
+                tenant_id=membership.tenant_id,
+                actor_user_id=user.id,
+                actor_role=membership.role.value,
+                request_id=request_id,
+            )
+            uow.commit()
+            return challenge
         pair = start_session(
-            uow=uow, tokens=tokens, membership=membership, now=now, refresh_ttl_s=refresh_ttl_s
+            uow=uow,
+            tokens=tokens,
+            membership=membership,
+            now=now,
+            refresh_ttl_s=refresh_ttl_s,
+            user_agent=user_agent,
         )
         uow.audit.record(
             events.LOGIN,
@@ -52,6 +73,20 @@ def login(
         )
         uow.commit()
     return pair
+
+
+def _challenge(
+    uow: RegistryUnitOfWork, user_id: uuid.UUID, tenant_id: uuid.UUID, now: datetime, ttl_s: int
+) -> MfaChallenge:
+    value, digest = new_secret()
+    uow.one_time_tokens.add(
+        kind=OneTimeTokenKind.MFA_CHALLENGE,
+        token_hash=digest,
+        expires_at=now + timedelta(seconds=ttl_s),
+        user_id=user_id,
+        tenant_id=tenant_id,
+    )
+    return MfaChallenge(challenge=value, expires_in=ttl_s)
 
 
 def _login_failed(
@@ -112,6 +147,7 @@ def start_session(
     now: datetime,
     refresh_ttl_s: int,
     family_id: uuid.UUID | None = None,
+    user_agent: str | None = None,
 ) -> TokenPair:
     """Issues a token pair for the membership inside the caller's open unit of work: a new
     refresh family (the session every access token names in `sid`), or the next token of
@@ -125,6 +161,7 @@ def start_session(
         token_hash=digest,
         issued_at=now,
         expires_at=now + timedelta(seconds=refresh_ttl_s),
+        user_agent=user_agent,
     )
     access = tokens.issue(
         user_id=membership.user_id,
@@ -144,6 +181,7 @@ def refresh(
     uow: RegistryUnitOfWork,
     tokens: AccessTokenIssuer,
     request_id: str | None = None,
+    user_agent: str | None = None,
 ) -> TokenPair:
     """Spends a refresh token for a new pair in the same family; a token presented a second
     time revokes the whole family (it was stolen, or the client is broken)."""
@@ -179,6 +217,7 @@ def refresh(
             now=now,
             refresh_ttl_s=refresh_ttl_s,
             family_id=record.family_id,
+            user_agent=user_agent,
         )
         uow.audit.record(
             events.REFRESH,

@@ -19,13 +19,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from backend.api.auth import forget_access
 from backend.core.db import set_tenant_search_path
 from backend.core.tokens import TokenService, generate_key, load_signing_keys
 from backend.domain.identity import Role
-from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository
+from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository, refresh_tokens
 from tests.integration.identity.conftest import add_client_record, bearer, make_member, update_tenant
 from tests.integration.identity.openapi_walk import body_kwargs, concrete_path, operations
 from tests.sessions import session_token
@@ -37,6 +37,10 @@ PUBLIC_OPERATIONS = {
     "POST /api/v1/auth/token",
     "POST /api/v1/auth/refresh",
     "POST /api/v1/auth/invitations/accept",
+    "POST /api/v1/auth/password/forgot",
+    "POST /api/v1/auth/password/reset",
+    "POST /api/v1/auth/token/mfa",
+    "POST /api/v1/auth/email/confirm",
     "GET /.well-known/jwks.json",
     "GET /.well-known/oauth-authorization-server",
 }
@@ -94,6 +98,25 @@ def _media(runtime, member) -> uuid.UUID:
     )
 
 
+def _session(runtime, member) -> uuid.UUID:
+    """A live login of the member's client: the family id is what /me/sessions/{id} names."""
+    family = uuid.uuid4()
+    now = datetime.now(UTC)
+    with runtime.owner_engine.begin() as connection:
+        connection.execute(
+            insert(refresh_tokens).values(
+                id=uuid.uuid4(),
+                family_id=family,
+                user_id=member.client_user_id,
+                tenant_id=member.tenant.id,
+                token_hash=uuid.uuid4().bytes * 2,
+                issued_at=now,
+                expires_at=now + timedelta(days=1),
+            )
+        )
+    return family
+
+
 # Collection (the path segment before an id) -> a factory making one object in the member's
 # tenant, owned by the member's client where objects have an owner: the cross-tenant and
 # cross-client cases then hit real rows. An area whose collection is missing here is still
@@ -104,6 +127,7 @@ OBJECT_FACTORIES = {
     ),
     "appointments": _appointment,
     "media": _media,
+    "sessions": _session,
 }
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -22,7 +24,9 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from sqlalchemy import insert, select
 
+from backend.infrastructure.sql.identity import memberships, refresh_tokens
 from tests.integration.proof.seed import png_with_text
 from tests.integration.proof.world import (
     SLOTS,
@@ -36,6 +40,36 @@ from tests.integration.proof.world import (
 )
 
 pytestmark = pytest.mark.slow
+
+
+def start_session(runtime, user_id: str, tenant_id) -> uuid.UUID:
+    """A live login of the user (one refresh token of a new family), written straight in."""
+    family = uuid.uuid4()
+    now = datetime.now(UTC)
+    with runtime.owner_engine.begin() as connection:
+        connection.execute(
+            insert(refresh_tokens).values(
+                id=uuid.uuid4(),
+                family_id=family,
+                user_id=uuid.UUID(user_id),
+                tenant_id=tenant_id,
+                token_hash=os.urandom(32),
+                issued_at=now,
+                expires_at=now + timedelta(days=1),
+                user_agent="isolation",
+            )
+        )
+    return family
+
+
+def session_alive(runtime, family: uuid.UUID) -> bool:
+    with runtime.owner_engine.connect() as connection:
+        revoked = connection.execute(
+            select(refresh_tokens.c.revoked_at).where(refresh_tokens.c.family_id == family)
+        ).scalar_one()
+    return revoked is None
+
+
 API = "/api/v1"
 KINDS = ("clients", "appointments", "media")
 text = st.text(alphabet="abcdefghijklmnopqrstuvwxyz ", min_size=1, max_size=12).map(str.strip).filter(bool)
@@ -244,6 +278,32 @@ class IsolationMachine(RuleBasedStateMachine):
         response = self.attempt(method, kind, object_id, person.headers)
         worker_route = kind == "clients" or (kind == "appointments" and method in ("patch", "delete"))
         assert response.status_code == (403 if worker_route else 404), (kind, method, response.json)
+
+    @rule(data=st.data())
+    def someone_ends_another_users_session(self, data):
+        """A session (login) of one user, ended by anyone else (another workspace's worker or
+        client, the same workspace's worker or other client): 404, not listed, still alive."""
+        actors = [(w.index, w.worker, self.user_of(w)) for w in self.world] + [
+            (p.tenant, p.headers, p.user_id) for w in self.world for p in w.people
+        ]
+        victim = self.pick(data, actors, "victim")
+        attacker = self.pick(data, [a for a in actors if a[2] != victim[2]], "attacker")
+        family = start_session(self.runtime, victim[2], self.world[victim[0]].tenant.id)
+        response = self.call("delete", f"/me/sessions/{family}", attacker[1])
+        assert response.status_code == 404 and response.json["detail"] == "not_found", response.json
+        listed = self.call("get", "/me/sessions", attacker[1])
+        assert listed.status_code == 200 and str(family) not in {i["id"] for i in listed.json["items"]}
+        assert session_alive(self.runtime, family)
+
+    def user_of(self, workspace) -> str:
+        with self.runtime.owner_engine.connect() as connection:
+            return str(
+                connection.execute(
+                    select(memberships.c.user_id).where(
+                        memberships.c.tenant_id == workspace.tenant.id, memberships.c.role == "worker"
+                    )
+                ).scalar_one()
+            )
 
     def attempt(self, method: str, kind: str, object_id: str, headers: dict):
         if method == "patch" and kind == "media":

@@ -1,0 +1,122 @@
+"""Changing the login email: asked with the password, it takes effect only once the new
+address proves itself with a mailed single-use link; the old address is told at both steps.
+When it takes effect, every token mailed to the old address (invitations, verification or
+reset links) stops working, and the new address counts as verified."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from backend.core.passwords import verify_dummy, verify_password
+from backend.domain import audit as events
+from backend.domain.errors import Conflict, Forbidden, Invalid, Unauthenticated
+from backend.domain.identity import OneTimeTokenKind, Role, User, normalize_email
+from backend.service.identity.common import new_secret, public, send, token_digest
+from backend.service.ports import Mailer, RegistryUnitOfWork
+
+CONFIRM_PATH = "/confirm-email"
+
+
+def request_email_change(
+    *,
+    user_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    role: Role,
+    password: str,
+    new_email: str,
+    now: datetime,
+    ttl_s: int,
+    app_url: str,
+    uow: RegistryUnitOfWork,
+    mailer: Mailer,
+    request_id: str | None = None,
+) -> None:
+    new_email = normalize_email(new_email)
+    with uow:
+        user = uow.users.get(user_id, for_update=True)
+        if user is None:
+            raise Unauthenticated("invalid_token")
+        right = (
+            verify_password(user.password_hash, password) if user.password_hash else verify_dummy(password)
+        )
+        if not right:
+            raise Forbidden("invalid_password", "the password is wrong")
+        if new_email.casefold() == user.email.casefold():
+            raise Invalid({"new_email": ["this is already your email address"]})
+        if uow.users.id_by_email(new_email) is not None:
+            raise Conflict("email_taken")
+        uow.one_time_tokens.expire_outstanding(OneTimeTokenKind.EMAIL_CHANGE, at=now, user_id=user_id)
+        value, digest = new_secret()
+        uow.one_time_tokens.add(
+            kind=OneTimeTokenKind.EMAIL_CHANGE,
+            token_hash=digest,
+            expires_at=now + timedelta(seconds=ttl_s),
+            user_id=user_id,
+            email=new_email,
+        )
+        uow.audit.record(
+            events.EMAIL_CHANGE_REQUESTED,
+            tenant_id=tenant_id,
+            actor_user_id=user_id,
+            actor_role=role.value,
+            target_type="user",
+            target_id=str(user_id),
+            request_id=request_id,
+        )
+        uow.commit()
+    link = f"{app_url}{CONFIRM_PATH}?token={value}"
+    send(
+        mailer,
+        to=new_email,
+        subject="Confirm your new email address",
+        body=f"Confirm that this is the new email address of your account:\n\n{link}\n",
+    )
+    send(
+        mailer,
+        to=user.email,
+        subject="A change of your email address was requested",
+        body=(
+            "Someone signed in to your account asked to change its email address. It changes only "
+            "once the new address is confirmed. If this was not you, change your password now.\n"
+        ),
+    )
+
+
+def confirm_email_change(
+    *, token: str, now: datetime, uow: RegistryUnitOfWork, mailer: Mailer, request_id: str | None = None
+) -> User:
+    with uow:
+        record = uow.one_time_tokens.lock_by_hash(OneTimeTokenKind.EMAIL_CHANGE, token_digest(token))
+        user = uow.users.get(record.user_id, for_update=True) if record and record.user_id else None
+        if record is None or user is None or record.used_at is not None or not record.email:
+            raise Unauthenticated("invalid_token")
+        if record.expires_at <= now:
+            raise Unauthenticated("token_expired")
+        old_email = user.email
+        uow.users.set_email(user.id, record.email)  # 409 email_taken if taken meanwhile
+        uow.one_time_tokens.mark_used(record.id, now)
+        uow.one_time_tokens.expire_addressed_to(old_email, now)
+        for kind in (OneTimeTokenKind.PASSWORD_RESET, OneTimeTokenKind.EMAIL_VERIFICATION):
+            uow.one_time_tokens.expire_outstanding(kind, at=now, user_id=user.id)
+        uow.users.mark_verified(user.id, now)
+        for membership in uow.memberships.for_user(user.id) or [None]:
+            uow.audit.record(
+                events.EMAIL_CHANGED,
+                tenant_id=membership.tenant_id if membership else None,
+                actor_user_id=user.id,
+                target_type="user",
+                target_id=str(user.id),
+                request_id=request_id,
+            )
+        uow.commit()
+    send(
+        mailer,
+        to=old_email,
+        subject="Your email address was changed",
+        body=(
+            "The email address of your account was changed; this address no longer signs in. "
+            "If this was not you, contact the workspace's support at once.\n"
+        ),
+    )
+    return public(User(user.id, record.email, user.name, user.verified_at or now, user.created_at))
