@@ -16,8 +16,8 @@ Create Date: 2026-12-05
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_accounts"
-down_revision = "0005_spare_schemas"
+revision = "0007_accounts"
+down_revision = "0006_job_queue"
 branch_labels = None
 depends_on = None
 
