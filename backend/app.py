@@ -14,7 +14,7 @@ from backend.core.db import create_db_engine, sqlalchemy_url
 from backend.core.logging import configure_logging
 from backend.core.tokens import TokenService, load_signing_keys
 from backend.infrastructure import embedded_postgres
-from backend.infrastructure.jobs import JobQueue
+from backend.infrastructure.jobs import ProcrastinateJobQueue
 from backend.infrastructure.spares import BackgroundRefill, SparePool
 from backend.infrastructure.sql.privileges import api_role_refusal
 
@@ -73,7 +73,7 @@ def build_app(settings: Settings | None = None) -> Flask:
         engine=engine,
         owner_engine=owner_engine,
         runtime_role=role,
-        jobs=JobQueue(settings.database_url),
+        jobs=ProcrastinateJobQueue(settings.database_url),
         tokens=TokenService(
             load_signing_keys(settings),
             issuer=settings.jwt_issuer,

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from backend.core.config import Settings
 from backend.core.tokens import TokenService
-from backend.infrastructure.jobs import JobQueue
+from backend.infrastructure.jobs import ProcrastinateJobQueue
 from backend.infrastructure.spares import BackgroundRefill
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork, SqlTenantUnitOfWork
 
@@ -21,7 +21,7 @@ class Runtime:
     owner_engine: Engine  # owner role: provisioning (signup), deletion purge
     runtime_role: str | None  # granted access to what the owner role creates
     tokens: TokenService
-    jobs: JobQueue  # enqueues background jobs as the runtime role (backend/infrastructure/jobs.py)
+    jobs: ProcrastinateJobQueue  # enqueues background jobs as the runtime role (infrastructure/jobs.py)
     spares: BackgroundRefill | None = None  # None: no pool of spare schemas (SPARE_SCHEMAS=0)
 
 

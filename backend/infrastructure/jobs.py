@@ -1,6 +1,6 @@
 """The job queue: procrastinate on the shared database, its tables in the schema `jobs`.
 
-Two sides use it. The API only enqueues (`JobQueue.enqueue`, as the runtime role: INSERT on
+Two sides use it. The API only enqueues (`ProcrastinateJobQueue.enqueue`, as the runtime role: INSERT on
 the jobs table, nothing else; backend/infrastructure/sql/privileges.py); the worker process
 (`flask --app backend worker`, backend/cli/worker.py) takes and runs the jobs as the owner role.
 Tasks are named, not imported, here: their code is in the cli layer, where use cases may be
@@ -31,7 +31,7 @@ def worker_app(conninfo: str) -> procrastinate.App:
     return procrastinate.App(connector=procrastinate.PsycopgConnector(**_connection_kwargs(conninfo)))
 
 
-class JobQueue:
+class ProcrastinateJobQueue:
     """Enqueues jobs by task name from synchronous code (the API's requests).
 
     Every enqueue is one INSERT of the same shape whatever the arguments say, so a route
