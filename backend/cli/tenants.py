@@ -17,7 +17,7 @@ from backend.cli.spares import refill_after_migrate
 from backend.domain.tenants import DisableReason, TenantStatus
 from backend.infrastructure import fleet, migrations
 from backend.infrastructure.mail import mailer_for
-from backend.infrastructure.sql.privileges import grant_shared
+from backend.infrastructure.sql.privileges import grant_shared, set_default_search_path
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service import identity
 from backend.service import tenants as service
@@ -97,6 +97,7 @@ def migrate_shared() -> str:
     with rt.owner_engine.begin() as connection:
         migrations.upgrade_shared(connection)
         grant_shared(connection, rt.runtime_role)
+        set_default_search_path(connection)
     return migrations.head_revision("shared")
 
 

@@ -32,7 +32,7 @@ from functools import lru_cache
 from psycopg import sql
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from backend.core.config import Settings
 from backend.core.tenancy import quoted_schema, validate_schema_name
@@ -60,12 +60,12 @@ def create_db_engine(
     pre_ping: bool = True,
     statement_timeout_ms: int | None = None,
 ) -> Engine:
-    """`statement_timeout_ms` (the API's runtime engine: DB_STATEMENT_TIMEOUT_MS) is sent as a
-    startup option of every connection, so it holds from the first statement and overrides the
-    role's own default; None keeps the role's (the owner's migrations and purges have none)."""
-    options = f"-c search_path={DEFAULT_SEARCH_PATH}"
-    if statement_timeout_ms is not None:
-        options += f" -c statement_timeout={int(statement_timeout_ms)}"
+    """`statement_timeout_ms` (the API's runtime engine: DB_STATEMENT_TIMEOUT_MS) is set for the
+    session of every new connection, before its first use, overriding the role's own default;
+    None keeps the role's (the owner's migrations and purges have none). No `options` startup
+    parameter (PgBouncer refuses it): `search_path = pg_catalog` is the roles' and the
+    database's default (embedded_postgres.bootstrap, scripts/db_bootstrap.py, `tenants
+    migrate`)."""
     engine = create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size or settings.pool_size,
@@ -74,14 +74,44 @@ def create_db_engine(
         pool_recycle=settings.pool_recycle_s,
         # Bound values (emails, hashes) stay out of exception messages, hence out of logs.
         hide_parameters=True,
-        connect_args={
-            "prepare_threshold": None,
-            "application_name": application_name,
-            "options": options,
-        },
+        connect_args={"prepare_threshold": None, "application_name": application_name},
     )
+    install_session_defaults(engine, statement_timeout_ms)
     install_pool_guard(engine, ping_after_idle_s=PING_AFTER_IDLE_S if pre_ping else None)
     return engine
+
+
+def install_session_defaults(engine: Engine, statement_timeout_ms: int | None) -> None:
+    """At every new connection: the statement timeout asked for, and `search_path =
+    pg_catalog` where the role and database carry no such default (a database bootstrapped
+    by a release that sent it as a startup parameter), with a warning saying how to fix the
+    server: directly connected, such a database keeps working. Behind PgBouncer the search
+    path must be the server's default (docs/operations.md, PgBouncer); the timeout is the same
+    for every connection of the engine's role, so on a pooled server connection it holds too."""
+
+    @event.listens_for(engine, "connect")
+    def _session_defaults(dbapi_connection, connection_record):
+        settings = []
+        if statement_timeout_ms is not None:
+            settings.append(("statement_timeout", f"{int(statement_timeout_ms)}ms"))
+        current = _search_path_of(dbapi_connection)
+        if current != DEFAULT_SEARCH_PATH:
+            log.warning(
+                "the role's default search_path is %r, not %r: set for this session; run "
+                "scripts/db_bootstrap.py or `tenants migrate` to set it in the database",
+                current,
+                DEFAULT_SEARCH_PATH,
+            )
+            settings.append(("search_path", DEFAULT_SEARCH_PATH))
+        if not settings:
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            for name, value in settings:
+                cursor.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name, value))
+        finally:
+            cursor.close()
+            dbapi_connection.commit()
 
 
 def _search_path_of(dbapi_connection) -> str:
@@ -116,7 +146,12 @@ def install_pool_guard(engine: Engine, *, ping_after_idle_s: float | None = PING
                     raise DisconnectionError(reason) from error
         current = _search_path_of(dbapi_connection)
         if current != DEFAULT_SEARCH_PATH:
-            log.error("pool guard: connection with search_path=%r refused", current)
+            log.error(
+                "pool guard: connection with search_path=%r refused; if every connection is, "
+                "the role's default is missing: run scripts/db_bootstrap.py (or ALTER ROLE "
+                "<role> SET search_path = pg_catalog)",
+                current,
+            )
             # DisconnectionError makes the pool discard this connection and check out another.
             raise DisconnectionError(f"search_path is {current!r}, not the default")
 
@@ -153,20 +188,48 @@ def set_tenant_search_path(connection: Connection, schema_name: str) -> None:
     connection.exec_driver_sql(tenant_scope_sql(schema_name))
 
 
+class DirtyConnectionError(OperationalError):
+    """A transaction began on a server session that carries a session-level search path or
+    role: refused (503 `database_unavailable`, retried by the client), connection discarded."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("tenant scope", None, RuntimeError(reason), connection_invalidated=True)
+
+
 def begin_tenant_transaction(connection: Connection, schema_name: str) -> None:
     """Open the transaction and scope it to the tenant in one round trip, on a connection in
-    AUTOCOMMIT mode: `BEGIN; <scope>` is one simple-query message, where psycopg would
+    AUTOCOMMIT mode: `<scope>; BEGIN` is one simple-query message (PostgreSQL includes the
+    statements before a BEGIN in the transaction block it opens), where psycopg would
     otherwise send its BEGIN alone first. Its commit and rollback end the transaction as
-    usual (psycopg sends them whenever a transaction is open, autocommit or not)."""
-    connection.exec_driver_sql("BEGIN; " + tenant_scope_sql(schema_name))
+    usual (psycopg sends them whenever a transaction is open, autocommit or not).
+
+    The scope statement also reads the search path and role the session brought, before it
+    sets the tenant's (PostgreSQL evaluates the select list left to right): the pool guard
+    inside the transaction. Behind PgBouncer in transaction mode the checkout guard's query
+    (PostgreSQL < 18) may run on another server connection than this transaction; this check
+    runs on the very server connection the tenant's statements use, at no extra round trip."""
+    row = connection.exec_driver_sql(tenant_scope_sql(schema_name) + "; BEGIN").one()
+    inherited_path, own_role = row[0], row[1]
+    if inherited_path != DEFAULT_SEARCH_PATH or not own_role:
+        reason = f"session brought search_path={inherited_path!r}, own role={own_role}"
+        log.error("pool guard: transaction refused: %s", reason)
+        connection.invalidate()  # our end closes; a pooler drops a server left mid-transaction
+        raise DirtyConnectionError(reason)
+
+
+# The checked scope: what the session brought, then the tenant's transaction-local settings.
+_CHECKED_TENANT_SCOPE = sql.SQL(
+    "SELECT pg_catalog.current_setting('search_path'), current_user = session_user, "
+    + _TENANT_SCOPE.as_string(None).removeprefix("SELECT ")
+)
 
 
 @lru_cache(maxsize=16384)
 def tenant_scope_sql(schema_name: str) -> str:
-    """The scope statement with its values as literals (a simple-query message has no
+    """The checked scope statement with its values as literals (a simple-query message has no
     parameters): the names are validated tenant names, quoted by psycopg. Composed once per
     tenant and process (a few hundred bytes each)."""
-    return _TENANT_SCOPE.format(
+    return _CHECKED_TENANT_SCOPE.format(
         path=sql.Literal(quoted_schema(schema_name)),
         schema=sql.Literal(schema_name),
         role=sql.Literal(tenant_role_name(schema_name)),

@@ -2,7 +2,8 @@
 
 It is set up like production (docs/security-database.md): an owner role that owns the
 database and runs migrations, provisioning and purge, and a runtime role for the API with
-CONNECT, DML only and timeouts set; `public` is closed to everyone. `DATABASE_URL` bypasses
+CONNECT, DML only and timeouts set; `public` is closed to everyone; both roles and the
+database default to `search_path = pg_catalog` (what the pool guard expects). `DATABASE_URL` bypasses
 all of this (then the database administrator applies the same rules).
 """
 
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+
+from backend.core.db import DEFAULT_SEARCH_PATH
 
 DATABASE = "saas"
 OWNER_ROLE = "saas_owner"
@@ -83,6 +86,12 @@ def bootstrap(superuser_url: str) -> None:
                 sql.SQL("{} ROLE {} {}").format(sql.SQL(verb), sql.Identifier(role), sql.SQL(attributes))
             )
         runtime = sql.Identifier(RUNTIME_ROLE)
+        for role in ROLE_ATTRIBUTES:  # the session default the pool guard expects (core/db.py)
+            conn.execute(
+                sql.SQL("ALTER ROLE {} SET search_path = {}").format(
+                    sql.Identifier(role), sql.Literal(DEFAULT_SEARCH_PATH)
+                )
+            )
         for setting, value in RUNTIME_SETTINGS:
             conn.execute(
                 sql.SQL("ALTER ROLE {} SET {} = {}").format(
@@ -106,3 +115,16 @@ def bootstrap(superuser_url: str) -> None:
         # so one created by injected SQL would shadow the next tenant's table of that name.
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(database, runtime))
         conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, runtime))
+        # And for any other role of this database (an administrator's, a reporting role).
+        set_database_search_path(conn, DATABASE)
+
+
+def set_database_search_path(conn: psycopg.Connection, database: str) -> None:
+    """The database's default search path: `pg_catalog` only, no `public`. A setting of the
+    database and its roles, not a startup parameter: PgBouncer refuses the startup parameter
+    `options`, and a role's or database's default applies through any pooler."""
+    conn.execute(
+        sql.SQL("ALTER DATABASE {} SET search_path = {}").format(
+            sql.Identifier(database), sql.Literal(DEFAULT_SEARCH_PATH)
+        )
+    )

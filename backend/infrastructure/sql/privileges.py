@@ -25,7 +25,7 @@ from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from backend.core.db import tenant_role_name
+from backend.core.db import DEFAULT_SEARCH_PATH, tenant_role_name
 from backend.core.tenancy import schema_identifier, validate_schema_name
 
 SHARED = sql.Identifier("shared")
@@ -96,6 +96,26 @@ def _revoke_all(schema: sql.Identifier, role: sql.Identifier) -> list[sql.Compos
         sql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {} FROM {}").format(schema, role),
         sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(schema, role),
     ]
+
+
+def set_default_search_path(connection: Connection) -> bool:
+    """Make `search_path = pg_catalog` the database's default when the owner role owns the
+    database (it does in every setup of ours): a database bootstrapped by a release that sent
+    the search path as a startup parameter gets the setting at its next `tenants migrate`, so
+    the application keeps connecting without that parameter. False when not the owner (the
+    administrator sets it: scripts/db_bootstrap.py)."""
+    name, owns = connection.execute(
+        text(
+            "SELECT datname, pg_catalog.pg_has_role(current_user, datdba, 'USAGE')"
+            " FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()"
+        )
+    ).one()
+    if owns:
+        statement = sql.SQL("ALTER DATABASE {} SET search_path = {}").format(
+            sql.Identifier(name), sql.Literal(DEFAULT_SEARCH_PATH)
+        )
+        _exec(connection, statement)
+    return bool(owns)
 
 
 def grant_shared(connection: Connection, runtime_role: str | None) -> None:

@@ -113,8 +113,12 @@ class SqlTenantUnitOfWork(_SqlUnitOfWork):
 
     def _connect(self) -> Connection:
         connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        connection.begin()  # SQLAlchemy's marker; the server's BEGIN comes with the scope
-        begin_tenant_transaction(connection, self.schema_name)
+        try:
+            connection.begin()  # SQLAlchemy's marker; the server's BEGIN comes with the scope
+            begin_tenant_transaction(connection, self.schema_name)
+        except BaseException:  # e.g. the guard refused the session: give the connection back
+            connection.close()
+            raise
         return connection
 
     def _bind(self, connection: Connection) -> None:
