@@ -11,7 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from backend.infrastructure.embedded_postgres import OWNER_ROLE, RUNTIME_ROLE
+from backend import create_app
+from backend.cli.tenants import migrate_shared
+from backend.infrastructure.embedded_postgres import DATABASE, OWNER_ROLE, RUNTIME_ROLE, bootstrap
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "db_bootstrap.py"
@@ -71,3 +73,43 @@ def test_refuses_to_run_without_its_settings(superuser_url):
     result = run({"SUPERUSER_DATABASE_URL": superuser_url, "OWNER_DB_PASSWORD": "", "APP_DB_PASSWORD": "x"})
     assert result.returncode == 2
     assert "OWNER_DB_PASSWORD must be set" in result.stderr
+
+
+def database_defaults(superuser_url: str) -> dict[str, list[str]]:
+    """search_path defaults per role ('' = the database's own) in the application database."""
+    with psycopg.connect(superuser_url) as conn:
+        rows = conn.execute(
+            "SELECT coalesce(r.rolname, ''), s.setconfig FROM pg_db_role_setting s"
+            " LEFT JOIN pg_roles r ON r.oid = s.setrole"
+            " LEFT JOIN pg_database d ON d.oid = s.setdatabase"
+            " WHERE d.datname = %s OR s.setdatabase = 0",
+            (DATABASE,),
+        ).fetchall()
+    return {role: [c for c in config if c.startswith("search_path=")] for role, config in rows}
+
+
+def test_roles_and_database_default_to_pg_catalog_and_an_older_database_keeps_working(
+    superuser_url, settings, make_tenant, worker_token
+):
+    """PgBouncer refuses the `options` startup parameter, so the default search path is the
+    roles' and the database's setting. A database bootstrapped before (no such setting) still
+    serves directly, and its next `tenants migrate` sets the database's default."""
+    defaults = database_defaults(superuser_url)
+    assert defaults[RUNTIME_ROLE] == defaults[OWNER_ROLE] == defaults[""] == ["search_path=pg_catalog"]
+    tenant = make_tenant()
+    with psycopg.connect(superuser_url, autocommit=True) as conn:  # as an older release left it
+        for role in (OWNER_ROLE, RUNTIME_ROLE):
+            conn.execute(f'ALTER ROLE "{role}" RESET search_path')
+        conn.execute(f'ALTER DATABASE "{DATABASE}" RESET search_path')
+    app = create_app(settings)
+    try:
+        answer = app.test_client().get("/api/v1/clients", headers=worker_token(tenant))
+        assert answer.status_code == 200, answer.json
+        with app.app_context():
+            migrate_shared()
+        assert database_defaults(superuser_url).get("") == ["search_path=pg_catalog"]
+    finally:
+        app.extensions["saas"].engine.dispose()
+        app.extensions["saas"].owner_engine.dispose()
+        bootstrap(superuser_url)
+    assert database_defaults(superuser_url)[RUNTIME_ROLE] == ["search_path=pg_catalog"]
