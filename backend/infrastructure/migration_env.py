@@ -10,7 +10,7 @@ from alembic.config import Config
 from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import Connection
 
-from backend.core.db import DEFAULT_SEARCH_PATH, sqlalchemy_url
+from backend.core.db import install_session_defaults, sqlalchemy_url
 
 
 @contextmanager
@@ -26,8 +26,10 @@ def migration_connection(config: Config) -> Iterator[Connection]:
     engine = create_engine(
         sqlalchemy_url(url),
         poolclass=pool.NullPool,
-        connect_args={"prepare_threshold": None, "options": f"-c search_path={DEFAULT_SEARCH_PATH}"},
+        connect_args={"prepare_threshold": None},
     )
+    # No `options` startup parameter (PgBouncer refuses it): the role's default, or the session's.
+    install_session_defaults(engine, None)
     try:
         with engine.connect() as connection:
             yield connection
