@@ -296,3 +296,18 @@ def test_a_client_cannot_cancel_someone_elses_appointment(workspace, client_toke
     response = ws.http.post(f"{API}/appointments/{theirs['id']}/cancel", headers=my_headers)
     assert response.status_code == 404
     assert ws.http.get(f"{API}/appointments/{theirs['id']}", headers=ws.worker).json["status"] == "scheduled"
+
+
+def test_the_widest_accepted_instants_round_trip(workspace):
+    """The edges just inside years 1-9999 in UTC are stored and read back (the refused ones:
+    tests/integration/domain/test_hostile_input.py)."""
+    ws = workspace()
+    person = ws.create_client(name="A")
+    body = {
+        "client_id": person["id"],
+        "starts_at": "0001-01-02T00:00:00+14:00",
+        "ends_at": "9999-12-30T23:00:00-12:00",
+    }
+    response = ws.http.post(f"{API}/appointments", json=body, headers=ws.worker)
+    assert response.status_code == 201, response.json
+    assert ws.http.get(f"{API}/appointments", headers=ws.worker).status_code == 200
