@@ -17,6 +17,14 @@ from backend.infrastructure.storage import LocalMediaStorage
 from backend.service import media as service
 
 NOT_FOUND = "No such media visible to the caller"
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+# The bytes as uploaded, sent with the item's own type (one of MEDIA_ALLOWED_TYPES, sniffed at
+# upload, so `*/*`). `application/octet-stream` is listed first: code generators that know only
+# that binary type (openapi-python-client) then return the raw bytes instead of dropping the answer.
+CONTENT_RESPONSE = {
+    "description": "The file, as an attachment; Content-Type is the media item's `content_type`",
+    "content": {"application/octet-stream": BINARY, "*/*": BINARY},
+}
 
 
 class MultipartParser(ArgumentsParser):

@@ -41,6 +41,8 @@ CHECKS = (
     "negative_data_rejection",
     "ignored_auth",
     "use_after_free",
+    "positive_data_acceptance",
+    "unsupported_method",
     "no_foreign_marker",
 )
 DEFAULT_EXAMPLES = 15  # per operation and phase in `make test`; `make fuzz` sets FUZZ_EXAMPLES
