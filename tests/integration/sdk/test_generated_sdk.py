@@ -170,7 +170,7 @@ def test_the_whole_journey_through_the_generated_client(sdk, live):
     assert isinstance(created, models.ClientRecord) and isinstance(created.id, uuid.UUID)
     fetched = api(sdk, "clients", "get_client").sync(created.id, client=worker)
     assert isinstance(fetched, models.ClientRecord)
-    changes = models.ClientUpdate.from_dict({**fetched.to_dict(), "phone": "+49 30 1234"})
+    changes = models.ClientRecordUpdate.from_dict({**fetched.to_dict(), "phone": "+49 30 1234"})
     updated = api(sdk, "clients", "update_client").sync_detailed(created.id, client=worker, body=changes)
     assert updated.status_code == 200, updated.content
     assert isinstance(updated.parsed, models.ClientRecord) and updated.parsed.phone == "+49 30 1234"
