@@ -17,14 +17,6 @@ from backend.infrastructure.storage import LocalMediaStorage
 from backend.service import media as service
 
 NOT_FOUND = "No such media visible to the caller"
-BINARY = {"schema": {"type": "string", "format": "binary"}}
-# The bytes as uploaded, sent with the item's own type (one of MEDIA_ALLOWED_TYPES, sniffed at
-# upload, so `*/*`). `application/octet-stream` is listed first: code generators that know only
-# that binary type (openapi-python-client) then return the raw bytes instead of dropping the answer.
-CONTENT_RESPONSE = {
-    "description": "The file, as an attachment; Content-Type is the media item's `content_type`",
-    "content": {"application/octet-stream": BINARY, "*/*": BINARY},
-}
 
 
 class MultipartParser(ArgumentsParser):
@@ -123,10 +115,14 @@ class MediaById(MethodView):
 
 # Binary, in the type the upload was sniffed as (one of MEDIA_ALLOWED_TYPES; the defaults are
 # documented), so that generated clients read bytes rather than parse an error body.
+# `application/octet-stream` comes first: openapi-python-client reads only that binary type and
+# would drop the answer otherwise (it takes the first type it knows).
+BINARY = {"schema": {"type": "string", "format": "binary"}}
 CONTENT_RESPONSE = {
     "description": "The file, as an attachment, in the media type it was stored as",
     "content": {
-        media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in DEFAULT_MEDIA_TYPES
+        "application/octet-stream": BINARY,
+        **{media_type: BINARY for media_type in DEFAULT_MEDIA_TYPES},
     },
 }
 
