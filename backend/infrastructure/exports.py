@@ -33,6 +33,10 @@ FILE_MODE = stat.S_IFREG | 0o600
 EXCLUDED_TABLES = frozenset({"alembic_version"})
 
 
+# to_char pattern of an instant in UTC, as the API's JSON writes it (ISO 8601 with offset).
+ISO_INSTANT = sql.Literal('YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+
+
 class ZipStream:
     """Zips archive members as a stream with stream-zip: each member's chunks are deflated
     (by ISA-L, through stream-zip's public `get_compressobj` hook) or stored as they come, and
@@ -99,10 +103,33 @@ class SqlTenantSnapshot:
         )
         return {name for (name,) in rows}
 
+    def _columns(self, table: str) -> sql.Composable:
+        """The table's columns in order, instants written as the API writes them (ISO 8601 in
+        UTC, `2026-01-31T09:30:00.000000+00:00`) by PostgreSQL itself: no per-row Python."""
+        rows = self._connection.execute(
+            text(
+                "SELECT a.attname, a.atttypid = 'timestamptz'::regtype FROM pg_catalog.pg_attribute a"
+                " WHERE a.attrelid = CAST(quote_ident(:schema) || '.' || quote_ident(:table) AS regclass)"
+                " AND a.attnum > 0 AND NOT a.attisdropped"
+                " ORDER BY a.attnum"
+            ),
+            {"schema": self._schema, "table": table},
+        ).all()
+        columns = []
+        for name, is_instant in rows:
+            column = sql.Identifier(name)
+            if is_instant:
+                columns.append(
+                    sql.SQL("to_char({} AT TIME ZONE 'UTC', {}) AS {}").format(column, ISO_INSTANT, column)
+                )
+            else:
+                columns.append(column)
+        return sql.SQL(", ").join(columns)
+
     def copy_csv(self, table: str) -> Generator[bytes, None, int]:
         """The table as CSV with a header line, in chunks; returns the number of rows."""
-        statement = sql.SQL("COPY (SELECT * FROM {}) TO STDOUT WITH (FORMAT csv, HEADER true)")
-        statement = statement.format(sql.Identifier(self._schema, table))
+        statement = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT WITH (FORMAT csv, HEADER true)")
+        statement = statement.format(self._columns(table), sql.Identifier(self._schema, table))
         cursor = self._connection.connection.driver_connection.cursor()
         buffer = bytearray()
         try:

@@ -103,6 +103,21 @@ def test_export_holds_every_table_media_and_a_matching_manifest(
     assert ("export.downloaded", "success") not in audit_events_of(owner, other.id)
 
 
+def test_export_instants_are_written_as_the_api_writes_them(client, make_tenant, worker_token, owner):
+    """ISO 8601 in UTC with the offset, as GET /clients/{id} answers: not PostgreSQL's text form
+    (`2026-01-31 09:30:00.123+00`)."""
+    tenant = make_tenant()
+    add_clients(owner, tenant, ["Ada"])
+    headers = worker_token(tenant)
+    listed = client.get("/api/v1/clients", headers=headers).json
+    response = client.get(URL, headers=headers)
+    archive, _ = open_zip(response.data)
+    rows = list(csv.DictReader(io.StringIO(archive.read("tables/clients.csv").decode())))
+    assert [(r["id"], r["created_at"], r["updated_at"]) for r in rows] == [
+        (c["id"], c["created_at"], c["updated_at"]) for c in listed
+    ]
+
+
 def test_export_is_one_snapshot_under_concurrent_writes(client, runtime, make_tenant, worker_token, owner):
     tenant = make_tenant()
     add_clients(owner, tenant, [f"client {i}" for i in range(3)])
