@@ -33,8 +33,6 @@ FILE_MODE = stat.S_IFREG | 0o600
 EXCLUDED_TABLES = frozenset({"alembic_version"})
 
 
-
-
 class ZipStream:
     """Zips archive members as a stream with stream-zip: each member's chunks are deflated
     (by ISA-L, through stream-zip's public `get_compressobj` hook) or stored as they come, and

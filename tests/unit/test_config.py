@@ -17,6 +17,7 @@ PRODUCTION = {
     "DATABASE_URL": "postgresql://x@/db",
     "JWT_PRIVATE_KEYS": "{}",
     "SMTP_HOST": "smtp.example.com",
+    "RATELIMIT_STORAGE_URI": "redis://valkey:6379/0",
     "RATELIMIT_KEY_SECRET": "k" * 64,
 }
 
