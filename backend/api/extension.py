@@ -8,7 +8,6 @@ import functools
 import hashlib
 import hmac
 import logging
-import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -37,13 +36,15 @@ RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"typ
 # Abuse limits on the public identity routes (api/identity/limits.py); storage and limits
 # come from the settings (init_api). Behind a proxy, the app must see the client's address
 # (werkzeug ProxyFix), or every client shares one per-IP budget.
-_DEVELOPMENT_KEY_SECRET = secrets.token_bytes(32)
+# Development and tests only (production refuses to start without RATELIMIT_KEY_SECRET): one
+# fixed key, so every worker and process sharing a store derives the same keys.
+_DEVELOPMENT_KEY_SECRET = b"development-only-ratelimit-key"
 
 
 def limiter_key(kind: str, value: str) -> str:
     """A limiter key for `value` (an email, a token, an address): HMAC-SHA256 under
     RATELIMIT_KEY_SECRET, so a key read from the storage or a log line cannot be linked to an
-    address by hashing guesses. In development without the setting, a secret of this process."""
+    address by hashing guesses. In development without the setting, a fixed development key."""
     configured = runtime().settings.ratelimit_key_secret
     secret = configured.encode() if configured else _DEVELOPMENT_KEY_SECRET
     # surrogatepass: a lone surrogate (valid JSON, no character) must not make the key raise;

@@ -223,7 +223,7 @@ class Settings(BaseSettings):
         doc="key of the rate limiter's HMAC-SHA256 keys of emails, one-time tokens and client IPs: "
         "neither the limiter's store nor its log lines can be linked to an address by hashing guesses "
         "(`openssl rand -hex 32`; changing it resets the counters)",
-        shown="— (required in production; development: random per process)",
+        shown="— (required in production; development: a fixed development key)",
         repr=False,
     )
     log_client_ips: bool = setting(
