@@ -78,6 +78,7 @@ def build_app(settings: Settings | None = None) -> Flask:
             load_signing_keys(settings),
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
+            oauth_client_id=settings.oauth_client_id,
             ttl_s=settings.access_token_ttl_s,
         ),
         spares=(

@@ -6,6 +6,7 @@ on SIGTERM/SIGINT, or when either of them exits."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 from backend.core.config import Settings
+from backend.core.logging import configure_logging
 from backend.core.tokens import load_signing_keys
 from backend.infrastructure import embedded_postgres
 
@@ -21,7 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+log = logging.getLogger("serve")
+
+
 def main() -> int:
+    configure_logging()  # JSON lines, like the server's own (docs/operations.md, "Logging")
     settings = Settings.from_env()
     env = dict(os.environ)
     database = None
@@ -30,10 +36,19 @@ def main() -> int:
         database = embedded_postgres.start(settings.var_dir / "pgdata")
         env["DATABASE_URL"] = database.runtime_url
         env["MIGRATION_DATABASE_URL"] = database.owner_url
-        print(f"embedded PostgreSQL in {settings.var_dir / 'pgdata'}", flush=True)
+        log.info("embedded PostgreSQL started", extra={"pgdata": str(settings.var_dir / "pgdata")})
     load_signing_keys(settings)  # create the development key once, before the workers start
     flask = [str(BIN / "flask"), "--app", "backend"]
-    subprocess.run([*flask, "tenants", "migrate"], env=env, check=True, cwd=ROOT)
+    # The command prints its progress for a terminal; here each line becomes a JSON record.
+    migrated = subprocess.run(
+        [*flask, "tenants", "migrate"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    for line in (migrated.stdout + migrated.stderr).splitlines():
+        if line.strip():
+            log.info("migrate: %s", line.strip())
+    if migrated.returncode != 0:
+        log.error("migrate failed", extra={"exit_code": migrated.returncode})
+        return migrated.returncode
     server = subprocess.Popen(
         [str(BIN / "gunicorn"), "-c", str(ROOT / "backend/gunicorn_conf.py"), "backend:create_app()"],
         env=env,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshmallow as ma
 from flask import Flask, request
 
 from backend.api import (
@@ -18,7 +19,7 @@ from backend.api import (
 )
 from backend.api.errors import error_response
 from backend.api.extension import Api, limiter
-from backend.api.parsing import BoundedJSONProvider
+from backend.api.parsing import NUL_FREE_PATTERN, BoundedJSONProvider
 
 API_BLUEPRINTS = (
     clients.blueprint,
@@ -33,6 +34,14 @@ API_BLUEPRINTS = (
     audit.blueprint,
 )
 JSON_BODY_TYPES = ("application/json", "multipart/form-data")
+
+
+def nul_free_strings(self, field, ret, **kwargs) -> dict:
+    """Request strings refuse NUL characters (backend/api/parsing.py); the document says so
+    with a pattern, so generators and fuzzers produce what the API accepts."""
+    if isinstance(field, ma.fields.String) and not field.dump_only and "pattern" not in ret:
+        return {"pattern": NUL_FREE_PATTERN}
+    return {}
 
 
 def refuse_unexpected_body_type():
@@ -70,6 +79,7 @@ def init_api(app: Flask) -> Api:
     )
     limiter.init_app(app)
     api = Api(app)
+    api.ma_plugin.converter.add_attribute_function(nul_free_strings)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )

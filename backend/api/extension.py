@@ -5,6 +5,8 @@ they behave in read-only mode and during a scheduled deletion."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from backend.api import errors, pagination
 from backend.api.auth import authenticate, request_id
-from backend.api.context import registry_uow
+from backend.api.context import registry_uow, runtime
 from backend.api.parsing import ArgumentsParser
 from backend.domain.access import AccessDecision, AccessMode, resolve_access, route_refusal
 from backend.domain.errors import DomainError, Forbidden, Unavailable
@@ -34,7 +36,34 @@ RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"typ
 # Abuse limits on the public identity routes (api/identity/limits.py); storage and limits
 # come from the settings (init_api). Behind a proxy, the app must see the client's address
 # (werkzeug ProxyFix), or every client shares one per-IP budget.
-limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
+# Development and tests only (production refuses to start without RATELIMIT_KEY_SECRET): one
+# fixed key, so every worker and process sharing a store derives the same keys.
+_DEVELOPMENT_KEY_SECRET = b"development-only-ratelimit-key"
+
+
+def limiter_key(kind: str, value: str) -> str:
+    """A limiter key for `value` (an email, a token, an address): HMAC-SHA256 under
+    RATELIMIT_KEY_SECRET, so a key read from the storage or a log line cannot be linked to an
+    address by hashing guesses. In development without the setting, a fixed development key."""
+    configured = runtime().settings.ratelimit_key_secret
+    secret = configured.encode() if configured else _DEVELOPMENT_KEY_SECRET
+    # surrogatepass: a lone surrogate (valid JSON, no character) must not make the key raise;
+    # the route's parser then refuses the body with a 422.
+    message = f"{kind}:{value}".encode("utf-8", "surrogatepass")
+    digest = hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
+    return f"{kind}:{digest}"
+
+
+def client_address_key() -> str:
+    """The per-IP limiter key: the address itself only when LOG_CLIENT_IPS opts in (the
+    limiter logs its key when a limit is hit), its keyed HMAC otherwise."""
+    address = get_remote_address()
+    if runtime().settings.log_client_ips:
+        return f"ip:{address}"
+    return limiter_key("ip", address)
+
+
+limiter = Limiter(key_func=client_address_key, headers_enabled=True)
 
 
 class Api(flask_smorest.Api):

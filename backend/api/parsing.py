@@ -23,6 +23,8 @@ from werkzeug.exceptions import BadRequest
 
 NUL = "\x00"
 UNSTORABLE_MESSAGE = "NUL characters and lone surrogates are not allowed."
+# Documented on every request string (JSON Schema / ECMA 262); lone surrogates have no pattern.
+NUL_FREE_PATTERN = r"^[^\x00]*$"
 BODY_REQUIRED = "A JSON body is required."
 MULTIPART_LOCATIONS = frozenset({"multipart", "form", "files"})
 

@@ -21,6 +21,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -170,9 +171,6 @@ class Settings(BaseSettings):
         doc="statement timeout of the API's runtime-role connections (sent when each connects); `0`: none",
     )
     # Tokens.
-    jwt_issuer: str = setting(
-        "http://127.0.0.1:8000", env="JWT_ISSUER", doc="`iss` of access tokens: the public URL"
-    )
     jwt_audience: str = setting("saas-api", env="JWT_AUDIENCE", doc="`aud` of access tokens")
     jwt_private_keys: str | None = setting(
         env="JWT_PRIVATE_KEYS",
@@ -187,6 +185,21 @@ class Settings(BaseSettings):
     )
     # Identity: one-time tokens, mail, abuse limits (docs/security.md).
     app_url: str = setting("http://127.0.0.1:8000", env="APP_URL", doc="base of the links sent by mail")
+    # Declared after APP_URL, its development default.
+    jwt_issuer: str = setting(
+        env="JWT_ISSUER",
+        doc="`iss` of access tokens and `issuer` of `/.well-known/oauth-authorization-server`: the "
+        "API's public URL, scheme and host only (`https://api.example.com`). Resource servers compare "
+        "`iss` with it and find the metadata and keys from it",
+        shown="`APP_URL` in development; required in production",
+        validate_default=True,
+    )
+    oauth_client_id: str = setting(
+        "saas-app",
+        env="OAUTH_CLIENT_ID",
+        doc="RFC 9068 `client_id` of every access token: our one public OAuth client (web, mobile, "
+        "generated SDKs). A client's record id travels in the `client_record_id` claim",
+    )
     verification_ttl_s: int = setting(
         48 * 3600, env="VERIFICATION_TTL_S", doc="email-verification link lifetime"
     )
@@ -223,6 +236,20 @@ class Settings(BaseSettings):
         "refuses to start without the setting. Store down: limits fall back to per-worker memory "
         "([security.md](security.md#rate-limits))",
         shown="`memory://` in development/test; required in production",
+    )
+    ratelimit_key_secret: str | None = setting(
+        env="RATELIMIT_KEY_SECRET",
+        doc="key of the rate limiter's HMAC-SHA256 keys of emails, one-time tokens and client IPs: "
+        "neither the limiter's store nor its log lines can be linked to an address by hashing guesses "
+        "(`openssl rand -hex 32`; changing it resets the counters)",
+        shown="— (required in production; development: a fixed development key)",
+        repr=False,
+    )
+    log_client_ips: bool = setting(
+        False,
+        env="LOG_CLIENT_IPS",
+        doc="opt in to client IP addresses in log lines (the limiter's lines then name the address, "
+        "not its HMAC)",
     )
     rate_limits: RateLimits = Field(default_factory=RateLimits)  # RATE_LIMIT_<FIELD> variables
     # Product.
@@ -297,6 +324,14 @@ class Settings(BaseSettings):
             return "file" if info.data.get("env") in DEVELOPMENT_ENVS else "smtp"
         return value
 
+    @field_validator("jwt_issuer", mode="before")
+    @classmethod
+    def _issuer_default(cls, value: Any, info) -> Any:
+        """Development follows APP_URL; elsewhere an unset issuer stays empty and check() refuses."""
+        if not value:
+            return info.data.get("app_url", "") if info.data.get("env") in DEVELOPMENT_ENVS else ""
+        return value.rstrip("/")
+
     @field_validator("app_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
@@ -354,9 +389,16 @@ class Settings(BaseSettings):
                 ("JWT_PRIVATE_KEYS", self.jwt_private_keys),
                 # per-worker memory would multiply every limit by the workers, silently
                 ("RATELIMIT_STORAGE_URI", self.ratelimit_storage_uri),
+                ("JWT_ISSUER", self.jwt_issuer),
+                ("RATELIMIT_KEY_SECRET", self.ratelimit_key_secret),
             ):
                 if not value:
                     raise ConfigError(f"{name} is required when APP_ENV={self.env}")
+        issuer = urlsplit(self.jwt_issuer)
+        if issuer.scheme not in ("http", "https") or not issuer.netloc or issuer.path or issuer.query:
+            raise ConfigError(
+                "JWT_ISSUER must be the public URL's scheme and host, e.g. https://api.example.com"
+            )
         if self.mail_backend == "smtp" and not self.smtp_host:
             raise ConfigError("SMTP_HOST is required when MAIL_BACKEND=smtp")
 

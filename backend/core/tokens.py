@@ -29,6 +29,10 @@ TOKEN_TYPE = "at+jwt"
 ACCEPTED_TYPES = frozenset({TOKEN_TYPE, f"application/{TOKEN_TYPE}"})
 LEEWAY_S = 30
 FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
+# RFC 9068 `client_id` names the OAuth client (Settings.oauth_client_id); a client's record
+# in the workspace (role `client`) travels in this private claim instead.
+CLIENT_RECORD_CLAIM = "client_record_id"
+DEFAULT_OAUTH_CLIENT_ID = "saas-app"
 
 
 class TokenError(Exception):
@@ -85,8 +89,17 @@ def public_jwks(keys: KeySet) -> dict:
 
 
 class TokenService:
-    def __init__(self, keys: KeySet, *, issuer: str, audience: str, ttl_s: int) -> None:
+    def __init__(
+        self,
+        keys: KeySet,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_s: int,
+        oauth_client_id: str = DEFAULT_OAUTH_CLIENT_ID,
+    ) -> None:
         self._keys = keys
+        self._oauth_client_id = oauth_client_id
         self._signing_key = keys.keys[0]
         self._issuer = issuer
         self._audience = audience
@@ -100,6 +113,7 @@ class TokenService:
             exp={"essential": True},
             iat={"essential": True},
             jti={"essential": True},
+            client_id={"essential": True, "value": oauth_client_id},
             tenant_id={"essential": True},
             sid={"essential": True},
             role={"essential": True, "values": ["worker", "client"]},
@@ -124,11 +138,12 @@ class TokenService:
             "nbf": issued_at,
             "exp": issued_at + self.ttl_s,
             "jti": uuid.uuid4().hex,
+            "client_id": self._oauth_client_id,
             "tenant_id": str(tenant_id),
             "role": role,
         }
         if client_id is not None:
-            claims["client_id"] = str(client_id)
+            claims[CLIENT_RECORD_CLAIM] = str(client_id)
         claims["sid"] = str(session_id)
         header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": self._signing_key.kid}
         return jwt.encode(header, claims, self._signing_key, algorithms=[ALGORITHM])
@@ -150,7 +165,7 @@ class TokenService:
         except JoseError:
             raise TokenError("invalid_token") from None
         try:
-            client = token.claims.get("client_id")
+            client = token.claims.get(CLIENT_RECORD_CLAIM)
             return AccessClaims(
                 user_id=uuid.UUID(token.claims["sub"]),
                 tenant_id=uuid.UUID(token.claims["tenant_id"]),

@@ -12,6 +12,37 @@ def test_production_refuses_to_start_without_the_signing_key():
         Settings.from_env({"APP_ENV": "production", "DATABASE_URL": "postgresql://x@/db"})
 
 
+PRODUCTION = {
+    "APP_ENV": "production",
+    "DATABASE_URL": "postgresql://x@/db",
+    "JWT_PRIVATE_KEYS": "{}",
+    "SMTP_HOST": "smtp.example.com",
+    "RATELIMIT_STORAGE_URI": "redis://valkey:6379/0",
+    "RATELIMIT_KEY_SECRET": "k" * 64,
+}
+
+
+def test_production_refuses_to_start_without_the_issuer():
+    """The issuer is the public URL resource servers compare `iss` with: never guessed outside
+    development (where it follows APP_URL)."""
+    with pytest.raises(ConfigError, match=r"^JWT_ISSUER is required when APP_ENV=production$"):
+        Settings.from_env(PRODUCTION)
+    issuer = Settings.from_env({**PRODUCTION, "JWT_ISSUER": "https://api.example.com/"}).jwt_issuer
+    assert issuer == "https://api.example.com"
+    for wrong in ("api.example.com", "https://api.example.com/saas", "ftp://api.example.com"):
+        with pytest.raises(ConfigError, match="JWT_ISSUER must be"):
+            Settings.from_env({**PRODUCTION, "JWT_ISSUER": wrong})
+    assert Settings.from_env({"APP_URL": "http://127.0.0.1:8123/"}).jwt_issuer == "http://127.0.0.1:8123"
+
+
+def test_production_refuses_to_start_without_the_limiter_key_secret():
+    settings = {**PRODUCTION, "JWT_ISSUER": "https://api.example.com"}
+    del settings["RATELIMIT_KEY_SECRET"]
+    with pytest.raises(ConfigError, match=r"^RATELIMIT_KEY_SECRET is required when APP_ENV=production$"):
+        Settings.from_env(settings)
+    assert "k" * 64 not in repr(Settings.from_env({"RATELIMIT_KEY_SECRET": "k" * 64}))
+
+
 def test_production_refuses_to_start_without_a_database():
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         Settings.from_env({"APP_ENV": "production", "JWT_PRIVATE_KEYS": "{}"})

@@ -11,6 +11,8 @@ PRODUCTION = {
     "DATABASE_URL": "postgresql://app@db/saas",
     "JWT_PRIVATE_KEYS": "{}",
     "RATELIMIT_STORAGE_URI": "redis://valkey:6379/0",
+    "JWT_ISSUER": "https://api.example.com",
+    "RATELIMIT_KEY_SECRET": "k" * 64,
 }
 
 

@@ -8,6 +8,7 @@ from flask.views import MethodView
 from backend.api.clients.schemas import ClientQuerySchema, ClientRecordSchema, ClientRecordUpdateSchema
 from backend.api.context import tenant_uow
 from backend.api.extension import Blueprint, PaginationParameters
+from backend.domain.errors import Invalid
 from backend.domain.identity import Role
 from backend.service import clients as service
 
@@ -60,6 +61,8 @@ class ClientById(MethodView):
     @blueprint.doc(operationId="updateClient")
     def patch(self, changes: dict, client_id):
         """Change a client"""
+        if changes.pop("id", client_id) != client_id:
+            raise Invalid({"id": ["Must be the id of the client being changed."]})
         return service.update_client(
             client_id=client_id, changes=changes, now=datetime.now(UTC), uow=tenant_uow()
         )

@@ -27,7 +27,23 @@ class ClientQuerySchema(ma.Schema):
     )
 
 
+READ_ONLY = "Read-only: accepted so a fetched ClientRecord can be sent back (read-modify-write)"
+
+
 class ClientRecordUpdateSchema(ClientRecordSchema):
-    """A partial update: only the fields sent change; `name` cannot be emptied."""
+    """A partial update: only the fields sent change; `name` cannot be emptied.
+
+    The read-only fields a ClientRecord carries are accepted so a generated client can send
+    back what it read: `id` must be the client's own id (422 otherwise), the timestamps are
+    ignored (the server keeps them). docs/api-integration.md."""
 
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=NAME_MAX))
+    id = ma.fields.UUID(metadata={"description": f"{READ_ONLY}; must be this client's id"})
+    created_at = ma.fields.AwareDateTime(metadata={"description": f"{READ_ONLY}; ignored"})
+    updated_at = ma.fields.AwareDateTime(metadata={"description": f"{READ_ONLY}; ignored"})
+
+    @ma.post_load
+    def drop_server_timestamps(self, data: dict, **kwargs) -> dict:
+        data.pop("created_at", None)
+        data.pop("updated_at", None)
+        return data

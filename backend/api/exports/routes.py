@@ -21,7 +21,12 @@ blueprint = Blueprint("exports", __name__, url_prefix="/api/v1/export", descript
 ZIP_RESPONSE = {
     "description": "A zip: `tables/<table>.csv` (one per table, with a header line, all from "
     "one snapshot), `media/<file>`, and `manifest.json` (row counts, sha256 per file)",
-    "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+    # Sent as application/zip. application/octet-stream is listed too (the same bytes) because
+    # code generators that know only that binary type (openapi-python-client) drop the answer.
+    "content": {
+        "application/zip": {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    },
 }
 BUSY_RETRY_AFTER_S = 30
 _slots_lock = threading.Lock()

@@ -2,7 +2,8 @@
 
 The limit strings come from the settings at each request (Settings.rate_limits), so tests
 and deployments tune them without code. The per-account key is a digest of the email or of
-the one-time token: neither appears in the limiter's storage or its log lines. The counters
+the one-time token, keyed by RATELIMIT_KEY_SECRET (HMAC, backend/api/extension.py): neither
+appears in the limiter's storage or its log lines, nor can be found by hashing guesses. The counters
 live in RATELIMIT_STORAGE_URI (Redis/Valkey in production), so every worker and every
 process shares them (docs/security.md, "Rate limits").
 
@@ -20,16 +21,14 @@ or text that cannot be encoded all fall back to the client address.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 from collections.abc import Callable
 
 from flask import after_this_request, request
-from flask_limiter.util import get_remote_address
 from limits import parse_many
 
 from backend.api.context import runtime
-from backend.api.extension import limiter
+from backend.api.extension import client_address_key, limiter, limiter_key
 
 log = logging.getLogger(__name__)
 CEILING_SCOPE = "login-account-ceiling"
@@ -40,13 +39,8 @@ def _setting(name: str) -> Callable[[], str]:
 
 
 def _address_key() -> str:
-    return f"ip:{get_remote_address()}"
-
-
-def _digest(value: str) -> str:
-    # surrogatepass: a lone surrogate (valid JSON, no character) must not make the key
-    # raise; the route's parser then refuses the body.
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    # The address's keyed HMAC (the address itself only with LOG_CLIENT_IPS): backend/api/extension.py.
+    return client_address_key()
 
 
 def _account(field: str, *, lower: bool) -> str | None:
@@ -57,7 +51,7 @@ def _account(field: str, *, lower: bool) -> str | None:
         if not isinstance(value, str) or not value.strip():
             return None
         value = value.strip().lower() if lower else value
-        return f"{field}:{_digest(value)}"
+        return limiter_key(field, value)  # keyed HMAC, never a plain hash of the email
     except Exception:  # never let a hostile body turn the limiter into a 500
         log.warning("rate-limit key fell back to the client address", exc_info=True)
         return None

@@ -1,16 +1,23 @@
 import marshmallow as ma
 
-from backend.domain.identity import PASSWORD_MAX_LENGTH
+from backend.domain.identity import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
 # Length caps here only stop absurd payloads before any work; the rules themselves
 # (password 10-256 characters, not the email, ...) live in backend/domain/identity.py.
 _TOKEN = ma.validate.Length(min=1, max=512)
 _PASSWORD = ma.validate.Length(max=PASSWORD_MAX_LENGTH * 4)
+# A new password's rule as the document states it (the domain enforces it, with its message).
+_NEW_PASSWORD_DOC = {
+    "minLength": PASSWORD_MIN_LENGTH,
+    "maxLength": PASSWORD_MAX_LENGTH,
+    "description": f"{PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters (counted after Unicode "
+    "NFKC normalisation), not the account's email address",
+}
 
 
 class SignupSchema(ma.Schema):
     email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
-    password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
+    password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD, metadata=_NEW_PASSWORD_DOC)
     name = ma.fields.String(required=True, validate=ma.validate.Length(max=120))
     workspace_name = ma.fields.String(required=True, validate=ma.validate.Length(max=120))
     workspace_slug = ma.fields.String(load_default=None, allow_none=True)
@@ -66,7 +73,7 @@ class RefreshSchema(ma.Schema):
 
 class AcceptInvitationSchema(ma.Schema):
     token = ma.fields.String(required=True, validate=_TOKEN)
-    password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
+    password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD, metadata=_NEW_PASSWORD_DOC)
     name = ma.fields.String(load_default=None, allow_none=True, validate=ma.validate.Length(max=120))
 
 

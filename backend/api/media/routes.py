@@ -115,10 +115,14 @@ class MediaById(MethodView):
 
 # Binary, in the type the upload was sniffed as (one of MEDIA_ALLOWED_TYPES; the defaults are
 # documented), so that generated clients read bytes rather than parse an error body.
+# `application/octet-stream` comes first: openapi-python-client reads only that binary type and
+# would drop the answer otherwise (it takes the first type it knows).
+BINARY = {"schema": {"type": "string", "format": "binary"}}
 CONTENT_RESPONSE = {
     "description": "The file, as an attachment, in the media type it was stored as",
     "content": {
-        media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in DEFAULT_MEDIA_TYPES
+        "application/octet-stream": BINARY,
+        **{media_type: BINARY for media_type in DEFAULT_MEDIA_TYPES},
     },
 }
 

@@ -79,6 +79,7 @@ def claims(runtime, victim, live_session) -> dict:
         "nbf": now,
         "exp": now + 300,
         "jti": uuid.uuid4().hex,
+        "client_id": runtime.settings.oauth_client_id,
         "tenant_id": str(tenant.id),
         "role": "worker",
     }
@@ -228,6 +229,7 @@ def test_iat_in_the_future(client, app_key, header, claims):
         {"role": ["worker"]},
         {"sub": "not-a-uuid"},
         {"tenant_id": "not-a-uuid"},
+        {"client_id": "another-oauth-client"},
     ],
     ids=lambda change: "-".join(f"{k}={v}" for k, v in change.items()),
 )
@@ -235,7 +237,7 @@ def test_wrong_claim_value(client, app_key, header, claims, change):
     assert_refused(call(client, signed(app_key, header, {**claims, **change})))
 
 
-@pytest.mark.parametrize("name", ["iss", "aud", "sub", "iat", "jti", "tenant_id", "role", "sid"])
+@pytest.mark.parametrize("name", ["iss", "aud", "sub", "iat", "jti", "client_id", "tenant_id", "role", "sid"])
 def test_missing_required_claim(client, app_key, header, claims, name):
     claims.pop(name)
     assert_refused(call(client, signed(app_key, header, claims)))
@@ -322,7 +324,7 @@ def client_member(module_tenants, client_token) -> str:
 
 def test_role_claim_tampered_without_re_signing(client, client_member):
     assert call(client, client_member).status_code == 403  # a client on a worker route
-    token = replace_claims(client_member, role="worker", client_id=None)
+    token = replace_claims(client_member, role="worker", client_record_id=None)
     assert_refused(call(client, token))
 
 
@@ -330,7 +332,7 @@ def test_role_claim_tampered_and_re_signed_by_attacker(client, app_key, client_m
     head, payload, _ = client_member.split(".")
     claims = json.loads(b64url_decode(payload))
     claims.update(role="worker")
-    claims.pop("client_id")
+    claims.pop("client_record_id")
     header = json.loads(b64url_decode(head))
     assert_refused(call(client, forge(header, claims, ATTACKER["ES256"])))
 
@@ -339,7 +341,7 @@ def test_role_claim_not_matching_the_membership(client, app_key, client_member):
     """Correctly signed, but the registry says this user is a client: refused."""
     claims = json.loads(b64url_decode(client_member.split(".")[1]))
     claims.update(role="worker")
-    claims.pop("client_id")
+    claims.pop("client_record_id")
     header = {"alg": "ES256", "typ": "at+jwt", "kid": app_key.kid}
     assert_refused(call(client, signed(app_key, header, claims)))
 

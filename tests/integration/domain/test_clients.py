@@ -60,6 +60,10 @@ def test_unknown_or_read_only_fields_are_refused(workspace, extra):
     assert set(response.json["errors"]) == set(extra)
     existing = ws.create_client(name="B")
     patched = ws.http.patch(f"{API}/clients/{existing['id']}", json=extra, headers=ws.worker)
+    if "created_at" in extra:
+        # PATCH takes back what GET gave (read-modify-write): the timestamps are ignored.
+        assert patched.status_code == 200 and patched.json["created_at"] == existing["created_at"]
+        return
     assert patched.status_code == 422
     assert set(patched.json["errors"]) == set(extra)
 
@@ -224,3 +228,20 @@ def test_logs_never_carry_client_details(workspace, caplog):
     logged = "\n".join(record.getMessage() + repr(record.__dict__) for record in caplog.records).lower()
     for value in (*secret.values(), "private matter", "zebulon"):
         assert value.lower() not in logged
+
+
+def test_read_modify_write_sends_the_record_back(workspace):
+    """A generated client patches with what it read: the read-only fields are accepted, `id`
+    only when it is this client's, the timestamps ignored; another workspace's client stays 404."""
+    ws, other = workspace(), workspace()
+    record = ws.create_client(name="Ada", email="ada@example.com")
+    url = f"{API}/clients/{record['id']}"
+    stale = {**record, "phone": "+44 20 7946 0000", "created_at": "2001-01-01T00:00:00+00:00"}
+    changed = ws.http.patch(url, json=stale, headers=ws.worker)
+    assert changed.status_code == 200, changed.json
+    assert changed.json["phone"] == "+44 20 7946 0000"
+    assert changed.json["created_at"] == record["created_at"]
+    wrong_id = ws.http.patch(url, json={**record, "id": str(uuid.uuid4())}, headers=ws.worker)
+    assert wrong_id.status_code == 422 and set(wrong_id.json["errors"]) == {"id"}
+    foreign = other.http.patch(url, json=record, headers=other.worker)
+    assert foreign.status_code == 404

@@ -174,3 +174,39 @@ def test_verify_and_invitation_accept_are_limited(client, limits):
             next(_addresses),
         )
     )
+
+
+def test_limiter_keys_and_log_lines_hold_no_address_and_no_plain_email_hash(
+    app, client, runtime, limits, monkeypatch, caplog
+):
+    """The limiter logs its key when a limit is hit: the key is an HMAC under
+    RATELIMIT_KEY_SECRET, so neither the client IP nor sha256(email) appears, and another secret
+    gives other keys. LOG_CLIENT_IPS opts the address back in."""
+    import hashlib
+    import logging
+
+    from backend.api.extension import client_address_key, limiter_key
+
+    limits(signup_ip="1 per minute", signup_account="1 per minute")
+    monkeypatch.setattr(
+        runtime, "settings", runtime.settings.model_copy(update={"ratelimit_key_secret": "s" * 64})
+    )
+    address, body = next(_addresses), signup_body()
+    caplog.set_level(logging.INFO)
+    post(client, "/api/v1/auth/signup", body, address)
+    assert_limited(post(client, "/api/v1/auth/signup", signup_body(email=body["email"]), address))
+    logged = caplog.text
+    assert "exceeded" in logged  # the limiter did log the refusal
+    plain_email_hash = hashlib.sha256(body["email"].lower().encode()).hexdigest()[:32]
+    assert address not in logged and plain_email_hash not in logged and body["email"] not in logged
+
+    with app.test_request_context(environ_base={"REMOTE_ADDR": address}):
+        keyed = client_address_key()
+        assert keyed.startswith("ip:") and address not in keyed
+        assert limiter_key("email", "a@example.com") != hashlib.sha256(b"a@example.com").hexdigest()[:32]
+        monkeypatch.setattr(
+            runtime, "settings", runtime.settings.model_copy(update={"ratelimit_key_secret": "t" * 64})
+        )
+        assert client_address_key() != keyed
+        monkeypatch.setattr(runtime, "settings", runtime.settings.model_copy(update={"log_client_ips": True}))
+        assert client_address_key() == f"ip:{address}"

@@ -8,8 +8,10 @@ import hashlib
 import io
 import json
 import os
+import re
 import uuid
 import zipfile
+from datetime import datetime
 
 from psycopg import sql
 from sqlalchemy import insert, text
@@ -101,6 +103,29 @@ def test_export_holds_every_table_media_and_a_matching_manifest(
         assert b"Other-tenant-secret" not in archive.read(name)
     assert ("export.downloaded", "success") in audit_events_of(owner, tenant.id)
     assert ("export.downloaded", "success") not in audit_events_of(owner, other.id)
+
+
+def test_export_instants_are_written_as_the_api_writes_them(client, make_tenant, worker_token, owner):
+    """ISO 8601 in UTC with the offset, the same instants GET /clients answers: not PostgreSQL's
+    text form (`2026-01-31 09:30:00.123+00`). PostgreSQL drops trailing zeros of the fraction."""
+    tenant = make_tenant()
+    add_clients(owner, tenant, ["Ada"])
+    headers = worker_token(tenant)
+    listed = client.get("/api/v1/clients", headers=headers).json
+    response = client.get(URL, headers=headers)
+    archive, _ = open_zip(response.data)
+    response.close()  # frees the export slot
+    rows = list(csv.DictReader(io.StringIO(archive.read("tables/clients.csv").decode())))
+    for row in rows:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?\+00:00", row["created_at"])
+    instants = [
+        (r["id"], datetime.fromisoformat(r["created_at"]), datetime.fromisoformat(r["updated_at"]))
+        for r in rows
+    ]
+    assert instants == [
+        (c["id"], datetime.fromisoformat(c["created_at"]), datetime.fromisoformat(c["updated_at"]))
+        for c in listed
+    ]
 
 
 def test_export_is_one_snapshot_under_concurrent_writes(client, runtime, make_tenant, worker_token, owner):

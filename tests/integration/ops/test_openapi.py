@@ -53,3 +53,22 @@ def test_binary_responses_declare_their_media_types(app):
         content = document["paths"][path]["get"]["responses"]["200"]["content"]
         assert wanted <= set(content), (path, sorted(content))
         assert all(item["schema"] == {"type": "string", "format": "binary"} for item in content.values())
+
+
+def test_binary_answers_declare_a_type_a_generator_reads(app):
+    """openapi-python-client reads only application/octet-stream as bytes: an answer typed only
+    `application/zip`, or untyped, is dropped from the generated client (docs/api-integration.md)."""
+    document = app.test_client().get("/api/openapi.json").json
+    for path in ("/api/v1/export", "/api/v1/media/{media_id}/content"):
+        content = document["paths"][path]["get"]["responses"]["200"]["content"]
+        assert "application/octet-stream" in content, path
+        assert all(c["schema"] == {"type": "string", "format": "binary"} for c in content.values())
+    assert "application/zip" in document["paths"]["/api/v1/export"]["get"]["responses"]["200"]["content"]
+
+
+def test_request_strings_state_the_rules_the_api_applies(app):
+    schemas = app.test_client().get("/api/openapi.json").json["components"]["schemas"]
+    assert schemas["ClientRecord"]["properties"]["name"]["pattern"] == r"^[^\x00]*$"
+    password = schemas["Signup"]["properties"]["password"]
+    assert (password["minLength"], password["maxLength"]) == (10, 256)
+    assert "pattern" not in schemas["ClientRecord"]["properties"]["id"]  # read-only: not a request string

@@ -41,6 +41,10 @@ CHECKS = (
     "negative_data_rejection",
     "ignored_auth",
     "use_after_free",
+    # positive_data_acceptance is not on yet (issue 16, open): schema-valid bodies still meet domain
+    # rules the document does not state (email domains like `0@0.a`, empty phone or slug strings,
+    # `ends_at` after `starts_at`, which JSON Schema cannot say). `make fuzz` can run it by hand.
+    "unsupported_method",
     "no_foreign_marker",
 )
 DEFAULT_EXAMPLES = 15  # per operation and phase in `make test`; `make fuzz` sets FUZZ_EXAMPLES
