@@ -155,9 +155,7 @@ reset_password = _limits("password_reset", _body_key("token", lower=False), fail
 
 def _bearer_key() -> str:
     value = request.headers.get("Authorization", "")
-    if not value:
-        return f"ip:{get_remote_address()}"
-    return f"bearer:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
+    return limiter_key("bearer", value) if value else _address_key()
 
 
 # Changing the password checks the current one: a stolen access token must not become a

@@ -3,8 +3,8 @@ engine are counted, and so are the round trips to PostgreSQL (libpq's protocol t
 regression (an extra query per request, a lost cache) fails here.
 
 Warm access cache: one simple-query message that checks and sets the scope and opens the
-transaction (search path and tenant role) and the route's own queries; a list is one statement (the page carries
-its total). Cold cache (backend/api/auth.py): one registry lookup more.
+transaction (search path and tenant role) and the route's own queries; a list is one statement
+(the page carries its total). Cold cache (backend/api/auth.py): one registry lookup more.
 Round trips besides the statements: the closing ROLLBACK of the request's transaction; the
 registry lookup runs in autocommit (no BEGIN/ROLLBACK). A connection that sat
 idle in the pool for over 0.5 s is pinged at checkout (core/db.py): one more, counted apart."""
