@@ -3,10 +3,9 @@ accepted only while its `sid` names a live session of the same user in the same 
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
-
-from joserfc.util import urlsafe_b64decode
 
 from tests.integration.identity.conftest import bearer
 from tests.sessions import session_token
@@ -14,7 +13,7 @@ from tests.sessions import session_token
 
 def sid_of(token: str) -> uuid.UUID:
     payload = token.split(".")[1]
-    return uuid.UUID(json.loads(urlsafe_b64decode((payload + "=" * (-len(payload) % 4)).encode()))["sid"])
+    return uuid.UUID(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"])
 
 
 def test_only_a_live_session_of_the_same_user_and_tenant_is_accepted(client, runtime, member):
