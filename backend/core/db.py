@@ -66,6 +66,11 @@ def create_db_engine(
     options = f"-c search_path={DEFAULT_SEARCH_PATH}"
     if statement_timeout_ms is not None:
         options += f" -c statement_timeout={int(statement_timeout_ms)}"
+    if settings.citus:
+        # Set on the connection, not in provisioning: every CREATE SCHEMA on every path
+        # (chain, step script, spare, restore) makes a distributed schema placed whole on one
+        # worker. The shared schema's migration switches it off (docs/scale-out.md).
+        options += " -c citus.enable_schema_based_sharding=on"
     engine = create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size or settings.pool_size,
@@ -82,6 +87,12 @@ def create_db_engine(
     )
     install_pool_guard(engine, ping_after_idle_s=PING_AFTER_IDLE_S if pre_ping else None)
     return engine
+
+
+def distributes_schemas(connection: Connection) -> bool:
+    """True when this connection's new schemas become Citus distributed schemas (above)."""
+    value = connection.execute(text("SELECT current_setting('citus.enable_schema_based_sharding', true)"))
+    return value.scalar() == "on"
 
 
 def _search_path_of(dbapi_connection) -> str:
