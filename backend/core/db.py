@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 from psycopg import sql
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 
@@ -90,9 +90,14 @@ def create_db_engine(
 
 
 def distributes_schemas(connection: Connection) -> bool:
-    """True when this connection's new schemas become Citus distributed schemas (above)."""
-    value = connection.execute(text("SELECT current_setting('citus.enable_schema_based_sharding', true)"))
-    return value.scalar() == "on"
+    """True when this connection's new schemas become Citus distributed schemas (above).
+    Read once per database connection (a startup option, constant for its life): kept in
+    the pooled connection's info, so a single server pays one query per connection."""
+    info = connection.connection.info
+    if "distributes_schemas" not in info:
+        value = connection.execute(text("SELECT current_setting('citus.enable_schema_based_sharding', true)"))
+        info["distributes_schemas"] = value.scalar() == "on"
+    return info["distributes_schemas"]
 
 
 def _search_path_of(dbapi_connection) -> str:

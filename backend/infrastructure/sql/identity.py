@@ -424,11 +424,15 @@ class SqlClientLogins:
         membership goes and its sessions here end, so its tokens fail at once; the person's
         account stays (it may belong to other workspaces). Returns the logins removed."""
         self.revoke_invitations(client_id, at)
-        removed = self._connection.execute(
-            delete(memberships)
-            .where(memberships.c.tenant_id == self._tenant, memberships.c.client_id == client_id)
-            .returning(memberships.c.user_id)
-        ).scalars().all()
+        removed = (
+            self._connection.execute(
+                delete(memberships)
+                .where(memberships.c.tenant_id == self._tenant, memberships.c.client_id == client_id)
+                .returning(memberships.c.user_id)
+            )
+            .scalars()
+            .all()
+        )
         if removed:
             self._connection.execute(
                 update(refresh_tokens)
