@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-pg15 lint fuzz bench openapi settings-doc clean
+.PHONY: install run run-citus test test-pg15 lint fuzz bench openapi settings-doc clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/python scripts/serve.py
+
+# The API on a local Citus cluster (coordinator + 2 workers; docs/scale-out.md). Needs Citus
+# built into Debian's PostgreSQL 15: ../shared/tools/citus/install (as root).
+run-citus: install
+	$(BIN)/python scripts/serve.py --citus
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,7 +2,10 @@
 """`make run`: start the embedded PostgreSQL when DATABASE_URL is unset, migrate the shared
 schema and every tenant, then serve the API with gunicorn on HOST:PORT (127.0.0.1:8000) and
 run the job worker (`flask --app backend worker`, docs/jobs.md) beside it. Both stop together:
-on SIGTERM/SIGINT, or when either of them exits."""
+on SIGTERM/SIGINT, or when either of them exits.
+
+`make run-citus` (`--citus`): the same on a fresh local Citus cluster, a coordinator and two
+workers (backend/infrastructure/citus_cluster.py), removed when the server stops."""
 
 from __future__ import annotations
 
@@ -11,13 +14,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from backend.core.config import Settings
 from backend.core.logging import configure_logging
 from backend.core.tokens import load_signing_keys
-from backend.infrastructure import embedded_postgres
+from backend.infrastructure import citus_cluster, embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -30,13 +34,29 @@ def main() -> int:
     configure_logging()  # JSON lines, like the server's own (docs/operations.md, "Logging")
     settings = Settings.from_env()
     env = dict(os.environ)
-    database = None
-    if not settings.database_url:
+    database = cluster = None
+    if "--citus" in sys.argv[1:]:
+        if reason := citus_cluster.unavailable_reason():
+            print(f"cannot start a Citus cluster: {reason}", file=sys.stderr)
+            return 2
+        cluster = citus_cluster.start(Path(tempfile.mkdtemp(prefix="citus-run-")))
+        env.update(DATABASE_URL=cluster.runtime_url, MIGRATION_DATABASE_URL=cluster.owner_url, CITUS="1")
+        log.info("Citus cluster started", extra={"coordinator_port": cluster.coordinator.port})
+    elif not settings.database_url:
         # Held by this process: the server stops when `make run` stops.
         database = embedded_postgres.start(settings.var_dir / "pgdata")
         env["DATABASE_URL"] = database.runtime_url
         env["MIGRATION_DATABASE_URL"] = database.owner_url
         log.info("embedded PostgreSQL started", extra={"pgdata": str(settings.var_dir / "pgdata")})
+    try:
+        return serve(settings, env)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        del database  # the embedded server's atexit hook stops it
+
+
+def serve(settings: Settings, env: dict) -> int:
     load_signing_keys(settings)  # create the development key once, before the workers start
     flask = [str(BIN / "flask"), "--app", "backend"]
     # The command prints its progress for a terminal; here each line becomes a JSON record.
@@ -70,7 +90,6 @@ def main() -> int:
         if child.poll() is None:
             child.terminate()
     codes = [child.wait() for child in children]
-    del database  # the embedded server's atexit hook stops it
     clean = (0, -signal.SIGTERM, -signal.SIGINT)
     if stopping and all(code in clean for code in codes):
         return 0

@@ -18,6 +18,13 @@ def include_object(obj, name, type_, reflected, compare_to):
 
 def run_migrations_online() -> None:
     with migration_connection(config) as connection:
+        # On a Citus coordinator the owner's connections distribute every new schema
+        # (core.db); the shared schema stays a local schema of the coordinator, and its
+        # objects are not propagated to the workers (docs/scale-out.md): a propagated
+        # function would make Citus propagate the owner role as the owner, which only a
+        # superuser may do. Placeholder settings, harmless without Citus.
+        connection.execute(text("SET LOCAL citus.enable_schema_based_sharding = off"))
+        connection.execute(text("SET LOCAL citus.enable_ddl_propagation = off"))
         connection.execute(text("CREATE SCHEMA IF NOT EXISTS shared"))
         context.configure(
             connection=connection,
@@ -29,6 +36,9 @@ def run_migrations_online() -> None:
         )
         with context.begin_transaction():
             context.run_migrations()
+        # Roles made after the migrations (the tenant group) must reach the workers.
+        connection.execute(text("RESET citus.enable_ddl_propagation"))
+        connection.execute(text("RESET citus.enable_schema_based_sharding"))
 
 
 if context.is_offline_mode():

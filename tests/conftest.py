@@ -23,9 +23,34 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("SPARE_SCHEMAS", "0")
 
 
+def citus_database(base_dir: Path):
+    """Start a local Citus cluster (coordinator + 2 workers) for the session, or skip with
+    the one reason it cannot run here (backend/infrastructure/citus_cluster.py)."""
+    from backend.infrastructure import citus_cluster
+
+    reason = citus_cluster.unavailable_reason()
+    if reason:
+        pytest.skip(f"Citus suite skipped: {reason}")
+    cluster = citus_cluster.start(base_dir)
+    try:
+        yield {
+            "runtime": cluster.runtime_url,
+            "owner": cluster.owner_url,
+            "superuser": cluster.superuser_url,
+            "cluster": cluster,
+            "citus": True,
+        }
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture(scope="session")
 def database() -> dict:
-    """URLs of the test database: owner (migrations) and runtime (the API)."""
+    """URLs of the test database: owner (migrations) and runtime (the API).
+    TEST_CITUS=1 runs the whole session on a local Citus cluster (docs/scale-out.md)."""
+    if os.environ.get("TEST_CITUS") == "1":
+        yield from citus_database(Path(tempfile.mkdtemp(prefix="citustest-")))
+        return
     if os.environ.get("DATABASE_URL"):
         runtime = os.environ["DATABASE_URL"]
         yield {"runtime": runtime, "owner": os.environ.get("MIGRATION_DATABASE_URL", runtime)}
@@ -38,7 +63,10 @@ def database() -> dict:
 
 @pytest.fixture(scope="session")
 def settings(database, tmp_path_factory) -> Settings:
-    var_dir = tmp_path_factory.mktemp("var")
+    return session_settings(database, tmp_path_factory.mktemp("var"))
+
+
+def session_settings(database: dict, var_dir: Path) -> Settings:
     # Generous abuse limits: the suite logs in and signs up from one address. Tests of the
     # limits themselves tighten them on the runtime settings (tests/integration/identity).
     relaxed = RateLimits(**{name: "10000 per minute" for name in RateLimits.model_fields})
@@ -49,11 +77,16 @@ def settings(database, tmp_path_factory) -> Settings:
         var_dir=var_dir,
         rate_limits=relaxed,
         spare_schemas=0,
+        citus=bool(database.get("citus")),
     )
 
 
 @pytest.fixture(scope="session")
 def app(settings):
+    yield from session_app(settings)
+
+
+def session_app(settings: Settings):
     from backend import create_app
     from backend.api.auth import access_cache
     from backend.cli.tenants import migrate_shared

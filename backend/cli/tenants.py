@@ -17,6 +17,7 @@ from backend.cli.spares import refill_after_migrate
 from backend.domain.tenants import DisableReason, TenantStatus
 from backend.infrastructure import fleet, migrations
 from backend.infrastructure.mail import mailer_for
+from backend.infrastructure.sql.placement import is_citus, tenant_placements
 from backend.infrastructure.sql.privileges import grant_shared, set_default_search_path
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service import identity
@@ -90,6 +91,23 @@ def list_(status: str | None, fmt: str) -> None:
     click.echo(f"{'slug':<40} {'status':<20} {'version':<10} id")
     for t in items:
         click.echo(f"{t.slug:<40} {t.status.value:<20} {t.schema_version or '-':<10} {t.id}")
+
+
+@tenants_cli.command("placement")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@with_appcontext
+def placement(fmt: str) -> None:
+    """On Citus: the worker (HOST:PORT) holding each tenant's schema (docs/scale-out.md)."""
+    with _runtime().owner_engine.connect() as connection:
+        if not is_citus(connection):
+            raise click.ClickException("not a Citus coordinator: every tenant is on this one server")
+        rows = tenant_placements(connection)
+    if fmt == "json":
+        click.echo(json.dumps([{"slug": r.slug, "schema_name": r.schema_name, "node": r.node} for r in rows]))
+        return
+    click.echo(f"{'slug':<40} node")
+    for row in rows:
+        click.echo(f"{row.slug:<40} {row.node or '-'}")
 
 
 def migrate_shared() -> str:

@@ -266,6 +266,12 @@ class Settings(BaseSettings):
         env="MAX_CONTENT_LENGTH",
         doc="largest request body in bytes (413 `payload_too_large`)",
     )
+    citus: bool = setting(
+        False,
+        env="CITUS",
+        doc="Citus coordinator ([scale-out.md](scale-out.md)): every schema the owner creates "
+        "is a distributed schema, tenant roles may log in to the workers",
+    )
     # Media uploads: the file's own limit (keep it below max_content_length, which also
     # counts the multipart envelope) and the types accepted, as sniffed from the bytes.
     media_max_bytes: int = setting(

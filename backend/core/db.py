@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 from psycopg import sql
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 
@@ -76,12 +76,14 @@ def create_db_engine(
         hide_parameters=True,
         connect_args={"prepare_threshold": None, "application_name": application_name},
     )
-    install_session_defaults(engine, statement_timeout_ms)
+    install_session_defaults(engine, statement_timeout_ms, citus=settings.citus)
     install_pool_guard(engine, ping_after_idle_s=PING_AFTER_IDLE_S if pre_ping else None)
     return engine
 
 
-def install_session_defaults(engine: Engine, statement_timeout_ms: int | None) -> None:
+def install_session_defaults(
+    engine: Engine, statement_timeout_ms: int | None, *, citus: bool = False
+) -> None:
     """At every new connection: the statement timeout asked for, and `search_path =
     pg_catalog` where the role and database carry no such default (a database bootstrapped
     by a release that sent it as a startup parameter), with a warning saying how to fix the
@@ -94,6 +96,11 @@ def install_session_defaults(engine: Engine, statement_timeout_ms: int | None) -
         settings = []
         if statement_timeout_ms is not None:
             settings.append(("statement_timeout", f"{int(statement_timeout_ms)}ms"))
+        if citus:
+            # On the connection, not in provisioning: every CREATE SCHEMA on every path (chain,
+            # step script, spare, restore) makes a distributed schema placed whole on one
+            # worker. The shared schema's migration switches it off (docs/scale-out.md).
+            settings.append(("citus.enable_schema_based_sharding", "on"))
         current = _search_path_of(dbapi_connection)
         if current != DEFAULT_SEARCH_PATH:
             log.warning(
@@ -112,6 +119,17 @@ def install_session_defaults(engine: Engine, statement_timeout_ms: int | None) -
         finally:
             cursor.close()
             dbapi_connection.commit()
+
+
+def distributes_schemas(connection: Connection) -> bool:
+    """True when this connection's new schemas become Citus distributed schemas (above).
+    Read once per database connection (a session default, constant for its life): kept in
+    the pooled connection's info, so a single server pays one query per connection."""
+    info = connection.connection.info
+    if "distributes_schemas" not in info:
+        value = connection.execute(text("SELECT current_setting('citus.enable_schema_based_sharding', true)"))
+        info["distributes_schemas"] = value.scalar() == "on"
+    return info["distributes_schemas"]
 
 
 def _search_path_of(dbapi_connection) -> str:

@@ -25,7 +25,7 @@ from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from backend.core.db import DEFAULT_SEARCH_PATH, tenant_role_name
+from backend.core.db import DEFAULT_SEARCH_PATH, distributes_schemas, tenant_role_name
 from backend.core.tenancy import schema_identifier, validate_schema_name
 
 SHARED = sql.Identifier("shared")
@@ -68,12 +68,15 @@ def _role_inheritance(connection: Connection, *names: str) -> dict[str, bool]:
     return {row.rolname: row.rolinherit for row in rows}
 
 
-def _create_role(name: str, *, in_role: str | None = None, member: str | None = None) -> sql.Composed:
+def _create_role(
+    name: str, *, in_role: str | None = None, member: str | None = None, login: bool = False
+) -> sql.Composed:
     """`in_role`: a group the new role joins; `member`: a role made a member of the new one.
-    Granted by the CREATE ROLE itself, one catalog update instead of two more statements."""
+    Granted by the CREATE ROLE itself, one catalog update instead of two more statements.
+    `login`: only on Citus, where the coordinator opens its worker connections as the role."""
     # NOLOGIN: nobody connects as it; the runtime role assumes it inside a transaction.
-    statement = sql.SQL("CREATE ROLE {} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS").format(
-        sql.Identifier(name)
+    statement = sql.SQL("CREATE ROLE {} {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS").format(
+        sql.Identifier(name), sql.SQL("LOGIN" if login else "NOLOGIN")
     )
     if in_role is not None:
         statement += sql.SQL(" IN ROLE {}").format(sql.Identifier(in_role))
@@ -138,6 +141,15 @@ def grant_shared(connection: Connection, runtime_role: str | None) -> None:
         sql.SQL("REVOKE ALL ON {} FROM {}").format(SPARES_TABLE, tenants),
         *_enqueue_grants(runtime),
     ]
+    if distributes_schemas(connection):
+        # On Citus the coordinator opens its worker connections as the tenant role: the
+        # group may connect to the database (propagated to the workers); the coordinator's
+        # own pg_hba refuses the group (docs/scale-out.md).
+        statements.append(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.Identifier(connection.execute(text("SELECT current_database()")).scalar_one()), tenants
+            )
+        )
     _exec(connection, *statements)
     for schema_name in _schemas_without_role(connection):
         grant_tenant(connection, schema_name, runtime_role)
@@ -184,14 +196,18 @@ def grant_tenant(connection: Connection, schema_name: str, runtime_role: str | N
     existing = _role_inheritance(connection, name, runtime_role)
     runtime_inherits = existing.get(runtime_role)
     statements: list[sql.Composable] = []
+    # On Citus the coordinator connects to the workers as the tenant role it runs as, so the
+    # role must be allowed to log in; the workers' pg_hba admits it from the coordinator
+    # only and the coordinator's refuses it (docs/scale-out.md).
+    login = name not in existing and distributes_schemas(connection)
     if name not in existing and _folded_membership_is_safe(runtime_inherits):
         # A new role gets both memberships from its CREATE ROLE: each membership statement
         # makes PostgreSQL recompute role memberships, a cost that grows with the number of
         # tenant roles (TD-017), and one statement pays it once instead of three times.
-        statements.append(_create_role(name, in_role=group, member=runtime_role))
+        statements.append(_create_role(name, in_role=group, member=runtime_role, login=login))
     else:
         if name not in existing:
-            statements.append(_create_role(name, in_role=group))
+            statements.append(_create_role(name, in_role=group, login=login))
         else:
             statements.append(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), role))
         statements.append(_membership_grant(connection, role, runtime_role, runtime_inherits))

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from backend.core.db import distributes_schemas
 from backend.core.tenancy import schema_identifier
 from backend.domain.errors import Invalid
 from backend.domain.tenants import SchemaDowngrade, SchemaUpgrade, SpareSchema, UpgradeMethod
@@ -55,7 +56,10 @@ class SqlSchemaManager:
 
     def create(self, schema_name: str) -> str:
         """Create the schema with every tenant table at head; return the revision."""
-        if self._fast_provisioning:
+        # On Citus a multi-statement script is propagated whole to the worker, which refuses
+        # it (`cannot insert multiple commands into a prepared statement`): the chain creates
+        # and migrates distributed schemas, one statement at a time (docs/scale-out.md).
+        if self._fast_provisioning and not distributes_schemas(self._connection):
             script = step_scripts.step_script(None, migrations.head_revision("tenant"))
             if script is not None:
                 statements = f"{_create_schema_sql(schema_name)};\n{script.for_schema(schema_name)}"
@@ -91,7 +95,9 @@ class SqlSchemaManager:
         requests (and so how long requests queue behind it) before this tenant fails and is
         retried next run."""
         head = migrations.head_revision("tenant")
-        script = None if from_version is None else step_scripts.step_script(from_version, head)
+        script = None
+        if from_version is not None and not distributes_schemas(self._connection):
+            script = step_scripts.step_script(from_version, head)
         if script is not None and self._migrate_by_script(script, schema_name, lock_timeout_ms):
             return SchemaUpgrade(script.to_revision, UpgradeMethod.SCRIPT)
         if lock_timeout_ms is not None:

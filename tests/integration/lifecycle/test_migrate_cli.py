@@ -54,3 +54,9 @@ def test_there_is_no_verbose_flag_that_does_nothing(app):
     result = app.test_cli_runner().invoke(args=["tenants", "migrate", "--verbose"])
     assert result.exit_code == 2
     assert "No such option" in result.output and "--verbose" in result.output
+
+
+def test_placement_on_a_single_server_says_there_is_no_cluster(app):
+    result = app.test_cli_runner().invoke(args=["tenants", "placement"])
+    assert result.exit_code == 1
+    assert "not a Citus coordinator" in result.output

@@ -1,0 +1,218 @@
+"""A local Citus cluster for development and tests: a coordinator and two workers.
+
+Three PostgreSQL 15 instances from the machine's Debian packages (Citus is built into them by
+`../shared/tools/citus/install`), on loopback, `wal_level = logical` so shards move online.
+Every node gets the same roles, database and grants as the embedded server
+(`embedded_postgres.bootstrap`), then the workers join the coordinator. The API and the
+migrations talk to the coordinator only (docs/scale-out.md).
+
+Loopback trust authentication is for this throwaway local cluster only: production uses
+the node-to-node authentication of docs/scale-out.md.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from backend.infrastructure import embedded_postgres
+
+PG_BIN = Path(os.environ.get("CITUS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+HOST = "127.0.0.1"
+SUPERUSER = "postgres"
+_REPO = Path(__file__).resolve().parents[2]
+# The shared tools sit beside the clone (CI) or beside the worktrees' parent (development).
+INSTALL_TOOL_CANDIDATES = [
+    Path(os.environ["CITUS_INSTALL_TOOL"]) if os.environ.get("CITUS_INSTALL_TOOL") else None,
+    _REPO.parent / "shared" / "tools" / "citus" / "install",
+    _REPO.parent.parent / "shared" / "tools" / "citus" / "install",
+]
+INSTALL_TOOL = next(
+    (path for path in INSTALL_TOOL_CANDIDATES if path is not None and path.exists()),
+    _REPO.parent / "shared" / "tools" / "citus" / "install",
+)
+
+NODE_SETTINGS = {
+    "listen_addresses": f"'{HOST}'",
+    "shared_preload_libraries": "'citus'",
+    "wal_level": "logical",
+    "max_connections": "200",
+    "max_wal_senders": "20",
+    "max_replication_slots": "20",
+    # A throwaway cluster: durability buys nothing and costs the shared machine IO.
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+}
+
+
+def unavailable_reason() -> str | None:
+    """Why a local cluster cannot start here, or None when it can."""
+    if not (PG_BIN / "pg_ctl").exists():
+        return f"no PostgreSQL 15 server binaries in {PG_BIN}"
+    if not INSTALL_TOOL.exists():
+        return f"no Citus install tool at {INSTALL_TOOL}"
+    check = subprocess.run([str(INSTALL_TOOL), "--check"], capture_output=True, text=True)
+    if check.returncode != 0:
+        return f"Citus is not installed into PostgreSQL 15 (run {INSTALL_TOOL} as root)"
+    return None
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    """initdb and postgres refuse to run as root: as root, run them as the `postgres` user."""
+    if os.geteuid() != 0:
+        return command
+    return ["runuser", "-u", SUPERUSER, "--", *command]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Node:
+    data_dir: Path
+    port: int
+
+    def url(self, user: str = SUPERUSER, database: str = "postgres") -> str:
+        return f"postgresql://{user}@{HOST}:{self.port}/{database}"
+
+    def pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            _as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), *args]),
+            check=True,
+            capture_output=True,
+        )
+
+    def init(self) -> None:
+        self.data_dir.mkdir(parents=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.data_dir, SUPERUSER, SUPERUSER)
+        subprocess.run(
+            _as_server_user(
+                [str(PG_BIN / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust"]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        settings = {**NODE_SETTINGS, "port": str(self.port), "unix_socket_directories": f"'{self.data_dir}'"}
+        with open(self.data_dir / "postgresql.conf", "a") as conf:
+            conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
+
+    def refuse_tenant_roles(self) -> None:
+        """Tenant roles may log in (the coordinator connects to the workers as them), but
+        never into the coordinator itself: only the runtime role does, then assumes them."""
+        group = f"+{embedded_postgres.RUNTIME_ROLE}_tenant"
+        hba = self.data_dir / "pg_hba.conf"
+        # `+group` also matches indirect members, and the runtime role is a member of every
+        # tenant role: the deployment's own roles are admitted by name first.
+        admitted = ",".join((SUPERUSER, embedded_postgres.OWNER_ROLE, embedded_postgres.RUNTIME_ROLE))
+        rules = (
+            f"local all {admitted} trust\nhost all {admitted} {HOST}/32 trust\n"
+            f"local all {group} reject\nhost all {group} all reject\n"
+        )
+        hba.write_text(rules + hba.read_text())
+
+    def start(self) -> None:
+        self.pg_ctl("start", "-w", "-l", str(self.data_dir / "server.log"))
+
+    def stop(self) -> None:
+        self.pg_ctl("stop", "-m", "fast", "-w")
+
+
+@dataclass
+class CitusCluster:
+    base_dir: Path
+    coordinator: Node
+    workers: list[Node] = field(default_factory=list)
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [self.coordinator, *self.workers]
+
+    @property
+    def superuser_url(self) -> str:
+        return self.coordinator.url(SUPERUSER, embedded_postgres.DATABASE)
+
+    @property
+    def owner_url(self) -> str:
+        return self.coordinator.url(embedded_postgres.OWNER_ROLE, embedded_postgres.DATABASE)
+
+    @property
+    def runtime_url(self) -> str:
+        return self.coordinator.url(embedded_postgres.RUNTIME_ROLE, embedded_postgres.DATABASE)
+
+    def stop(self, *, delete: bool = True) -> None:
+        for node in self.nodes:
+            try:
+                node.stop()
+            except subprocess.CalledProcessError:
+                pass  # already stopped: nothing to do
+        if delete and not os.environ.get("CITUS_KEEP_CLUSTER"):  # kept: to read the server logs
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+def _create_citus_extension(node: Node) -> None:
+    with psycopg.connect(node.url(database=embedded_postgres.DATABASE), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS citus")
+
+
+def _form_cluster(cluster: CitusCluster) -> None:
+    """The coordinator's database first (owned by the superuser for now), the workers joined,
+    and only then the two roles, created by the superuser in the Citus database: so Citus
+    records them as distributed objects. A role it does not know would be propagated again
+    by the owner's first DDL in a transaction, as the owner, with `ALTER ROLE ... NOSUPERUSER`,
+    which only a superuser may run (`must be superuser to alter superuser roles`)."""
+    coordinator = cluster.coordinator
+    with psycopg.connect(coordinator.url(), autocommit=True) as conn:
+        database = sql.Identifier(embedded_postgres.DATABASE)
+        conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8'").format(database))
+    _create_citus_extension(coordinator)
+    with psycopg.connect(cluster.superuser_url, autocommit=True) as conn:
+        conn.execute("SELECT citus_set_coordinator_host(%s, %s)", (HOST, coordinator.port))
+        for worker in cluster.workers:
+            conn.execute("SELECT citus_add_node(%s, %s)", (HOST, worker.port))
+        for role, attributes in embedded_postgres.ROLE_ATTRIBUTES.items():
+            conn.execute(sql.SQL("CREATE ROLE {} {}").format(sql.Identifier(role), sql.SQL(attributes)))
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                sql.Identifier(embedded_postgres.DATABASE), sql.Identifier(embedded_postgres.OWNER_ROLE)
+            )
+        )
+    # Settings, grants and the closed `public` schema, as on the workers (idempotent).
+    embedded_postgres.bootstrap(coordinator.url())
+
+
+def start(base_dir: Path, *, workers: int = 2) -> CitusCluster:
+    """Create, start and join a coordinator and `workers` workers under `base_dir`."""
+    base_dir.mkdir(parents=True, exist_ok=True)
+    base_dir.chmod(0o755)  # the server user must reach its data directories
+    cluster = CitusCluster(
+        base_dir=base_dir,
+        coordinator=Node(base_dir / "coordinator", _free_port()),
+        workers=[Node(base_dir / f"worker{index}", _free_port()) for index in range(1, workers + 1)],
+    )
+    try:
+        for node in cluster.nodes:
+            node.init()
+        cluster.coordinator.refuse_tenant_roles()
+        for node in cluster.nodes:
+            node.start()
+        for worker in cluster.workers:
+            # The roles must exist on a worker before its database (they own it).
+            embedded_postgres.bootstrap(worker.url())
+            _create_citus_extension(worker)
+        _form_cluster(cluster)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster

@@ -1,0 +1,71 @@
+"""Provisioning on a Citus coordinator: tenant schemas are distributed schemas placed on the
+workers, the shared schema stays on the coordinator, and tenant roles work through the hop."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+
+def _placements(database) -> dict[str, int]:
+    """Schema name -> port of the worker holding its tables."""
+    with psycopg.connect(database["superuser"]) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT s.schema_name::text, p.nodeport"
+            " FROM citus_schemas s"
+            " JOIN pg_dist_partition t ON t.colocationid = s.colocation_id"
+            " JOIN pg_dist_shard sh ON sh.logicalrelid = t.logicalrelid"
+            " JOIN pg_dist_placement pl ON pl.shardid = sh.shardid"
+            " JOIN pg_dist_node p ON p.groupid = pl.groupid"
+        ).fetchall()
+    return dict(rows)
+
+
+def test_tenant_schemas_are_distributed_over_both_workers(database, make_tenant):
+    tenants = [make_tenant() for _ in range(4)]
+    placements = _placements(database)
+    worker_ports = {worker.port for worker in database["cluster"].workers}
+    for tenant in tenants:
+        assert placements[tenant.schema_name] in worker_ports
+    # Citus places new distributed schemas round robin: four tenants use both workers.
+    assert {placements[tenant.schema_name] for tenant in tenants} == worker_ports
+
+
+def test_shared_schema_stays_on_the_coordinator(database, app):
+    with psycopg.connect(database["superuser"]) as conn:
+        distributed = conn.execute(
+            "SELECT count(*) FROM citus_schemas WHERE schema_name::text = 'shared'"
+        ).fetchone()[0]
+        shared_tables = conn.execute(
+            "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'shared.%'"
+        ).fetchone()[0]
+    assert distributed == 0
+    assert shared_tables == 0
+
+
+def test_tenant_requests_run_as_the_tenant_role_on_the_workers(client, make_tenant, worker_token):
+    """The coordinator opens its worker connections as the tenant role (`SET LOCAL ROLE`): a
+    NOLOGIN role would fail every request with `not permitted to log in`."""
+    tenant, other = make_tenant(), make_tenant()
+    created = client.post("/api/v1/clients", json={"name": "Ada"}, headers=worker_token(tenant))
+    assert created.status_code == 201, created.json
+    mine = client.get("/api/v1/clients", headers=worker_token(tenant))
+    assert mine.status_code == 200, mine.json
+    assert [row["name"] for row in mine.json] == ["Ada"]
+    theirs = client.get("/api/v1/clients", headers=worker_token(other))
+    assert theirs.status_code == 200, theirs.json
+    assert theirs.json == []
+
+
+def test_tenant_roles_log_in_to_workers_only(database, make_tenant):
+    """Tenant roles may log in (the coordinator's hop), but the coordinator refuses them:
+    only the runtime role connects there, then assumes a tenant role per transaction."""
+    from backend.core.db import tenant_role_name
+
+    tenant = make_tenant()
+    role = tenant_role_name(tenant.schema_name)
+    cluster = database["cluster"]
+    with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects"):
+        psycopg.connect(cluster.coordinator.url(role, "saas")).close()
+    with psycopg.connect(cluster.workers[0].url(role, "saas")) as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == role
