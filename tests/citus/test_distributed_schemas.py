@@ -12,7 +12,7 @@ def _placements(database) -> dict[str, int]:
     with psycopg.connect(database["superuser"]) as conn:
         rows = conn.execute(
             "SELECT DISTINCT s.schema_name::text, p.nodeport"
-            " FROM citus_schemas s"
+            " FROM public.citus_schemas s"
             " JOIN pg_dist_partition t ON t.colocationid = s.colocation_id"
             " JOIN pg_dist_shard sh ON sh.logicalrelid = t.logicalrelid"
             " JOIN pg_dist_placement pl ON pl.shardid = sh.shardid"
@@ -34,7 +34,7 @@ def test_tenant_schemas_are_distributed_over_both_workers(database, make_tenant)
 def test_shared_schema_stays_on_the_coordinator(database, app):
     with psycopg.connect(database["superuser"]) as conn:
         distributed = conn.execute(
-            "SELECT count(*) FROM citus_schemas WHERE schema_name::text = 'shared'"
+            "SELECT count(*) FROM public.citus_schemas WHERE schema_name::text = 'shared'"
         ).fetchone()[0]
         shared_tables = conn.execute(
             "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'shared.%'"
