@@ -101,3 +101,6 @@ def configure_logging(level: int | str | None = None) -> None:
     # tenant during a fleet migration (whose command prints its own progress): debug only.
     debugging = root.getEffectiveLevel() <= logging.DEBUG
     logging.getLogger("alembic").setLevel(logging.DEBUG if debugging else logging.WARNING)
+    # procrastinate announces its built-in tasks whenever the job app is built (every process,
+    # every command): a line of noise before a command's one-line answer, debug only.
+    logging.getLogger("procrastinate.blueprints").setLevel(logging.DEBUG if debugging else logging.WARNING)

@@ -262,7 +262,7 @@ def render(records: list[dict]) -> str:
             name,
             r["started"][:16].replace("T", " "),
             r["commit"][:9],
-            r["machine"].split(" (")[0] + " cores",
+            r["machine"].split(" (")[0],
             f"{r['load_average']['before']} -> {r['load_average']['after']}",
             r["server"],
             f"records/{r['file']}",

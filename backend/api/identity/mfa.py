@@ -16,10 +16,10 @@ from backend.api.identity.accounts import user_agent
 from backend.api.identity.schemas import (
     MfaCodeSchema,
     MfaDisableSchema,
+    MfaEnrolmentConfirmedSchema,
     MfaEnrolmentSchema,
     MfaLoginSchema,
     MfaStatusSchema,
-    RecoveryCodesSchema,
     TokenResponseSchema,
 )
 from backend.domain.identity import Role
@@ -93,7 +93,7 @@ def enrol():
 @limits.mfa_manage
 @blueprint.protected(Role.WORKER, read_only_ok=True, deletion_ok=True)
 @blueprint.arguments(MfaCodeSchema)
-@blueprint.response(200, RecoveryCodesSchema)
+@blueprint.response(200, MfaEnrolmentConfirmedSchema)
 @blueprint.alt_response(403, description="invalid_mfa_code")
 @blueprint.alt_response(409, description="mfa_not_enrolling or mfa_already_enabled")
 @blueprint.alt_response(429, description="rate_limited")

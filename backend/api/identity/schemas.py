@@ -171,7 +171,7 @@ class MfaDisableSchema(ma.Schema):
     code = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
 
 
-class RecoveryCodesSchema(ma.Schema):
+class MfaEnrolmentConfirmedSchema(ma.Schema):
     recovery_codes = ma.fields.List(ma.fields.String(), dump_only=True)
 
 

@@ -33,6 +33,9 @@ ARGS = {
     "spares": [],
     "downgrade": ["--slug", "acme", "--to", "base"],
     "extend-trial": ["--slug", "acme", "--days", "7"],
+    "placement": [],
+    "reset-mfa": ["--email", "owner@example.com"],
+    "send-password-reset": ["--email", "owner@example.com"],
 }
 
 
