@@ -21,7 +21,7 @@ from backend.domain import audit as events
 from backend.domain.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from backend.domain.identity import MfaFactor, OneTimeTokenKind, Role, TokenPair
 from backend.service.identity.common import token_digest
-from backend.service.identity.sessions import start_session
+from backend.service.identity.sessions import log_in
 from backend.service.ports import AccessTokenIssuer, RegistryUnitOfWork, SecretBox, Totp
 
 RECOVERY_CODES = 10
@@ -130,21 +130,15 @@ def complete_login(
             _failed(uow, record.user_id, record.tenant_id, membership.role, "login", request_id)
             raise Unauthenticated("invalid_mfa_code")
         uow.one_time_tokens.mark_used(record.id, now)
-        pair = start_session(
+        pair = log_in(
             uow=uow,
             tokens=tokens,
             membership=membership,
             now=now,
             refresh_ttl_s=refresh_ttl_s,
             user_agent=user_agent,
-        )
-        uow.audit.record(
-            events.LOGIN,
-            tenant_id=membership.tenant_id,
-            actor_user_id=membership.user_id,
-            actor_role=membership.role.value,
             request_id=request_id,
-            metadata={"reason": f"mfa_{method}"},
+            reason=f"mfa_{method}",
         )
         uow.commit()
     return pair

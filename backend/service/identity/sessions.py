@@ -56,22 +56,48 @@ def login(
             )
             uow.commit()
             return challenge
-        pair = start_session(
+        pair = log_in(
             uow=uow,
             tokens=tokens,
             membership=membership,
             now=now,
             refresh_ttl_s=refresh_ttl_s,
             user_agent=user_agent,
-        )
-        uow.audit.record(
-            events.LOGIN,
-            tenant_id=membership.tenant_id,
-            actor_user_id=user.id,
-            actor_role=membership.role.value,
             request_id=request_id,
         )
         uow.commit()
+    return pair
+
+
+def log_in(
+    *,
+    uow: RegistryUnitOfWork,
+    tokens: AccessTokenIssuer,
+    membership: Membership,
+    now: datetime,
+    refresh_ttl_s: int,
+    user_agent: str | None,
+    request_id: str | None,
+    reason: str | None = None,
+) -> TokenPair:
+    """The end of every successful login (password, or password then second factor): a new
+    session for the membership and its audit event, in the caller's unit of work."""
+    pair = start_session(
+        uow=uow,
+        tokens=tokens,
+        membership=membership,
+        now=now,
+        refresh_ttl_s=refresh_ttl_s,
+        user_agent=user_agent,
+    )
+    uow.audit.record(
+        events.LOGIN,
+        tenant_id=membership.tenant_id,
+        actor_user_id=membership.user_id,
+        actor_role=membership.role.value,
+        request_id=request_id,
+        metadata={"reason": reason} if reason else None,
+    )
     return pair
 
 
