@@ -58,6 +58,14 @@ def _dummy_hash() -> str:
     return _hasher.hash("dummy password that nobody has")
 
 
+def verify_account_password(stored_hash: str | None, password: str) -> bool:
+    """True when the password matches the account's hash. An account without a password (an
+    invited client who never set one) costs the same time and never matches."""
+    if stored_hash is None:
+        return verify_dummy(password)
+    return verify_password(stored_hash, password)
+
+
 def verify_dummy(password: str) -> bool:
     """Spend the time of a real verification; always False."""
     verify_password(_dummy_hash(), password)

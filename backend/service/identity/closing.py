@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from backend.core.passwords import verify_dummy, verify_password
+from backend.core.passwords import verify_account_password
 from backend.domain import audit as events
 from backend.domain.errors import Forbidden, Unauthenticated
 from backend.domain.identity import Role
@@ -35,11 +35,7 @@ def delete_own_client_account(
         user = uow.users.get(user_id, for_update=True)
         if user is None:
             raise Unauthenticated("invalid_token")
-        if user.password_hash is None:
-            right = verify_dummy(password)
-        else:
-            right = verify_password(user.password_hash, password)
-        if not right:
+        if not verify_account_password(user.password_hash, password):
             raise Forbidden("invalid_password", "the password is wrong")
         uow.memberships.remove(user_id, tenant_id)
         uow.refresh_tokens.revoke_for(user_id, tenant_id, now)

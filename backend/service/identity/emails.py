@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from backend.core.passwords import verify_dummy, verify_password
+from backend.core.passwords import verify_account_password
 from backend.domain import audit as events
 from backend.domain.errors import Conflict, Forbidden, Invalid, Unauthenticated
 from backend.domain.identity import OneTimeTokenKind, Role, User, normalize_email
@@ -37,10 +37,7 @@ def request_email_change(
         user = uow.users.get(user_id, for_update=True)
         if user is None:
             raise Unauthenticated("invalid_token")
-        right = (
-            verify_password(user.password_hash, password) if user.password_hash else verify_dummy(password)
-        )
-        if not right:
+        if not verify_account_password(user.password_hash, password):
             raise Forbidden("invalid_password", "the password is wrong")
         if new_email.casefold() == user.email.casefold():
             raise Invalid({"new_email": ["this is already your email address"]})

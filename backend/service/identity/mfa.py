@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from backend.core.passwords import verify_dummy, verify_password
+from backend.core.passwords import verify_account_password
 from backend.domain import audit as events
 from backend.domain.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from backend.domain.identity import MfaFactor, OneTimeTokenKind, Role, TokenPair
@@ -184,12 +184,7 @@ def disable(
         factor = uow.mfa.get(user_id, for_update=True)
         if user is None:
             raise Unauthenticated("invalid_token")
-        if user.password_hash is None:
-            verify_dummy(password)
-            right = False
-        else:
-            right = verify_password(user.password_hash, password)
-        if not right:
+        if not verify_account_password(user.password_hash, password):
             _failed(uow, user_id, tenant_id, role, "disable_password", request_id)
             raise Forbidden("invalid_password", "the password is wrong")
         if factor is None or factor.enabled_at is None:

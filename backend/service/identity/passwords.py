@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from backend.core.passwords import hash_password, verify_dummy, verify_password
+from backend.core.passwords import hash_password, verify_account_password
 from backend.domain import audit as events
 from backend.domain.errors import Forbidden, Unauthenticated
 from backend.domain.identity import OneTimeTokenKind, Role, User, validate_password
@@ -131,12 +131,7 @@ def change_password(
         user = uow.users.get(user_id, for_update=True)
         if user is None:
             raise Unauthenticated("invalid_token")
-        if user.password_hash is None:
-            verify_dummy(current_password)
-            right = False
-        else:
-            right = verify_password(user.password_hash, current_password)
-        if not right:
+        if not verify_account_password(user.password_hash, current_password):
             uow.audit.record(
                 events.PASSWORD_CHANGED,
                 tenant_id=tenant_id,
