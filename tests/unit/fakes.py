@@ -3,9 +3,12 @@ the service rules (cosmicpython's `FakeUnitOfWork` and `FakeRepository`): plain 
 lists, no SQL, no mocks. A unit of work keeps nothing written unless `commit()` was called,
 like the SQL one: a service that forgets to commit, or raises before, is caught by a test.
 
-They implement what a rule needs to be observed, not PostgreSQL: constraints the database
-enforces (unique emails, overlapping appointments, isolation) are tested against it in
-tests/integration."""
+They implement what a rule needs to be observed, not PostgreSQL, but where the SQL version
+turns a constraint into a domain error (backend/infrastructure/sql/errors.py: `slug_taken`,
+`email_taken`, `client_email_taken`, `already_member`) the fake raises the same one, and reads
+that join the registry (a membership's tenant slug and status, a purged tenant's members) see
+the registry as it is now. Overlapping appointments, locks and isolation between tenants are
+tested against PostgreSQL in tests/integration."""
 
 from __future__ import annotations
 
@@ -17,8 +20,18 @@ from datetime import UTC, datetime
 
 from backend.domain.appointments import Appointment, AppointmentFilter
 from backend.domain.clients import Client
-from backend.domain.errors import Conflict, Invalid
-from backend.domain.identity import Membership, MfaFactor, OneTimeToken, RefreshToken, Role, User
+from backend.domain.errors import Conflict, Invalid, Unavailable
+from backend.domain.identity import (
+    ClientContact,
+    Membership,
+    MfaFactor,
+    OneTimeToken,
+    RefreshToken,
+    Role,
+    SessionInfo,
+    User,
+)
+from backend.domain.lifecycle import ArchiveContents, ArchivedUser, ArchiveSummary
 from backend.domain.media import Media, MediaFilter
 from backend.domain.tenants import (
     SchemaDowngrade,
@@ -220,6 +233,9 @@ class FakeTenantUnitOfWork(_FakeUnitOfWork):
         self.client_logins = FakeClientLogins()
 
 
+_NOT_MIGRATABLE = (TenantStatus.PROVISIONING, TenantStatus.DELETED)
+
+
 class FakeTenantRepository:
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, Tenant] = {}
@@ -240,7 +256,8 @@ class FakeTenantRepository:
         return self.get_by_slug(slug)
 
     def list(self, status: TenantStatus | None = None) -> list[Tenant]:
-        return [t for t in self.rows.values() if status is None or t.status is status]
+        found = [t for t in self.rows.values() if status is None or t.status is status]
+        return sorted(found, key=lambda t: (t.created_at, t.id))
 
     def set_status(self, tenant_id, status: TenantStatus, *, disabled_at) -> None:
         self.rows[tenant_id] = replace(self.rows[tenant_id], status=status, disabled_at=disabled_at)
@@ -258,13 +275,13 @@ class FakeTenantRepository:
         return tenant_id not in self.locked
 
     def count_migratable(self) -> int:
-        return len([t for t in self.rows.values() if t.status is not TenantStatus.DELETED])
+        return len([t for t in self.rows.values() if t.status not in _NOT_MIGRATABLE])
 
     def list_behind(self, head: str) -> list[Tenant]:
         return [
             t
-            for t in self.rows.values()
-            if t.status is not TenantStatus.DELETED
+            for t in self.list()
+            if t.status not in _NOT_MIGRATABLE
             and (t.schema_version != head or t.last_migration_error is not None)
         ]
 
@@ -272,12 +289,20 @@ class FakeTenantRepository:
 class FakeUserRepository:
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, User] = {}
+        self._cascade: tuple = ()  # stores whose rows reference a user (set by the unit of work)
 
     def id_by_email(self, email: str) -> uuid.UUID | None:
         found = self.by_email(email)
         return found.id if found else None
 
+    def _check_free(self, email: str, user_id) -> None:
+        # uq_users_email_lower: one account per address, whatever the case
+        holder = self.by_email(email)
+        if holder is not None and holder.id != user_id:
+            raise Conflict("email_taken")
+
     def add(self, user_id, email, name, password_hash, verified_at=None) -> None:
+        self._check_free(email, user_id)
         self.rows[user_id] = User(
             id=user_id,
             email=email,
@@ -299,6 +324,16 @@ class FakeUserRepository:
     def set_name(self, user_id, name: str) -> None:
         self.rows[user_id] = replace(self.rows[user_id], name=name)
 
+    def set_email(self, user_id, email: str) -> None:
+        self._check_free(email, user_id)
+        self.rows[user_id] = replace(self.rows[user_id], email=email)
+
+    def delete(self, user_id) -> None:
+        """Tokens, memberships and second factor go with the user (ON DELETE CASCADE)."""
+        self.rows.pop(user_id, None)
+        for store in self._cascade:
+            store.forget_user(user_id)
+
     def mark_verified(self, user_id, at: datetime) -> bool:
         if self.rows[user_id].verified_at is not None:
             return False
@@ -307,39 +342,60 @@ class FakeUserRepository:
 
 
 class FakeMembershipRepository:
-    def __init__(self, tenants: FakeTenantRepository) -> None:
+    """Rows are (user, tenant, role, client); the tenant's slug and status are read from the
+    registry when a membership is read, as the SQL join does."""
+
+    def __init__(self, tenants: FakeTenantRepository, users: FakeUserRepository) -> None:
         self._tenants = tenants
-        self.rows: list[Membership] = []
+        self._users = users
+        self.rows: list[tuple[uuid.UUID, uuid.UUID, Role, uuid.UUID | None]] = []
 
     def add(self, *, user_id, tenant_id, role: Role, client_id=None) -> uuid.UUID:
-        if self.get(user_id, tenant_id) is not None:
-            raise Conflict("already_member")
-        tenant = self._tenants.get(tenant_id)
-        self.rows.append(
-            Membership(
-                user_id=user_id,
-                tenant_id=tenant_id,
-                tenant_slug=tenant.slug if tenant else "",
-                tenant_status=tenant.status if tenant else TenantStatus.ACTIVE,
-                role=role,
-                client_id=client_id,
-            )
-        )
+        if (role is Role.CLIENT) != (client_id is not None):
+            raise ValueError("memberships.client_link: a client membership names its client, only it")
+        if any(r[0] == user_id and r[1] == tenant_id for r in self.rows):
+            raise Conflict("already_member")  # uq_memberships_user_id_tenant_id
+        self.rows.append((user_id, tenant_id, role, client_id))
         return uuid.uuid4()
 
+    def _read(self, row) -> Membership | None:
+        user_id, tenant_id, role, client_id = row
+        tenant = self._tenants.get(tenant_id)
+        if tenant is None:  # the inner join finds nothing
+            return None
+        return Membership(user_id, tenant_id, tenant.slug, tenant.status, role, client_id)
+
     def for_user(self, user_id) -> list[Membership]:
-        return [m for m in self.rows if m.user_id == user_id]
+        found = [self._read(r) for r in self.rows if r[0] == user_id]
+        live = [m for m in found if m is not None and m.tenant_status is not TenantStatus.DELETED]
+        return sorted(live, key=lambda m: m.tenant_slug)
 
     def get(self, user_id, tenant_id) -> Membership | None:
-        return next((m for m in self.rows if m.user_id == user_id and m.tenant_id == tenant_id), None)
+        row = next((r for r in self.rows if r[0] == user_id and r[1] == tenant_id), None)
+        return self._read(row) if row else None
+
+    def remove(self, user_id, tenant_id) -> bool:
+        before = len(self.rows)
+        self.rows = [r for r in self.rows if not (r[0] == user_id and r[1] == tenant_id)]
+        return len(self.rows) < before
+
+    def worker_emails(self, tenant_id) -> list[str]:
+        ids = [r[0] for r in self.rows if r[1] == tenant_id and r[2] is Role.WORKER]
+        return sorted(self._users.rows[i].email for i in ids if i in self._users.rows)
 
     def client_is_linked(self, tenant_id, client_id) -> bool:
-        return any(m.tenant_id == tenant_id and m.client_id == client_id for m in self.rows)
+        return any(r[1] == tenant_id and r[3] == client_id for r in self.rows)
+
+    def forget_user(self, user_id) -> None:
+        self.rows = [r for r in self.rows if r[0] != user_id]
 
 
 class FakeRefreshTokenRepository:
+    """Tokens by id with their digest, issue time and user agent; a session is a family."""
+
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, tuple[bytes, RefreshToken]] = {}
+        self.issued: dict[uuid.UUID, tuple[datetime, str | None]] = {}  # id -> (issued_at, agent)
 
     def add(
         self, *, family_id, user_id, tenant_id, token_hash: bytes, issued_at, expires_at, user_agent=None
@@ -347,6 +403,7 @@ class FakeRefreshTokenRepository:
         token_id = uuid.uuid4()
         token = RefreshToken(token_id, family_id, user_id, tenant_id, expires_at, None, None)
         self.rows[token_id] = (token_hash, token)
+        self.issued[token_id] = (issued_at, user_agent)
         return token_id
 
     def lock_by_hash(self, token_hash: bytes) -> RefreshToken | None:
@@ -369,8 +426,44 @@ class FakeRefreshTokenRepository:
     def revoke_for(self, user_id, tenant_id, at: datetime) -> int:
         return self._revoke(lambda t: t.user_id == user_id and t.tenant_id == tenant_id, at)
 
+    def revoke_all_for_user(self, user_id, at: datetime) -> int:
+        return self._revoke(lambda t: t.user_id == user_id, at)
+
+    def revoke_user_family(self, user_id, tenant_id, family_id, at: datetime) -> int:
+        return self._revoke(
+            lambda t: t.family_id == family_id and t.user_id == user_id and t.tenant_id == tenant_id, at
+        )
+
+    def revoke_others(self, user_id, tenant_id, keep_family, at: datetime) -> int:
+        return self._revoke(
+            lambda t: (
+                t.user_id == user_id
+                and (tenant_id is None or t.tenant_id == tenant_id)
+                and (keep_family is None or t.family_id != keep_family)
+            ),
+            at,
+        )
+
+    def sessions_of(self, user_id, tenant_id, now: datetime) -> list[SessionInfo]:
+        """Families with no revoked token and one not expired, newest use first (as the SQL's
+        GROUP BY family ... HAVING bool_and(revoked_at IS NULL) AND max(expires_at) > now)."""
+        families: dict[uuid.UUID, list[RefreshToken]] = {}
+        for _, token in self.rows.values():
+            if token.user_id == user_id and token.tenant_id == tenant_id:
+                families.setdefault(token.family_id, []).append(token)
+        found = []
+        for family_id, tokens in families.items():
+            if any(t.revoked_at is not None for t in tokens) or max(t.expires_at for t in tokens) <= now:
+                continue
+            issued = sorted((self.issued[t.id] for t in tokens), key=lambda pair: pair[0])
+            found.append(SessionInfo(family_id, issued[0][0], issued[-1][0], issued[-1][1]))
+        return sorted(found, key=lambda s: s.last_used_at, reverse=True)
+
     def live(self) -> list[RefreshToken]:
         return [t for _, t in self.rows.values() if t.revoked_at is None]
+
+    def forget_user(self, user_id) -> None:
+        self.rows = {i: (d, t) for i, (d, t) in self.rows.items() if t.user_id != user_id}
 
 
 class FakeOneTimeTokenRepository:
@@ -392,29 +485,52 @@ class FakeOneTimeTokenRepository:
         digest, token = self.rows[token_id]
         self.rows[token_id] = (digest, replace(token, used_at=at))
 
+    def expire_addressed_to(self, email: str, at: datetime) -> int:
+        lowered = email.strip().lower()
+        return self._expire(lambda t: (t.email or "").lower() == lowered, at)
+
     def expire_outstanding(self, kind, *, at, user_id=None, tenant_id=None, client_id=None) -> int:
-        hit = [
-            i
-            for i, (_, t) in self.rows.items()
-            if t.kind is kind
-            and t.used_at is None
-            and t.expires_at > at
-            and (user_id is None or t.user_id == user_id)
-            and (tenant_id is None or t.tenant_id == tenant_id)
-            and (client_id is None or t.client_id == client_id)
-        ]
+        return self._expire(
+            lambda t: (
+                t.kind is kind
+                and (user_id is None or t.user_id == user_id)
+                and (tenant_id is None or t.tenant_id == tenant_id)
+                and (client_id is None or t.client_id == client_id)
+            ),
+            at,
+        )
+
+    def _expire(self, match, at: datetime) -> int:
+        hit = [i for i, (_, t) in self.rows.items() if match(t) and t.used_at is None and t.expires_at > at]
         for token_id in hit:
             digest, token = self.rows[token_id]
             self.rows[token_id] = (digest, replace(token, expires_at=at))
         return len(hit)
 
+    def usable(self, kind, now: datetime) -> list[OneTimeToken]:
+        """Tokens of this kind that would still open something at `now`."""
+        return [
+            t for _, t in self.rows.values() if t.kind is kind and t.used_at is None and t.expires_at > now
+        ]
+
+    def forget_user(self, user_id) -> None:
+        self.rows = {i: (d, t) for i, (d, t) in self.rows.items() if t.user_id != user_id}
+
 
 @dataclass
 class FakeMailer:
+    """Keeps what was sent; `down=True` fails every delivery as the SMTP mailer does."""
+
     sent: list[dict] = field(default_factory=list)
+    down: bool = False
 
     def send(self, *, to: str, subject: str, body: str) -> None:
+        if self.down:
+            raise Unavailable("mail_unavailable")
         self.sent.append({"to": to, "subject": subject, "body": body})
+
+    def to(self, address: str) -> list[dict]:
+        return [m for m in self.sent if m["to"] == address]
 
 
 @dataclass
@@ -436,6 +552,8 @@ class FakeSchemaManager:
     head: str = "r_head"
     schemas: dict[str, str] = field(default_factory=dict)
     spares: list[SpareSchema] = field(default_factory=list)
+    broken: set[str] = field(default_factory=set)  # schemas whose migration raises
+    migrations: list[tuple[str, str | None]] = field(default_factory=list)  # (schema, from_version)
 
     def create(self, schema_name: str) -> str:
         if schema_name in self.schemas:
@@ -447,6 +565,9 @@ class FakeSchemaManager:
         return self.spares.pop(0) if self.spares else None
 
     def migrate(self, schema_name, *, from_version=None, lock_timeout_ms=None) -> SchemaUpgrade:
+        if schema_name in self.broken:
+            raise RuntimeError("column already exists\n[SQL: ALTER TABLE ...]")
+        self.migrations.append((schema_name, from_version))
         self.schemas[schema_name] = self.head
         return SchemaUpgrade(self.head, UpgradeMethod.SCRIPT)
 
@@ -474,6 +595,9 @@ class FakeMfaRepository:
         return self.rows.get(user_id)
 
     def start(self, user_id, secret_sealed: bytes) -> None:
+        current = self.rows.get(user_id)
+        if current is not None and current.enabled_at is not None:
+            raise ValueError("user_mfa_pkey: an enabled factor is never replaced by start()")
         self.rows[user_id] = MfaFactor(user_id, secret_sealed, None, None)
 
     def enable(self, user_id, at: datetime, step: int) -> None:
@@ -499,6 +623,35 @@ class FakeMfaRepository:
     def recovery_codes_left(self, user_id) -> int:
         return sum(1 for used in self.codes.get(user_id, {}).values() if used is None)
 
+    def forget_user(self, user_id) -> None:
+        self.remove(user_id)
+
+
+class FakeClientDirectory:
+    """Client records by tenant schema, as identity reads them for invitations."""
+
+    def __init__(self) -> None:
+        self.contacts: dict[str, dict[uuid.UUID, ClientContact]] = {}
+
+    def put(self, schema_name: str, contact: ClientContact) -> ClientContact:
+        self.contacts.setdefault(schema_name, {})[contact.id] = contact
+        return contact
+
+    def contact(self, schema_name: str, client_id) -> ClientContact | None:
+        return self.contacts.get(schema_name, {}).get(client_id)
+
+
+class FakeSecretBox:
+    """Sealing that visibly changes the bytes, so a secret stored unsealed is noticed."""
+
+    def seal(self, secret: bytes) -> bytes:
+        return b"sealed:" + secret[::-1]
+
+    def open(self, sealed: bytes) -> bytes:
+        if not sealed.startswith(b"sealed:"):
+            raise ValueError("not sealed by this box")
+        return sealed[len(b"sealed:") :][::-1]
+
 
 class FakeRegistryUnitOfWork(_FakeUnitOfWork):
     _stores = (
@@ -510,6 +663,7 @@ class FakeRegistryUnitOfWork(_FakeUnitOfWork):
         "refresh_tokens",
         "one_time_tokens",
         "mfa",
+        "client_directory",
     )
 
     def __init__(self) -> None:
@@ -518,9 +672,11 @@ class FakeRegistryUnitOfWork(_FakeUnitOfWork):
         self.one_time_tokens = FakeOneTimeTokenRepository()
         self.tenants = FakeTenantRepository()
         self.users = FakeUserRepository()
-        self.memberships = FakeMembershipRepository(self.tenants)
+        self.memberships = FakeMembershipRepository(self.tenants, self.users)
         self.schemas = FakeSchemaManager()
         self.mfa = FakeMfaRepository()
+        self.client_directory = FakeClientDirectory()
+        self.users._cascade = (self.memberships, self.refresh_tokens, self.one_time_tokens, self.mfa)
 
 
 class FakeDeletionRepository:
@@ -588,3 +744,74 @@ class FakeMediaStorage:
 
     def delete_tenant(self, tenant_id) -> int:
         return len(self.files_by_tenant.pop(tenant_id, {}))
+
+
+class FakeRestoreRepository:
+    """Loads an archive's schema under a new name, revives a tombstone, recreates users."""
+
+    def __init__(self, tenants: FakeTenantRepository, users: FakeUserRepository, schemas) -> None:
+        self._tenants, self._users, self._schemas = tenants, users, schemas
+
+    def load_schema(self, archive, schema_name: str) -> None:
+        if schema_name in self._schemas.schemas:
+            raise ValueError(f"schema {schema_name} already exists")  # CREATE SCHEMA fails
+        self._schemas.schemas[schema_name] = archive.contents.schema_version
+
+    def revive(self, tenant: Tenant) -> None:
+        self._tenants.rows[tenant.id] = replace(
+            self._tenants.rows[tenant.id],
+            slug=tenant.slug,
+            name=tenant.name,
+            status=tenant.status,
+            plan=tenant.plan,
+            trial_ends_at=tenant.trial_ends_at,
+            deleted_at=None,
+            deletion_due_at=None,
+            last_migration_error=None,
+        )
+
+    def add_user(self, user: ArchivedUser) -> uuid.UUID:
+        user_id = uuid.uuid4() if user.id in self._users.rows else user.id
+        self._users.add(user_id, user.email, user.name, user.password_hash, user.verified_at)
+        return user_id
+
+
+class FakeRestoreUnitOfWork(FakeRegistryUnitOfWork):
+    def __init__(self) -> None:
+        super().__init__()
+        self.restore = FakeRestoreRepository(self.tenants, self.users, self.schemas)
+
+
+@dataclass
+class FakeTenantArchive:
+    """An opened operator archive: its contents, and media staged for the restored tenant."""
+
+    contents: ArchiveContents
+    media_files: int = 0
+    fail_media: bool = False
+    dump_path: str = "/nonexistent/schema.dump"
+    server_major: int | None = 18
+    installed: dict[uuid.UUID, int] = field(default_factory=dict)
+
+    def install_media(self, tenant_id) -> int:
+        self.installed[tenant_id] = self.media_files
+        if self.fail_media:
+            raise OSError("disk full")
+        return self.media_files
+
+    def remove_media(self, tenant_id) -> None:
+        self.installed.pop(tenant_id, None)
+
+
+@dataclass
+class FakeTenantArchiver:
+    """Writes nothing: returns a summary for the tenant, or fails like a pg_dump that dies."""
+
+    fail: bool = False
+    dumped: list[tuple[uuid.UUID, str]] = field(default_factory=list)
+
+    def dump(self, tenant: Tenant, out) -> ArchiveSummary:
+        if self.fail:
+            raise RuntimeError("pg_dump exited with 1")
+        self.dumped.append((tenant.id, str(out)))
+        return ArchiveSummary(str(out), 1234, tenant.schema_version, 2, 5)
