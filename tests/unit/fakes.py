@@ -815,3 +815,14 @@ class FakeTenantArchiver:
             raise RuntimeError("pg_dump exited with 1")
         self.dumped.append((tenant.id, str(out)))
         return ArchiveSummary(str(out), 1234, tenant.schema_version, 2, 5)
+
+
+@dataclass
+class FakeJobQueue:
+    """Jobs as (task, queue, arguments), in the order enqueued."""
+
+    jobs: list[tuple[str, str, dict]] = field(default_factory=list)
+
+    def enqueue(self, task_name: str, *, queue: str = "default", **arguments) -> int:
+        self.jobs.append((task_name, queue, arguments))
+        return len(self.jobs)

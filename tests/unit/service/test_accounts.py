@@ -4,14 +4,16 @@ and expiring tokens, a generated slug that avoids a taken one."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from backend.domain.errors import Conflict, Invalid, Unauthenticated
+from backend.domain.errors import Conflict, Invalid, NotFound, Unauthenticated
+from backend.domain.identity import OneTimeTokenKind
 from backend.service.identity import accounts
-from tests.unit.fakes import FakeMailer, FakeRegistryUnitOfWork
+from tests.unit.fakes import FakeJobQueue, FakeMailer, FakeRegistryUnitOfWork
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TTL = 3600
@@ -100,3 +102,91 @@ def test_a_weak_password_is_refused_before_anything_is_written():
             mailer=mailer,
         )
     assert uow.commits == 0 and mailer.sent == [] and uow.users.rows == {}
+
+
+def test_a_link_for_an_address_verified_another_way_is_already_verified():
+    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    result = signup(uow, mailer)
+    with uow:
+        uow.users.mark_verified(result.user.id, NOW)
+        uow.commit()
+    with pytest.raises(Conflict) as verified:
+        accounts.verify_email(token=mailed_token(mailer), now=NOW, uow=uow)
+    assert verified.value.code == "already_verified"
+
+
+def test_verification_is_audited_in_the_workspace_and_ends_the_other_links():
+    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    result = signup(uow, mailer)
+    token = mailed_token(mailer)
+    accounts.verify_email(token=token, now=NOW, uow=uow, request_id="r9")
+    [fields] = [f for e, f in uow.audit.events if e == "auth.verified"]
+    assert fields["tenant_id"] == result.tenant.id and fields["metadata"] == {"reason": "token"}
+    assert fields["request_id"] == "r9"
+    assert uow.one_time_tokens.usable(OneTimeTokenKind.EMAIL_VERIFICATION, NOW) == []
+
+
+def test_an_operator_verifies_a_worker_once_and_it_is_audited_in_their_workspace():
+    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    result = signup(uow, mailer)
+    with pytest.raises(NotFound):
+        accounts.verify_worker_by_operator(email="nobody@example.com", now=NOW, uow=uow)
+    verified = accounts.verify_worker_by_operator(email=" ada@example.com ", now=NOW, uow=uow)
+    assert verified.verified_at == NOW and uow.users.get(result.user.id).verified_at == NOW
+    [fields] = [f for e, f in uow.audit.events if e == "auth.verified"]
+    assert fields["tenant_id"] == result.tenant.id and fields["metadata"] == {"reason": "operator"}
+    assert uow.one_time_tokens.usable(OneTimeTokenKind.EMAIL_VERIFICATION, NOW) == [], "the link ended"
+    with pytest.raises(Conflict) as again:
+        accounts.verify_worker_by_operator(email="ada@example.com", now=NOW, uow=uow)
+    assert again.value.code == "already_verified"
+
+
+def resend(uow, mailer, email="ada@example.com", now=NOW):
+    accounts.resend_verification(
+        email=email, now=now, verification_ttl_s=TTL, app_url="https://app.example", uow=uow, mailer=mailer
+    )
+
+
+def test_a_resend_mails_a_fresh_link_that_supersedes_the_first():
+    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    signup(uow, mailer)
+    first = mailed_token(mailer)
+    resend(uow, mailer, email=" ADA@example.com ", now=NOW + timedelta(minutes=1))
+    assert len(mailer.sent) == 2 and mailer.sent[1]["to"] == "Ada@Example.com"
+    assert "auth.verification_sent" in uow.audit.names()
+    later = NOW + timedelta(minutes=2)
+    with pytest.raises(Unauthenticated) as superseded:
+        accounts.verify_email(token=first, now=later, uow=uow)
+    assert superseded.value.code == "token_expired"
+    assert accounts.verify_email(token=mailed_token(mailer), now=later, uow=uow).verified_at == later
+
+
+def test_a_resend_for_an_unknown_or_verified_address_does_nothing():
+    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    signup(uow, mailer)
+    accounts.verify_email(token=mailed_token(mailer), now=NOW, uow=uow)
+    commits = uow.commits
+    resend(uow, mailer)
+    resend(uow, mailer, email="nobody@example.com")
+    assert len(mailer.sent) == 1 and uow.commits == commits
+    assert "auth.verification_sent" not in uow.audit.names()
+
+
+def test_asking_for_a_resend_only_enqueues_the_same_job_for_any_address():
+    jobs = FakeJobQueue()
+    accounts.request_verification_resend(email=" ada@example.com ", jobs=jobs, request_id="r")
+    accounts.request_verification_resend(email="nobody@example.com", jobs=jobs)
+    assert jobs.jobs == [
+        ("resend_verification", "mail", {"email": "ada@example.com", "request_id": "r"}),
+        ("resend_verification", "mail", {"email": "nobody@example.com", "request_id": None}),
+    ]
+
+
+def test_a_signup_whose_mail_fails_still_stands_and_the_user_is_public():
+    uow = FakeRegistryUnitOfWork()
+    result = signup(uow, FakeMailer(down=True))
+    assert uow.users.get(result.user.id) is not None
+    user = accounts.get_user(user_id=result.user.id, uow=uow)
+    assert user.email == "Ada@Example.com" and user.password_hash is None
+    with pytest.raises(NotFound):
+        accounts.get_user(user_id=uuid.uuid4(), uow=uow)
