@@ -149,9 +149,7 @@ def test_a_wrong_code_is_audited_and_the_challenge_stays_usable_until_it_expires
     secret, _ = enrol(uow)
     challenge = first_step(uow).challenge
     with pytest.raises(Unauthenticated) as wrong:
-        second_step(
-            uow, challenge, "000000" if code_at(secret, NOW + timedelta(seconds=30)) != "000000" else "1"
-        )
+        second_step(uow, challenge, code_at(secret, NOW + timedelta(hours=1)))  # well formed, wrong now
     assert wrong.value.code == "invalid_mfa_code"
     assert events(uow, "auth.mfa_failed")[-1]["metadata"] == {"reason": "login"}
     expired = NOW + timedelta(seconds=300)
@@ -174,11 +172,21 @@ def test_a_recovery_code_works_once_whatever_its_dashes_and_case(uow):
         second_step(uow, first_step(uow).challenge, codes[0])
 
 
-def test_a_challenge_outlives_neither_the_factor_nor_the_membership(uow):
+def test_a_challenge_outlives_neither_the_membership_nor_the_factor(uow):
+    secret, _ = enrol(uow)
+    later = NOW + timedelta(seconds=30)
+    challenge = first_step(uow).challenge
+    with uow:
+        uow.memberships.remove(owner_id(uow), who(uow)["tenant_id"])
+        uow.commit()
+    with pytest.raises(Unauthenticated) as left:
+        second_step(uow, challenge, code_at(secret, later), now=later)
+    assert left.value.code == "invalid_token"
+    uow = FakeRegistryUnitOfWork()
+    workspace(uow, "acme")
     secret, _ = enrol(uow)
     challenge = first_step(uow).challenge
     mfa.reset_by_operator(email="owner@example.com", now=NOW, uow=uow)
-    later = NOW + timedelta(seconds=30)
     with pytest.raises(Unauthenticated) as reset:
         second_step(uow, challenge, code_at(secret, later), now=later)
     assert reset.value.code == "invalid_token"
