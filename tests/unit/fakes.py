@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from backend.domain.appointments import Appointment, AppointmentFilter
+from backend.domain.appointments import Appointment, AppointmentFilter, AppointmentStatus
 from backend.domain.clients import Client
 from backend.domain.errors import Conflict, Invalid, Unavailable
 from backend.domain.identity import (
@@ -62,9 +62,15 @@ class FakeClientRepository:
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, Client] = {}
 
-    def add(self, client: Client) -> Client:
-        if client.email and any(c.email == client.email for c in self.rows.values()):
+    def _check_free(self, email: str | None, client_id) -> None:
+        # uq_clients_email_lower: one client per address in a workspace, whatever the case
+        if email and any(
+            c.id != client_id and (c.email or "").lower() == email.lower() for c in self.rows.values()
+        ):
             raise Conflict("client_email_taken")
+
+    def add(self, client: Client) -> Client:
+        self._check_free(client.email, client.id)
         self.rows[client.id] = client
         return client
 
@@ -77,6 +83,8 @@ class FakeClientRepository:
     def update(self, client_id: uuid.UUID, changes: dict, now: datetime) -> Client | None:
         if client_id not in self.rows:
             return None
+        if "email" in changes:
+            self._check_free(changes["email"], client_id)
         self.rows[client_id] = replace(self.rows[client_id], **changes, updated_at=now)
         return self.rows[client_id]
 
@@ -84,11 +92,13 @@ class FakeClientRepository:
         return self.rows.pop(client_id, None) is not None
 
     def list_page(self, *, offset: int, limit: int, search: str | None = None):
-        found = sorted(self.rows.values(), key=lambda c: (c.name, c.id))
+        found = sorted(self.rows.values(), key=lambda c: (c.name.lower(), c.id))
         if search:
             lowered = search.lower()
             found = [
-                c for c in found if c.name.lower().startswith(lowered) or (c.email or "").startswith(lowered)
+                c
+                for c in found
+                if c.name.lower().startswith(lowered) or (c.email or "").lower().startswith(lowered)
             ]
         return found[offset : offset + limit], len(found)
 
@@ -110,6 +120,8 @@ class FakeAppointmentRepository:
     def update(self, appointment_id, changes: dict, now: datetime) -> Appointment | None:
         if appointment_id not in self.rows:
             return None
+        if "status" in changes:  # stored as text, read back as the enum
+            changes = {**changes, "status": AppointmentStatus(changes["status"])}
         self.rows[appointment_id] = replace(self.rows[appointment_id], **changes, updated_at=now)
         return self.rows[appointment_id]
 
@@ -120,7 +132,10 @@ class FakeAppointmentRepository:
         found = [
             a
             for a in sorted(self.rows.values(), key=lambda a: (a.starts_at, a.id))
-            if filters.client_id is None or a.client_id == filters.client_id
+            if (filters.client_id is None or a.client_id == filters.client_id)
+            and (filters.status is None or a.status is filters.status)
+            and (filters.starts_from is None or a.starts_at >= filters.starts_from)
+            and (filters.starts_before is None or a.starts_at < filters.starts_before)
         ]
         return found[offset : offset + limit], len(found)
 
@@ -144,8 +159,10 @@ class FakeMediaRepository:
     def list_page(self, *, filters: MediaFilter, offset: int, limit: int):
         found = [
             m
-            for m in self.rows.values()
-            if m.deleted_at is None and (filters.client_id is None or m.client_id == filters.client_id)
+            for m in sorted(self.rows.values(), key=lambda m: (m.created_at, m.id), reverse=True)
+            if m.deleted_at is None
+            and (filters.client_id is None or m.client_id == filters.client_id)
+            and (filters.appointment_id is None or m.appointment_id == filters.appointment_id)
         ]
         return found[offset : offset + limit], len(found)
 
@@ -163,7 +180,8 @@ class FakeMediaRepository:
         return len(mine)
 
     def deleted_before(self, cutoff: datetime, limit: int) -> list[Media]:
-        return [m for m in self.rows.values() if m.deleted_at is not None and m.deleted_at < cutoff][:limit]
+        old = [m for m in self.rows.values() if m.deleted_at is not None and m.deleted_at < cutoff]
+        return sorted(old, key=lambda m: (m.deleted_at, m.id))[:limit]
 
     def count_deleted_before(self, cutoff: datetime) -> int:
         return len(self.deleted_before(cutoff, len(self.rows)))

@@ -12,6 +12,7 @@ import pytest
 from backend.domain.appointments import AppointmentFilter, AppointmentStatus, ClientAppointment
 from backend.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from backend.domain.identity import Principal, Role
+from backend.domain.media import Media
 from backend.service import appointments, clients
 from tests.unit.fakes import FakeTenantUnitOfWork
 
@@ -185,3 +186,126 @@ def test_an_update_with_a_backwards_period_is_refused_and_nothing_changes(uow):
             uow=uow,
         )
     assert uow.appointments.get(appointment.id) == appointment
+
+
+def test_clients_are_listed_by_name_in_pages_and_searched_by_name_or_email_prefix(uow):
+    for name, email in (("bob", "zed@example.com"), ("Ada", None), ("Cy", "ADA.work@example.com")):
+        clients.create_client(fields={"name": name, "email": email}, now=NOW, uow=uow)
+    page, total = clients.list_clients(page=2, page_size=2, uow=uow)
+    assert total == 3 and [c.name for c in page] == ["Cy"]
+    found, total = clients.list_clients(page=1, page_size=10, uow=uow, search="ada")
+    assert total == 2 and [c.name for c in found] == ["Ada", "Cy"]
+    everyone, total = clients.list_clients(page=1, page_size=10, uow=uow, search="")
+    assert total == 3 and [c.name for c in everyone] == ["Ada", "bob", "Cy"]
+
+
+def test_an_email_another_client_has_is_a_conflict_on_create_and_update(uow):
+    clients.create_client(fields={"name": "Ada", "email": "ada@example.com"}, now=NOW, uow=uow)
+    with pytest.raises(Conflict) as on_create:
+        clients.create_client(fields={"name": "Ada 2", "email": "ADA@example.com"}, now=NOW, uow=uow)
+    assert on_create.value.code == "client_email_taken" and len(uow.clients.rows) == 1
+    bob = clients.create_client(fields={"name": "Bob", "email": "bob@example.com"}, now=NOW, uow=uow)
+    with pytest.raises(Conflict) as on_update:
+        clients.update_client(client_id=bob.id, changes={"email": "ada@example.com"}, now=NOW, uow=uow)
+    assert on_update.value.code == "client_email_taken"
+    assert uow.clients.get(bob.id).email == "bob@example.com" and uow.client_logins.revoked == []
+
+
+def test_an_invalid_update_changes_nothing_and_a_valid_one_stamps_the_time(uow):
+    client = a_client(uow)
+    with pytest.raises(Invalid) as refused:
+        clients.update_client(client_id=client.id, changes={"name": " ", "phone": "abc"}, now=NOW, uow=uow)
+    assert set(refused.value.errors) == {"name", "phone"}
+    later = NOW + timedelta(hours=1)
+    updated = clients.update_client(
+        client_id=client.id, changes={"phone": " +44 20 1234 "}, now=later, uow=uow
+    )
+    assert updated.phone == "+44 20 1234" and updated.updated_at == later and updated.name == "Ada"
+    assert clients.get_client(client_id=client.id, uow=uow) == updated
+
+
+def test_deleting_a_client_soft_deletes_only_their_live_media(uow):
+    ada, bob = a_client(uow, "Ada"), a_client(uow, "Bob")
+    for owner in (ada, ada, bob):
+        item = Media(
+            uuid.uuid4(), owner.id, None, "f.png", "image/png", 3, "x", WORKER.user_id, "worker", NOW
+        )
+        uow.media.rows[item.id] = item
+    clients.delete_client(client_id=ada.id, actor=WORKER, now=NOW, uow=uow)
+    assert uow.audit.events[0][1]["metadata"] == {"count": 2, "logins_removed": 0}
+    assert {m.client_id for m in uow.media.rows.values() if m.deleted_at is None} == {bob.id}
+
+
+def test_a_client_reads_only_their_own_appointment_and_without_the_workers_notes(uow):
+    mine, theirs = a_client(uow, "Ada"), a_client(uow, "Bob")
+    own, other = booking(uow, mine, notes="private"), booking(uow, theirs)
+    seen = appointments.get_appointment(viewer=client_principal(mine.id), appointment_id=own.id, uow=uow)
+    assert isinstance(seen, ClientAppointment) and seen.id == own.id
+    with pytest.raises(NotFound):
+        appointments.get_appointment(viewer=client_principal(mine.id), appointment_id=other.id, uow=uow)
+    assert appointments.get_appointment(viewer=WORKER, appointment_id=own.id, uow=uow).notes == "private"
+    with pytest.raises(Forbidden):
+        appointments.get_appointment(viewer=client_principal(None), appointment_id=own.id, uow=uow)
+
+
+def test_the_calendar_is_listed_in_time_order_within_the_asked_window(uow):
+    client = a_client(uow)
+    late, early, middle = (booking(uow, client, hours_ahead=h) for h in (72, 24, 48))
+    items, total = appointments.list_appointments(
+        viewer=WORKER, filters=AppointmentFilter(), page=1, page_size=10, uow=uow
+    )
+    assert [a.id for a in items] == [early.id, middle.id, late.id] and total == 3
+    window = AppointmentFilter(starts_from=middle.starts_at, starts_before=late.starts_at)
+    items, total = appointments.list_appointments(
+        viewer=WORKER, filters=window, page=1, page_size=10, uow=uow
+    )
+    assert [a.id for a in items] == [middle.id]
+    with pytest.raises(Invalid):
+        appointments.list_appointments(
+            viewer=WORKER,
+            filters=AppointmentFilter(starts_from=late.starts_at, starts_before=early.starts_at),
+            page=1,
+            page_size=10,
+            uow=uow,
+        )
+
+
+def test_only_workers_change_or_delete_appointments_and_a_missing_one_is_not_found(uow):
+    client = a_client(uow)
+    appointment = booking(uow, client)
+    as_client = client_principal(client.id)
+    with pytest.raises(Forbidden):
+        appointments.update_appointment(
+            viewer=as_client, appointment_id=appointment.id, changes={"notes": "x"}, now=NOW, uow=uow
+        )
+    with pytest.raises(Forbidden):
+        appointments.delete_appointment(viewer=as_client, appointment_id=appointment.id, uow=uow)
+    with pytest.raises(NotFound):
+        appointments.update_appointment(
+            viewer=WORKER, appointment_id=uuid.uuid4(), changes={"notes": "x"}, now=NOW, uow=uow
+        )
+    with pytest.raises(NotFound):
+        appointments.delete_appointment(viewer=WORKER, appointment_id=uuid.uuid4(), uow=uow)
+    appointments.delete_appointment(viewer=WORKER, appointment_id=appointment.id, uow=uow)
+    assert uow.appointments.rows == {}
+
+
+def test_a_completed_appointment_cannot_be_cancelled_and_a_booking_may_start_completed(uow):
+    done = booking(uow, a_client(uow), status=AppointmentStatus.COMPLETED.value)
+    assert done.status is AppointmentStatus.COMPLETED
+    with pytest.raises(Conflict) as refused:
+        appointments.cancel_appointment(viewer=WORKER, appointment_id=done.id, now=NOW, uow=uow)
+    assert refused.value.code == "appointment_not_cancellable"
+
+
+def test_cancelling_through_an_update_keeps_the_first_cancellation_time(uow):
+    appointment = booking(uow, a_client(uow))
+    for minutes in (0, 5):
+        appointments.update_appointment(
+            viewer=WORKER,
+            appointment_id=appointment.id,
+            changes={"status": "cancelled"},
+            now=NOW + timedelta(minutes=minutes),
+            uow=uow,
+        )
+    assert uow.appointments.get(appointment.id).cancelled_at == NOW

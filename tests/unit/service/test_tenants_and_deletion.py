@@ -5,6 +5,7 @@ cancellation. The SQL, the catalog and concurrent signups are tested in tests/in
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -167,3 +168,47 @@ def test_an_operator_can_make_a_scheduled_deletion_due_now_but_not_later():
     later = deletion.schedule_deletion(slug=tenant.slug, grace_days=60, now=NOW, actor=Actor(), uow=uow)
     assert later.deletion_due_at == NOW
     assert [t.id for t in deletion.due_deletions(now=NOW, uow=uow)] == [tenant.id]
+
+
+def test_a_wrong_confirmation_is_invalid_and_an_unknown_or_purged_tenant_not_found():
+    uow = FakeDeletionUnitOfWork()
+    tenant = provision(uow)
+    with pytest.raises(Invalid) as wrong:
+        deletion.request_deletion(
+            tenant_id=tenant.id, confirm_slug="ACME", grace_days=30, now=NOW, actor=Actor(), uow=uow
+        )
+    assert "confirm_slug" in wrong.value.errors
+    with pytest.raises(NotFound):
+        deletion.request_deletion(
+            tenant_id=uuid.uuid4(), confirm_slug="acme", grace_days=30, now=NOW, actor=Actor(), uow=uow
+        )
+    uow.tenants.rows[tenant.id] = replace(tenant, status=TenantStatus.DELETED)
+    with pytest.raises(NotFound):
+        deletion.request_deletion(
+            tenant_id=tenant.id, confirm_slug="acme", grace_days=30, now=NOW, actor=Actor(), uow=uow
+        )
+    with pytest.raises(NotFound):
+        deletion.schedule_deletion(slug="ghost", grace_days=0, now=NOW, actor=Actor(), uow=uow)
+    assert "tenant.deletion_scheduled" not in uow.audit.names()
+
+
+def test_a_scheduled_deletion_is_audited_with_its_grace_and_who_asked():
+    uow, tenant, due = scheduled_tenant(grace_days=7)
+    assert due == NOW + timedelta(days=7) and uow.tenants.get(tenant.id).deletion_due_at == due
+    [fields] = [f for e, f in uow.audit.events if e == "tenant.deletion_scheduled"]
+    assert fields["metadata"] == {"grace_days": 7} and fields["target_id"] == str(tenant.id)
+    assert fields["actor_role"] == "operator"
+
+
+def test_a_deletion_cannot_be_cancelled_once_due_or_when_none_is_scheduled():
+    uow, tenant, due = scheduled_tenant()
+    with pytest.raises(Conflict) as too_late:
+        deletion.cancel_deletion(tenant_id=tenant.id, now=due, actor=Actor(), uow=uow)
+    assert too_late.value.code == "deletion_in_progress"
+    assert uow.tenants.get(tenant.id).status is TenantStatus.DELETION_SCHEDULED
+    deletion.cancel_deletion(tenant_id=tenant.id, now=NOW, actor=Actor(), uow=uow)
+    assert uow.tenants.get(tenant.id).status is TenantStatus.ACTIVE
+    assert uow.tenants.get(tenant.id).deletion_due_at is None
+    with pytest.raises(NotFound):
+        deletion.cancel_deletion(tenant_id=tenant.id, now=NOW, actor=Actor(), uow=uow)
+    assert uow.audit.names().count("tenant.deletion_cancelled") == 1
