@@ -230,3 +230,16 @@ def test_a_client_record_linked_meanwhile_refuses_a_second_link(uow, tenant):
     with pytest.raises(Conflict) as linked:
         accept(uow, "second", password="another password")
     assert linked.value.code == "invitation_used"
+
+
+def test_a_spent_link_stays_spent_after_the_login_it_made_is_gone(uow, tenant):
+    client = a_client(uow, tenant)
+    token = invited(uow, tenant, client)
+    accepted = accept(uow, token)
+    with uow:  # the client closed their login (service/identity/closing.py)
+        uow.memberships.remove(accepted.user.id, tenant.id)
+        uow.commit()
+    with pytest.raises(Conflict) as spent:
+        accept(uow, token)
+    assert spent.value.code == "invitation_used"
+    assert uow.memberships.get(accepted.user.id, tenant.id) is None
