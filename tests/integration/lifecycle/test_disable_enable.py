@@ -1,14 +1,15 @@
-"""Operators disable and enable tenants: the registry row changes, the audit trail records
-it, and the lifecycle refuses what it forbids."""
+"""Operators disable and enable tenants: the registry row changes and the audit trail records
+it, through the SQL unit of work and the CLI. What the lifecycle refuses (a deleted, scheduled
+or unfinished tenant, an unknown slug) is a service rule, tested on fakes in
+tests/unit/service/test_tenant_operations.py and test_tenants_and_deletion.py."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from backend.domain.errors import Conflict, NotFound
 from backend.domain.tenants import DisableReason, TenantStatus
 from backend.infrastructure.sql.audit import audit_events
 from backend.infrastructure.sql.tenants import tenants
@@ -56,29 +57,6 @@ def test_disable_then_enable_changes_the_registry_row_and_is_audited(make_tenant
         ("tenant.disabled", "operator", {"slug": tenant.slug, "reason": "non_payment"}),
         ("tenant.enabled", "operator", {"slug": tenant.slug}),
     ]
-
-
-@pytest.mark.parametrize("status", ["deleted", "deletion_scheduled"])
-def test_a_deleted_or_scheduled_tenant_is_neither_enabled_nor_disabled(make_tenant, runtime, uow, status):
-    tenant = make_tenant()
-    values = {"status": status}
-    if status == "deleted":  # a tombstone keeps no name and a placeholder slug
-        values.update(name="", slug=f"deleted-{tenant.id.hex}")
-    slug = values.get("slug", tenant.slug)
-    with runtime.owner_engine.begin() as connection:
-        connection.execute(update(tenants).where(tenants.c.id == tenant.id).values(**values))
-    with pytest.raises(Conflict) as refused:
-        service.enable_tenant(slug=slug, uow=uow())
-    assert refused.value.code == "tenant_deleted"
-    with pytest.raises(Conflict):
-        service.disable_tenant(slug=slug, reason=DisableReason.ABUSE, now=datetime.now(UTC), uow=uow())
-    assert row(runtime, tenant).status == status
-    assert events(runtime, tenant) == []
-
-
-def test_an_unknown_slug_is_not_found(uow):
-    with pytest.raises(NotFound):
-        service.enable_tenant(slug="no-such-tenant", uow=uow())
 
 
 def test_cli_disable_and_enable(app, make_tenant, runtime):
