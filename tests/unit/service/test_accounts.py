@@ -190,3 +190,9 @@ def test_a_signup_whose_mail_fails_still_stands_and_the_user_is_public():
     assert user.email == "Ada@Example.com" and user.password_hash is None
     with pytest.raises(NotFound):
         accounts.get_user(user_id=uuid.uuid4(), uow=uow)
+
+
+def test_a_workspace_named_like_a_reserved_slug_gets_a_suffixed_one():
+    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    result = signup(uow, mailer, workspace="Admin")
+    assert result.tenant.slug.startswith("admin-") and len(result.tenant.slug) == len("admin-") + 6

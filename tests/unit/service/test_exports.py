@@ -9,12 +9,14 @@ import hashlib
 import json
 import uuid
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from backend.domain.errors import NotFound
 from backend.domain.lifecycle import Actor
+from backend.domain.tenants import TenantStatus
 from backend.service import exports, tenants
 from tests.unit.fakes import FakeMediaStorage, FakeRegistryUnitOfWork
 
@@ -115,3 +117,43 @@ def test_an_abandoned_download_is_audited_as_aborted_and_closes_the_snapshot(wor
 def test_an_unknown_workspace_is_not_found_before_anything_streams():
     with pytest.raises(NotFound):
         export(FakeRegistryUnitOfWork(), FakeMediaStorage(), FakeSnapshot(), KeepingWriter(), uuid.uuid4())
+
+
+class BrokenSnapshot(FakeSnapshot):
+    def copy_csv(self, table):
+        yield b"id\n"
+        raise ConnectionError("server closed the connection")
+
+
+def test_a_download_that_fails_midway_is_audited_as_a_failure_with_the_error(workspace):
+    uow, tenant = workspace
+    snapshot = BrokenSnapshot()
+    with pytest.raises(ConnectionError):
+        b"".join(export(uow, FakeMediaStorage(), snapshot, KeepingWriter(), tenant.id))
+    assert not snapshot.open
+    [fields] = [f for e, f in uow.audit.events if e == "export.downloaded"]
+    assert fields["outcome"] == "failure" and fields["metadata"]["code"] == "ConnectionError"
+
+
+class VanishingStorage(FakeMediaStorage):
+    """Lists a file that is deleted before it is opened."""
+
+    def files(self, tenant_id):
+        return iter(["gone", *super().files(tenant_id)])
+
+
+def test_a_media_file_deleted_during_the_export_is_left_out(workspace):
+    uow, tenant = workspace
+    storage, writer = VanishingStorage(), KeepingWriter()
+    storage.save(tenant.id, "kept", [b"data"])
+    b"".join(export(uow, storage, FakeSnapshot(), writer, tenant.id))
+    assert "media/gone" not in writer.members and "media/kept" in writer.members
+    manifest = json.loads(writer.members["manifest.json"][0])
+    assert [f["path"] for f in manifest["files"] if f["path"].startswith("media/")] == ["media/kept"]
+
+
+def test_a_purged_workspace_cannot_be_exported(workspace):
+    uow, tenant = workspace
+    uow.tenants.rows[tenant.id] = replace(tenant, status=TenantStatus.DELETED)
+    with pytest.raises(NotFound):
+        export(uow, FakeMediaStorage(), FakeSnapshot(), KeepingWriter(), tenant.id)
