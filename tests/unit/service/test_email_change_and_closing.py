@@ -227,3 +227,20 @@ def test_a_mail_that_fails_does_not_undo_the_closing(uow, client_login):
     acme, ada, client_id = client_login
     assert close(uow, acme, ada, client_id, mailer=FakeMailer(down=True)) is True
     assert uow.users.get(ada) is None
+
+
+def test_a_request_from_a_user_deleted_meanwhile_is_unauthenticated(uow):
+    with pytest.raises(Unauthenticated) as gone:
+        emails.request_email_change(
+            user_id=uuid.uuid4(),
+            tenant_id=uuid.uuid4(),
+            role=Role.CLIENT,
+            password=PASSWORD,
+            new_email="new@example.com",
+            now=NOW,
+            ttl_s=TTL,
+            app_url=APP_URL,
+            uow=uow,
+            mailer=FakeMailer(),
+        )
+    assert gone.value.code == "invalid_token"

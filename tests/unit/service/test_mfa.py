@@ -239,3 +239,13 @@ def test_the_operator_reset_removes_the_factor_ends_sessions_and_is_recorded_in_
     assert none.value.code == "mfa_not_enabled"
     with pytest.raises(NotFound):
         mfa.reset_by_operator(email="nobody@example.com", now=NOW, uow=uow)
+
+
+def test_a_user_deleted_meanwhile_cannot_enrol_or_disable(uow):
+    nobody = {"user_id": uuid.uuid4(), "tenant_id": uuid.uuid4(), "role": Role.CLIENT}
+    with pytest.raises(Unauthenticated) as enrol_gone:
+        mfa.start_enrolment(user_id=nobody["user_id"], issuer="Acme", uow=uow, box=BOX, totp=TOTP)
+    with pytest.raises(Unauthenticated) as disable_gone:
+        mfa.disable(**nobody, password=PASSWORD, code="123456", now=NOW, uow=uow, box=BOX, totp=TOTP)
+    assert enrol_gone.value.code == disable_gone.value.code == "invalid_token"
+    assert uow.mfa.rows == {}

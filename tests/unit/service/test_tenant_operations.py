@@ -199,3 +199,13 @@ def test_an_empty_plan_does_nothing(uow):
     workspace(uow)
     assert run(uow, tenants.plan_migration(head="r_head", uow=uow)) == {}
     assert uow.schemas.migrations == []
+
+
+@pytest.mark.parametrize("status", [TenantStatus.DELETED, TenantStatus.PROVISIONING])
+def test_a_deleted_or_unfinished_tenant_has_nothing_to_downgrade(uow, status):
+    tenant = workspace(uow)
+    uow.tenants.rows[tenant.id] = replace(tenant, status=status)
+    with pytest.raises(Conflict):
+        tenants.downgrade_tenant(slug="acme", revision="r_first", uow=uow)
+    assert uow.schemas.schemas[tenant.schema_name] == "r_head"
+    assert events(uow, "tenant.downgraded") == []
