@@ -22,7 +22,7 @@ from backend.api import errors, pagination
 from backend.api.auth import authenticate, request_id
 from backend.api.context import registry_uow, runtime
 from backend.api.parsing import ArgumentsParser
-from backend.domain.access import AccessDecision, AccessMode, resolve_access, route_refusal
+from backend.domain.access import AccessDecision, AccessMode, mfa_enrolment_due, resolve_access, route_refusal
 from backend.domain.errors import DomainError, Forbidden, Unavailable
 from backend.domain.identity import Principal, Role
 from backend.service import audit as audit_service
@@ -104,6 +104,9 @@ def current_decision() -> AccessDecision:
         plan=access.plan,
         now=datetime.now(UTC),
         migration_failed=access.migration_failed,
+        mfa_enrolment_due=mfa_enrolment_due(
+            access.role, mfa_required=access.mfa_required, mfa_enabled=access.mfa_enabled
+        ),
     )
 
 
@@ -149,17 +152,29 @@ class Blueprint(flask_smorest.Blueprint):
         bad_request = self.alt_response(400, description="`bad_request`: malformed body or content type")
         return lambda view: bad_request(parse(view))
 
-    def protected(self, *roles: Role, read_only_ok: bool = False, deletion_ok: bool = False) -> Callable:
+    def protected(
+        self,
+        *roles: Role,
+        read_only_ok: bool = False,
+        deletion_ok: bool = False,
+        mfa_enrolment_ok: bool = False,
+    ) -> Callable:
         """Authenticate the bearer token, resolve the tenant, check the caller's role, then
         apply the access policy (backend/domain/access.py).
 
         A route that mutates (POST/PUT/PATCH/DELETE) is refused in read-only mode unless
         `read_only_ok` (export, logout, the deletion request). A tenant scheduled for deletion
-        is blocked except on routes marked `deletion_ok` (export, cancelling the deletion).
+        is blocked except on routes marked `deletion_ok` (export, cancelling the deletion). A
+        worker who must enrol a second factor (the workspace requires one) is held to routes
+        marked `mfa_enrolment_ok` (enrolment, `GET /me`, their password and sessions, logout).
         Roles and these marks appear in the OpenAPI document (`x-roles`, `x-access`)."""
         if not roles:
             raise ValueError("a protected route names the roles allowed to call it")
-        access = {"read_only_ok": read_only_ok, "deletion_ok": deletion_ok}
+        access = {
+            "read_only_ok": read_only_ok,
+            "deletion_ok": deletion_ok,
+            "mfa_enrolment_ok": mfa_enrolment_ok,
+        }
 
         def decorator(view: Callable) -> Callable:
             @functools.wraps(view)
@@ -174,6 +189,7 @@ class Blueprint(flask_smorest.Blueprint):
                     method=request.method,
                     read_only_ok=read_only_ok,
                     deletion_ok=deletion_ok,
+                    mfa_enrolment_ok=mfa_enrolment_ok,
                 )
                 if refusal is not None:
                     if refusal.mode is AccessMode.UNAVAILABLE:

@@ -10,6 +10,7 @@ The table of the API contract (design/api-contract.md, "Access modes"), in prece
 | its last migration failed (2)     | unavailable `tenant_unavailable` | same                     |
 | deletion scheduled                | blocked `tenant_deleted` (1)     | blocked `tenant_deleted` |
 | worker not verified               | blocked `worker_unverified`      | (n/a)                    |
+| second factor required, none on   | blocked `mfa_enrolment_required` (3) | (n/a)                |
 | paid plan, or trial still running | active                           | active                   |
 | trial over, not paid              | read_only `trial_expired`        | blocked `trial_expired`  |
 
@@ -19,6 +20,10 @@ the rows below give.
 the code moved on; it is served again once a migration run succeeds (docs/security.md). A
 schema merely behind head is served: expand/contract keeps the old revision working while a
 fleet run goes through the tenants.
+(3) the workspace requires a second factor of its workers (the owner's setting) and this worker
+has none turned on: routes marked `mfa_enrolment_ok` (enrolling, `GET /me`, the caller's
+password and sessions, logout) still run, under the mode the rows below give, so that the
+worker can enrol; everything else answers 403 `mfa_enrolment_required` (docs/security.md).
 
 A trial tenant without an end date counts as expired: the policy fails closed.
 """
@@ -47,6 +52,9 @@ class AccessDecision:
     # Set when the only block is a scheduled deletion and the caller is a worker: routes
     # marked `deletion_ok` (export, cancelling the deletion) then run under this decision.
     during_deletion: AccessDecision | None = None
+    # Set when a worker must enrol a second factor first: routes marked `mfa_enrolment_ok`
+    # then run under this decision.
+    until_enrolled: AccessDecision | None = None
 
 
 ACTIVE = AccessDecision(AccessMode.ACTIVE)
@@ -75,6 +83,18 @@ def _subscription_mode(
     return _blocked("trial_expired")
 
 
+def mfa_enrolment_due(role: Role, *, mfa_required: bool, mfa_enabled: bool) -> bool:
+    """A worker of a workspace that requires a second factor, without one turned on. Clients
+    are never held: the setting is about the people who see the whole workspace."""
+    return role is Role.WORKER and mfa_required and not mfa_enabled
+
+
+def _with_mfa_gate(decision: AccessDecision, enrolment_due: bool) -> AccessDecision:
+    if not enrolment_due or decision.mode not in (AccessMode.ACTIVE, AccessMode.READ_ONLY):
+        return decision
+    return AccessDecision(AccessMode.BLOCKED, "mfa_enrolment_required", until_enrolled=decision)
+
+
 def resolve_access(
     *,
     role: Role,
@@ -84,11 +104,13 @@ def resolve_access(
     plan: Plan,
     now: datetime,
     migration_failed: bool = False,
+    mfa_enrolment_due: bool = False,
 ) -> AccessDecision:
     """The caller's access mode and, unless active, the code that explains it.
 
     `worker_verified` is the caller's own email verification; it only matters for workers.
-    `migration_failed`: the registry records that the tenant's last migration failed."""
+    `migration_failed`: the registry records that the tenant's last migration failed.
+    `mfa_enrolment_due`: see `mfa_enrolment_due()` (only matters for workers)."""
     if tenant_status is TenantStatus.PROVISIONING:
         return AccessDecision(AccessMode.UNAVAILABLE, "tenant_unavailable")
     if tenant_status is TenantStatus.DISABLED:
@@ -98,6 +120,7 @@ def resolve_access(
     if migration_failed:
         return AccessDecision(AccessMode.UNAVAILABLE, "tenant_unavailable")
     subscription = _subscription_mode(role, worker_verified, plan, trial_ends_at, now)
+    subscription = _with_mfa_gate(subscription, role is Role.WORKER and mfa_enrolment_due)
     if tenant_status is TenantStatus.DELETION_SCHEDULED:
         if role is Role.WORKER:
             return AccessDecision(AccessMode.BLOCKED, "tenant_deleted", during_deletion=subscription)
@@ -106,15 +129,24 @@ def resolve_access(
 
 
 def route_refusal(
-    decision: AccessDecision, *, method: str, read_only_ok: bool, deletion_ok: bool
+    decision: AccessDecision,
+    *,
+    method: str,
+    read_only_ok: bool,
+    deletion_ok: bool,
+    mfa_enrolment_ok: bool = False,
 ) -> AccessDecision | None:
     """What refuses this route under `decision` (None: the route may run).
 
     A mutating method is refused in read-only mode unless the route is `read_only_ok`; a
     blocked tenant refuses everything, except that a route marked `deletion_ok` runs for a
-    worker whose tenant is only scheduled for deletion (under the mode it would otherwise have)."""
+    worker whose tenant is only scheduled for deletion (under the mode it would otherwise have),
+    and a route marked `mfa_enrolment_ok` runs for a worker held until they enrol a second
+    factor (likewise)."""
     if decision.during_deletion is not None and deletion_ok:
         decision = decision.during_deletion
+    if decision.until_enrolled is not None and mfa_enrolment_ok:
+        decision = decision.until_enrolled
     if decision.mode in (AccessMode.BLOCKED, AccessMode.UNAVAILABLE):
         return decision
     if decision.mode is AccessMode.READ_ONLY and method.upper() in MUTATING_METHODS and not read_only_ok:

@@ -27,6 +27,8 @@ CLIENT_ACCOUNT_DELETED = "client.account_deleted"  # by the client; the record s
 SESSION_ENDED = "auth.session_ended"  # metadata reason: one | others, count
 INVITATION_SENT = "invitation.sent"
 INVITATION_ACCEPTED = "invitation.accepted"
+MFA_POLICY_CHANGED = "tenant.mfa_policy_changed"  # metadata required: true | false
+CLIENT_DATA_EXPORTED = "client.data_exported"  # by the client: count (files), bytes
 ACCESS_DENIED = "access.denied"  # metadata code: forbidden | read_only | tenant_disabled | ...
 
 SUCCESS = "success"

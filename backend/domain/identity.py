@@ -65,6 +65,10 @@ class AccessRecord:
     # revoked (logout, reuse, client deletion): anything else is refused, fail closed.
     session_active: bool = False
     migration_failed: bool = False  # the registry records a failed migration of the tenant
+    # The workspace requires a second factor of its workers, and whether this user has one
+    # turned on (a confirmed TOTP factor): see `mfa_enrolment_due` in domain/access.py.
+    mfa_required: bool = False
+    mfa_enabled: bool = False
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def expected(*, role, worker_verified, tenant_status, trial_ends_at, plan, now) -> tuple[str, str | None]:
+def expected(
+    *, role, worker_verified, tenant_status, trial_ends_at, plan, now, mfa_enrolment_due=False
+) -> tuple[str, str | None]:
     """The contract's table, written out row by row, independently of the implementation."""
     if tenant_status is TenantStatus.PROVISIONING:
         return "unavailable", "tenant_unavailable"
@@ -27,6 +29,8 @@ def expected(*, role, worker_verified, tenant_status, trial_ends_at, plan, now) 
         return "blocked", "tenant_deleted"
     if role is Role.WORKER and not worker_verified:
         return "blocked", "worker_unverified"
+    if role is Role.WORKER and mfa_enrolment_due:
+        return "blocked", "mfa_enrolment_required"
     trial_running = trial_ends_at is not None and now < trial_ends_at
     if plan is Plan.PAID or trial_running:
         return "active", None
@@ -46,6 +50,7 @@ inputs = st.fixed_dictionaries(
         "trial_ends_at": trial_ends,
         "plan": st.sampled_from(Plan),
         "now": st.just(NOW),
+        "mfa_enrolment_due": st.booleans(),
     }
 )
 
@@ -56,11 +61,16 @@ def test_policy_matches_the_contract_table(case):
     assert (decision.mode.value, decision.code) == expected(**case)
 
 
-@given(inputs, st.sampled_from(METHODS), st.booleans(), st.booleans())
-def test_route_refusal_applies_the_marks(case, method, read_only_ok, deletion_ok):
+@given(inputs, st.sampled_from(METHODS), st.booleans(), st.booleans(), st.booleans())
+def test_route_refusal_applies_the_marks(case, method, read_only_ok, deletion_ok, mfa_enrolment_ok):
     decision = resolve_access(**case)
-    refusal = route_refusal(decision, method=method, read_only_ok=read_only_ok, deletion_ok=deletion_ok)
-    mode, code = expected(**case)
+    refusal = route_refusal(
+        decision,
+        method=method,
+        read_only_ok=read_only_ok,
+        deletion_ok=deletion_ok,
+        mfa_enrolment_ok=mfa_enrolment_ok,
+    )
     exempt_deletion = (
         deletion_ok
         and case["role"] is Role.WORKER
@@ -68,7 +78,11 @@ def test_route_refusal_applies_the_marks(case, method, read_only_ok, deletion_ok
     )
     if exempt_deletion:
         # Export and cancelling the deletion run under the mode the tenant would otherwise have.
-        mode, code = expected(**{**case, "tenant_status": TenantStatus.ACTIVE})
+        case = {**case, "tenant_status": TenantStatus.ACTIVE}
+    if mfa_enrolment_ok:
+        # Enrolment (and the caller's own account routes) run for a worker held until enrolled.
+        case = {**case, "mfa_enrolment_due": False}
+    mode, code = expected(**case)
     if mode in ("blocked", "unavailable"):
         assert refusal is not None and refusal.code == code
     elif mode == "read_only" and method in MUTATING and not read_only_ok:
@@ -136,3 +150,37 @@ def test_deletion_scheduled_worker_keeps_export_and_cancel_only():
     refusal = route_refusal(decision, method="DELETE", read_only_ok=False, deletion_ok=True)
     assert refusal.code == "read_only"
     assert route_refusal(decision, method="DELETE", read_only_ok=True, deletion_ok=True) is None
+
+
+def test_a_worker_held_for_a_second_factor_keeps_the_enrolment_routes_under_the_mode_below():
+    decision = resolve_access(
+        role=Role.WORKER,
+        worker_verified=True,
+        tenant_status=TenantStatus.ACTIVE,
+        trial_ends_at=NOW - timedelta(days=1),
+        plan=Plan.TRIAL,
+        now=NOW,
+        mfa_enrolment_due=True,
+    )
+    assert (decision.mode, decision.code) == (AccessMode.BLOCKED, "mfa_enrolment_required")
+    gate = route_refusal(decision, method="GET", read_only_ok=True, deletion_ok=True)
+    assert gate.code == "mfa_enrolment_required"
+    assert (
+        route_refusal(decision, method="GET", read_only_ok=False, deletion_ok=False, mfa_enrolment_ok=True)
+        is None
+    )
+    # Under the gate the trial is over: a mutation still needs read_only_ok.
+    mutation = route_refusal(
+        decision, method="POST", read_only_ok=False, deletion_ok=False, mfa_enrolment_ok=True
+    )
+    assert mutation.code == "read_only"
+    client = resolve_access(
+        role=Role.CLIENT,
+        worker_verified=False,
+        tenant_status=TenantStatus.ACTIVE,
+        trial_ends_at=NOW + timedelta(days=1),
+        plan=Plan.TRIAL,
+        now=NOW,
+        mfa_enrolment_due=True,
+    )
+    assert client.mode is AccessMode.ACTIVE  # clients are never held

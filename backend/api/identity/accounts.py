@@ -103,7 +103,7 @@ def reset_password(body):
 @blueprint.route("/me/password", methods=["POST"])
 @blueprint.doc(operationId="changePassword")
 @limits.change_password
-@blueprint.protected(Role.WORKER, Role.CLIENT, read_only_ok=True, deletion_ok=True)
+@blueprint.protected(Role.WORKER, Role.CLIENT, read_only_ok=True, deletion_ok=True, mfa_enrolment_ok=True)
 @blueprint.arguments(ChangePasswordSchema)
 @blueprint.response(200, SessionsEndedSchema)
 @blueprint.alt_response(403, description="invalid_password: the current password is wrong")
@@ -130,7 +130,7 @@ def change_password(body):
 @blueprint.route("/me/email", methods=["POST"])
 @blueprint.doc(operationId="requestEmailChange")
 @limits.change_email
-@blueprint.protected(Role.WORKER, Role.CLIENT, read_only_ok=True, deletion_ok=True)
+@blueprint.protected(Role.WORKER, Role.CLIENT, read_only_ok=True, deletion_ok=True, mfa_enrolment_ok=True)
 @blueprint.arguments(ChangeEmailSchema)
 @blueprint.response(202)
 @blueprint.alt_response(403, description="invalid_password")
@@ -205,7 +205,7 @@ def delete_my_account(body):
 
 @blueprint.route("/me/sessions")
 @blueprint.doc(operationId="listMySessions")
-@blueprint.protected(Role.WORKER, Role.CLIENT, deletion_ok=True)
+@blueprint.protected(Role.WORKER, Role.CLIENT, deletion_ok=True, mfa_enrolment_ok=True)
 @blueprint.response(200, SessionListSchema)
 def list_sessions():
     """List my sessions in this workspace (no IP addresses are kept)"""
@@ -222,7 +222,7 @@ def list_sessions():
 
 @blueprint.route("/me/sessions/<uuid:session_id>", methods=["DELETE"])
 @blueprint.doc(operationId="endMySession")
-@blueprint.protected(Role.WORKER, Role.CLIENT, read_only_ok=True, deletion_ok=True)
+@blueprint.protected(Role.WORKER, Role.CLIENT, read_only_ok=True, deletion_ok=True, mfa_enrolment_ok=True)
 @blueprint.response(204)
 @blueprint.alt_response(404, description="not_found (also another user's or another workspace's session)")
 def end_session(session_id):
@@ -243,7 +243,7 @@ def end_session(session_id):
 
 @blueprint.route("/me/sessions/end-others", methods=["POST"])
 @blueprint.doc(operationId="endMyOtherSessions")
-@blueprint.protected(Role.WORKER, Role.CLIENT, read_only_ok=True, deletion_ok=True)
+@blueprint.protected(Role.WORKER, Role.CLIENT, read_only_ok=True, deletion_ok=True, mfa_enrolment_ok=True)
 @blueprint.response(200, SessionsEndedSchema)
 def end_other_sessions():
     """End all my sessions in this workspace except this one"""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from flask import g
 
-from backend.api.auth import request_id
+from backend.api.auth import forget_access, request_id
 from backend.api.context import registry_uow, runtime
 from backend.api.extension import Blueprint
 from backend.api.identity import limits
@@ -65,7 +65,7 @@ def token_mfa(body):
 
 @blueprint.route("/me/mfa")
 @blueprint.doc(operationId="getMyMfa")
-@blueprint.protected(Role.WORKER, read_only_ok=True, deletion_ok=True)
+@blueprint.protected(Role.WORKER, read_only_ok=True, deletion_ok=True, mfa_enrolment_ok=True)
 @blueprint.response(200, MfaStatusSchema)
 def mfa_status():
     """Show whether my second factor is on, and how many recovery codes are left"""
@@ -74,7 +74,7 @@ def mfa_status():
 
 @blueprint.route("/me/mfa/totp", methods=["POST"])
 @blueprint.doc(operationId="startTotpEnrolment")
-@blueprint.protected(Role.WORKER, read_only_ok=True, deletion_ok=True)
+@blueprint.protected(Role.WORKER, read_only_ok=True, deletion_ok=True, mfa_enrolment_ok=True)
 @blueprint.response(201, MfaEnrolmentSchema)
 @blueprint.alt_response(409, description="mfa_already_enabled")
 def enrol():
@@ -91,7 +91,7 @@ def enrol():
 @blueprint.route("/me/mfa/totp/confirm", methods=["POST"])
 @blueprint.doc(operationId="confirmTotpEnrolment")
 @limits.mfa_manage
-@blueprint.protected(Role.WORKER, read_only_ok=True, deletion_ok=True)
+@blueprint.protected(Role.WORKER, read_only_ok=True, deletion_ok=True, mfa_enrolment_ok=True)
 @blueprint.arguments(MfaCodeSchema)
 @blueprint.response(200, MfaEnrolmentConfirmedSchema)
 @blueprint.alt_response(403, description="invalid_mfa_code")
@@ -111,13 +111,14 @@ def confirm(body):
         totp=_totp,
         request_id=request_id(),
     )
+    forget_access(user_id=principal.user_id)  # a workspace requiring a factor lets them in now
     return {"recovery_codes": codes}
 
 
 @blueprint.route("/me/mfa/totp/disable", methods=["POST"])
 @blueprint.doc(operationId="disableTotp")
 @limits.mfa_manage
-@blueprint.protected(Role.WORKER, read_only_ok=True, deletion_ok=True)
+@blueprint.protected(Role.WORKER, read_only_ok=True, deletion_ok=True, mfa_enrolment_ok=True)
 @blueprint.arguments(MfaDisableSchema)
 @blueprint.response(204)
 @blueprint.alt_response(403, description="invalid_password or invalid_mfa_code")
@@ -138,4 +139,5 @@ def disable(body):
         totp=_totp,
         request_id=request_id(),
     )
+    forget_access(user_id=principal.user_id)  # a workspace requiring a factor holds them now
     return None

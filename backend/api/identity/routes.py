@@ -28,6 +28,7 @@ from backend.api.identity.schemas import (
     UserSchema,
     VerifySchema,
 )
+from backend.domain.access import mfa_enrolment_due
 from backend.domain.errors import Unauthenticated
 from backend.domain.identity import MfaChallenge, Role
 from backend.infrastructure.mail import mailer_for
@@ -178,7 +179,7 @@ def refresh(body):
 
 
 @blueprint.route("/auth/logout", methods=["POST"])
-@blueprint.protected(Role.WORKER, Role.CLIENT, read_only_ok=True, deletion_ok=True)
+@blueprint.protected(Role.WORKER, Role.CLIENT, read_only_ok=True, deletion_ok=True, mfa_enrolment_ok=True)
 @blueprint.response(204)
 @blueprint.doc(operationId="logout")
 def logout():
@@ -212,7 +213,7 @@ def accept_invitation(body):
 
 
 @blueprint.route("/me")
-@blueprint.protected(Role.WORKER, Role.CLIENT, deletion_ok=True)
+@blueprint.protected(Role.WORKER, Role.CLIENT, deletion_ok=True, mfa_enrolment_ok=True)
 @blueprint.response(200, MeSchema)
 @blueprint.doc(operationId="getMe")
 def me():
@@ -229,6 +230,9 @@ def me():
         },
         "role": access.role,
         "access_mode": g.access_decision.mode,
+        "mfa_enrolment_required": mfa_enrolment_due(
+            access.role, mfa_required=access.mfa_required, mfa_enabled=access.mfa_enabled
+        ),
     }
 
 

@@ -82,6 +82,14 @@ class MeSchema(ma.Schema):
     tenant = ma.fields.Nested(TenantSchema, dump_only=True)
     role = ma.fields.String(dump_only=True)
     access_mode = ma.fields.String(dump_only=True, metadata={"enum": ["active", "read_only", "blocked"]})
+    mfa_enrolment_required = ma.fields.Boolean(
+        dump_only=True,
+        metadata={
+            "description": "The workspace requires a second factor of its workers and the caller has "
+            "none: only enrolment, this route, the caller's password and sessions, and logout answer "
+            "(others: 403 `mfa_enrolment_required`)"
+        },
+    )
 
 
 class InvitationSchema(ma.Schema):

@@ -61,6 +61,7 @@ ALLOWED_METADATA_KEYS = frozenset(
         "method",
         "days",
         "logins_removed",
+        "required",
     }
 )
 

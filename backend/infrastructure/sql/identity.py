@@ -42,6 +42,7 @@ from backend.domain.identity import (
 from backend.domain.tenants import Plan, TenantStatus
 from backend.infrastructure.sql.clients import clients
 from backend.infrastructure.sql.metadata import shared_metadata
+from backend.infrastructure.sql.mfa import user_mfa
 from backend.infrastructure.sql.tenants import tenants
 
 users = Table(
@@ -586,6 +587,7 @@ def load_access(
     whether its last migration failed), the user's verification and whether the token's
     session is active: a refresh family of this user in this tenant with no revoked token
     (logout, refresh-token reuse and client deletion revoke the whole family)."""
+    factor_on = exists().where(user_mfa.c.user_id == user_id, user_mfa.c.enabled_at.is_not(None))
     active = exists().where(
         refresh_tokens.c.family_id == session_id,
         refresh_tokens.c.user_id == user_id,
@@ -605,6 +607,8 @@ def load_access(
         tenants.c.last_migration_error,
         users.c.verified_at,
         active.label("session_active"),
+        tenants.c.mfa_required_for_workers,
+        factor_on.label("mfa_enabled"),
     ]
     query = (
         select(*columns)
@@ -632,4 +636,6 @@ def load_access(
         user_verified=row.verified_at is not None,
         session_active=bool(row.session_active),
         migration_failed=row.last_migration_error is not None,
+        mfa_required=bool(row.mfa_required_for_workers),
+        mfa_enabled=bool(row.mfa_enabled),
     )

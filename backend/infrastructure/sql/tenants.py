@@ -6,12 +6,14 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
     Table,
     Text,
     Uuid,
+    false,
     func,
     insert,
     or_,
@@ -43,6 +45,8 @@ tenants = Table(
     Column("last_migration_error", Text),
     # The status a scheduled deletion returns to when cancelled (a disabled tenant stays so).
     Column("deletion_previous_status", Text),
+    # The owner's setting: workers must have a second factor (docs/security.md).
+    Column("mfa_required_for_workers", Boolean, nullable=False, server_default=false()),
     CheckConstraint(
         "status IN ('provisioning','active','disabled','deletion_scheduled','deleted')",
         name="status",
@@ -146,6 +150,18 @@ class SqlTenantRepository:
     def set_trial_end(self, tenant_id: uuid.UUID, trial_ends_at: datetime) -> None:
         self._connection.execute(
             update(tenants).where(tenants.c.id == tenant_id).values(trial_ends_at=trial_ends_at)
+        )
+
+    def mfa_required(self, tenant_id: uuid.UUID, *, for_update: bool = False) -> bool | None:
+        """The workspace's second-factor setting (None: no such tenant)."""
+        query = select(tenants.c.mfa_required_for_workers).where(tenants.c.id == tenant_id)
+        if for_update:
+            query = query.with_for_update()
+        return self._connection.execute(query).scalar_one_or_none()
+
+    def set_mfa_required(self, tenant_id: uuid.UUID, required: bool) -> None:
+        self._connection.execute(
+            update(tenants).where(tenants.c.id == tenant_id).values(mfa_required_for_workers=required)
         )
 
     def try_lock(self, tenant_id: uuid.UUID) -> bool:

@@ -96,7 +96,8 @@ def add_client_record(runtime, tenant, *, name: str = "A Client", email: str | N
 
 def make_member(runtime, *, state: str = "active") -> Member:
     """Provision a tenant in `state`: active, disabled, deletion_scheduled, deleted,
-    unverified (owner's email not verified), trial_expired, paid_expired, provisioning."""
+    unverified (owner's email not verified), trial_expired, paid_expired, provisioning,
+    mfa_missing (the workspace requires a second factor; its worker has none)."""
     slug = unique("m")
     owner_email = f"owner-{slug}@example.com"
     now = datetime.now(UTC)
@@ -128,6 +129,7 @@ def make_member(runtime, *, state: str = "active") -> Member:
         "trial_expired": {"trial_ends_at": now - timedelta(days=1)},
         "paid_expired": {"trial_ends_at": now - timedelta(days=1), "plan": "paid"},
         "provisioning": {"status": "provisioning"},
+        "mfa_missing": {"mfa_required_for_workers": True},
     }[state]
     if values:
         update_tenant(runtime, tenant.id, **values)

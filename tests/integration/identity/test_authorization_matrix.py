@@ -44,7 +44,15 @@ PUBLIC_OPERATIONS = {
     "GET /.well-known/jwks.json",
     "GET /.well-known/oauth-authorization-server",
 }
-ACCESS_CODES = {"read_only", "worker_unverified", "trial_expired", "tenant_disabled", "tenant_deleted"}
+ACCESS_CODES = {
+    "read_only",
+    "worker_unverified",
+    "trial_expired",
+    "tenant_disabled",
+    "tenant_deleted",
+    "mfa_enrolment_required",
+}
+MARKS = {"read_only_ok", "deletion_ok", "mfa_enrolment_ok"}
 STATES = [
     "active",
     "paid_expired",
@@ -54,8 +62,10 @@ STATES = [
     "deletion_scheduled",
     "deleted",
     "provisioning",
+    "mfa_missing",
 ]
 STATE_VALUES = {
+    "mfa_missing": {"mfa_required_for_workers": True},
     "disabled": {"status": "disabled"},
     "deletion_scheduled": {"status": "deletion_scheduled"},
     "deleted": {"status": "deleted"},
@@ -144,6 +154,8 @@ def expected_for(state: str, role: str, operation) -> tuple[int, str] | None:
         return 403, "tenant_deleted"
     if state == "unverified" and role == "worker":
         return 403, "worker_unverified"
+    if state == "mfa_missing" and role == "worker" and not marks.get("mfa_enrolment_ok"):
+        return 403, "mfa_enrolment_required"
     if state == "trial_expired":
         if role == "client":
             return 403, "trial_expired"
@@ -162,7 +174,7 @@ def classify(document: dict) -> tuple[list, list[str]]:
                 failures.append(f"{operation.key}: neither protected (x-roles) nor a known public route")
             continue
         protected.append(operation)
-        if set(operation.access) != {"read_only_ok", "deletion_ok"} or not operation.roles:
+        if set(operation.access) != MARKS or not operation.roles:
             failures.append(f"{operation.key}: x-access / x-roles incomplete")
         if {"bearerAuth": []} not in operation.spec.get("security", []):
             failures.append(f"{operation.key}: bearer security not documented")
@@ -361,7 +373,7 @@ def test_a_new_route_that_is_not_covered_fails_the_walk():
             "/api/v1/me": {
                 "get": {
                     "x-roles": ["worker"],
-                    "x-access": {"read_only_ok": False, "deletion_ok": False},
+                    "x-access": {"read_only_ok": False, "deletion_ok": False, "mfa_enrolment_ok": False},
                     "security": [{"bearerAuth": []}],
                 }
             },
