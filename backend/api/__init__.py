@@ -27,6 +27,7 @@ API_BLUEPRINTS = (
     media.blueprint,
     tenant.blueprint,
     exports.blueprint,
+    exports.client_data_blueprint,
     identity.blueprint,
     identity.jwks_blueprint,
     identity.account_blueprint,

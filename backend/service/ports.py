@@ -308,6 +308,16 @@ class TenantSnapshot(Protocol):
     def copy_csv(self, table: str) -> Generator[bytes, None, int]: ...
 
 
+class ClientSnapshot(Protocol):
+    """One client's rows of a tenant schema, seen through one read-only snapshot: what the
+    client's own data download holds (service/client_data.py)."""
+
+    def client_record(self) -> dict | None: ...
+    def appointments_csv(self) -> Generator[bytes, None, int]: ...
+    def media_csv(self) -> Generator[bytes, None, int]: ...
+    def media_files(self) -> list[tuple[uuid.UUID, str]]: ...
+
+
 class ArchiveWriter(Protocol):
     """A zip written as a stream: pulls the members in turn and yields the zip's bytes as they
     are produced."""

@@ -216,6 +216,6 @@ def test_downgrading_the_shared_tree_drops_the_spares_with_their_table(runtime):
             command.downgrade(migrations.alembic_config("shared", connection), "0004_access_notifications")
             assert tuple(connection.execute(text(facts), params).one()) == (0, 0, False)
             migrations.upgrade_shared(connection)
-            assert migrations.shared_revision(connection) == "0007_accounts"
+            assert migrations.shared_revision(connection) == migrations.head_revision("shared")
         finally:
             transaction.rollback()
