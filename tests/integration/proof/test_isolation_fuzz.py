@@ -7,9 +7,12 @@ Bounded for `make test` (ISOLATION_EXAMPLES x ISOLATION_STEPS); `make fuzz` rais
 
 from __future__ import annotations
 
+import csv
 import io
+import json
 import os
 import uuid
+import zipfile
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -212,6 +215,39 @@ class IsolationMachine(RuleBasedStateMachine):
         else:
             assert response.status_code == 204
             self.model.remove("media", item)
+
+    @rule(tenant=st.integers(0, 2), who=st.integers(0, 1))
+    def client_downloads_their_data(self, tenant, who):
+        """Their own data download holds exactly their appointments (with the shared notes)
+        and their live files, as the model has them: nothing of the other client of the
+        workspace, nothing of another workspace."""
+        person = self.world[tenant].people[who]
+        response = self.http.get(f"{API}/me/data", headers=person.headers, buffered=True)
+        type(self).actions[f"DOWNLOAD {response.status_code}"] += 1
+        assert response.status_code == 200, response.get_json(silent=True)
+        archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
+        appointments = {
+            row["id"]: (row["status"], row["shared_notes"])
+            for row in csv.DictReader(io.StringIO(archive.read("appointments.csv").decode(), newline=""))
+        }
+        own = [a for a in self.model.of("appointments", tenant) if a.client_id == person.client_id]
+        assert appointments == {a.id: (a.status, a.shared_notes or "") for a in own}
+        media = {row["id"] for row in csv.DictReader(io.StringIO(archive.read("media.csv").decode()))}
+        expected = {m.id for m in self.model.of("media", tenant) if m.client_id == person.client_id}
+        assert media == expected
+        files = {name.split("/")[1] for name in archive.namelist() if name.startswith("media/")}
+        assert files == expected
+        assert json.loads(archive.read("profile.json"))["client_record"]["id"] == person.client_id
+        type(self).checks_run += 1
+
+    @rule(tenant=st.integers(0, 2))
+    def worker_without_a_factor_cannot_require_one(self, tenant):
+        """Refused (their own factor is off), and nothing changes for anyone: the invariant
+        below still lets every worker list their workspace."""
+        workspace = self.world[tenant]
+        body = {"mfa_required_for_workers": True}
+        response = self.call("patch", "/tenant/settings", workspace.worker, json=body)
+        assert response.status_code == 409 and response.json["detail"] == "mfa_not_enabled"
 
     # -- reads by id and hostile attempts -----------------------------------------------
 
