@@ -258,6 +258,7 @@ class FakeTenantRepository:
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, Tenant] = {}
         self.locked: set[uuid.UUID] = set()  # tenants another migrate run holds
+        self.mfa_required_ids: set[uuid.UUID] = set()  # workspaces requiring a second factor
 
     def add(self, tenant: Tenant) -> None:
         if any(t.slug == tenant.slug for t in self.rows.values()):
@@ -291,6 +292,12 @@ class FakeTenantRepository:
 
     def try_lock(self, tenant_id) -> bool:
         return tenant_id not in self.locked
+
+    def mfa_required(self, tenant_id, *, for_update: bool = False) -> bool | None:
+        return tenant_id in self.mfa_required_ids if tenant_id in self.rows else None
+
+    def set_mfa_required(self, tenant_id, required: bool) -> None:
+        (self.mfa_required_ids.add if required else self.mfa_required_ids.discard)(tenant_id)
 
     def count_migratable(self) -> int:
         return len([t for t in self.rows.values() if t.status not in _NOT_MIGRATABLE])
