@@ -135,6 +135,8 @@ class ArchiveContents:
     schema_version: str | None
     users: tuple[ArchivedUser, ...]
     memberships: tuple[ArchivedMembership, ...]
+    # The workspace's own setting (shared.tenants); archives written before it existed: off.
+    mfa_required_for_workers: bool = False
 
 
 @dataclass(frozen=True)

@@ -291,6 +291,7 @@ def _contents(staging: Path, manifest: dict) -> ArchiveContents:
         tenant=tenant,
         previous_status=TenantStatus(previous) if previous else None,
         schema_version=manifest.get("schema_version"),
+        mfa_required_for_workers=bool(row.get("mfa_required_for_workers", False)),
         users=tuple(
             ArchivedUser(
                 id=uuid.UUID(u["id"]),

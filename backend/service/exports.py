@@ -230,6 +230,7 @@ def restore_tenant(
             uow.tenants.add(target)
         else:
             uow.restore.revive(target)
+        uow.tenants.set_mfa_required(target.id, contents.mfa_required_for_workers)
         uow.restore.load_schema(archive, target.schema_name)
         version = uow.schemas.migrate(target.schema_name).version
         uow.tenants.record_migration(target.id, version, None)

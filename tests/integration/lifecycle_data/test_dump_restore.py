@@ -92,6 +92,10 @@ def test_restore_as_a_new_tenant_next_to_the_original(app, owner, media_root, wo
     ws = workspace()
     tenant = ws.tenant
     users_before = count_rows(owner, users)
+    with owner.begin() as connection:  # the workspace requires a second factor of its workers
+        connection.execute(
+            tenants.update().where(tenants.c.id == tenant.id).values(mfa_required_for_workers=True)
+        )
     assert run(app, "export", "--slug", tenant.slug, "--out", str(archive_path)).exit_code == 0
 
     new_slug = f"copy-{tenant.slug}"
@@ -100,6 +104,7 @@ def test_restore_as_a_new_tenant_next_to_the_original(app, owner, media_root, wo
     with owner.connect() as connection:
         copy = connection.execute(select(tenants).where(tenants.c.slug == new_slug)).mappings().one()
     assert copy["id"] != tenant.id and copy["schema_name"] != tenant.schema_name
+    assert copy["mfa_required_for_workers"] is True  # the copy keeps the requirement
     assert table_rows(owner, copy["schema_name"], "clients") == table_rows(
         owner, tenant.schema_name, "clients"
     )
