@@ -102,3 +102,13 @@ class BoundedJSONProvider(DefaultJSONProvider):
             return super().loads(s, **kwargs)
         except RecursionError:
             raise ValueError("JSON nested too deeply") from None
+
+
+class JsonBoolean(ma.fields.Boolean):
+    """A JSON `true` or `false`, nothing else: marshmallow's Boolean also takes 0, 1, "yes",
+    "on"..., which the document (type: boolean) says are invalid (found by the API fuzzer)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value

@@ -1,5 +1,6 @@
 import marshmallow as ma
 
+from backend.api.parsing import JsonBoolean
 from backend.domain.identity import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
 # Length caps here only stop absurd payloads before any work; the rules themselves
@@ -128,7 +129,7 @@ class ResetPasswordSchema(ma.Schema):
 class ChangePasswordSchema(ma.Schema):
     current_password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
     new_password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
-    keep_this_session = ma.fields.Boolean(load_default=True)
+    keep_this_session = JsonBoolean(load_default=True)
 
 
 class ChangeEmailSchema(ma.Schema):

@@ -1,5 +1,7 @@
 import marshmallow as ma
 
+from backend.api.parsing import JsonBoolean
+
 
 class DeletionRequestSchema(ma.Schema):
     confirm_slug = ma.fields.String(
@@ -21,7 +23,7 @@ class WorkspaceSettingsSchema(ma.Schema):
 
 
 class WorkspaceSettingsUpdateSchema(ma.Schema):
-    mfa_required_for_workers = ma.fields.Boolean(
+    mfa_required_for_workers = JsonBoolean(
         metadata={
             "description": "Require a second factor of every worker; turning it on needs your own "
             "factor to be on (409 `mfa_not_enabled` otherwise)"

@@ -72,6 +72,9 @@ def test_only_a_worker_with_a_factor_can_require_one(client, member, runtime):
     )
     unknown = client.patch(SETTINGS, json={"plan": "paid"}, headers=m.worker)
     assert unknown.status_code == 422 and unknown.json["detail"] == "validation_error"
+    for not_a_boolean in (0, 1, "true", "yes", None):  # JSON true or false only
+        loose = client.patch(SETTINGS, json={"mfa_required_for_workers": not_a_boolean}, headers=m.worker)
+        assert loose.status_code == 422 and "mfa_required_for_workers" in loose.json["errors"], not_a_boolean
 
 
 def test_required_factor_holds_workers_without_one_until_they_enrol(client, signup, login, runtime, member):
