@@ -54,6 +54,9 @@ class Person:
     user_id: uuid.UUID
     headers: dict
     visible: set[str] = field(default_factory=set)  # markers this client may receive
+    # Their own entry in the client book (name, email; never the worker's note on it): only
+    # their own data download (GET /me/data) shows it to them.
+    record: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -181,5 +184,6 @@ def seed_workspace(http, runtime, tenant, worker: dict, *, tag: str, people: int
             filename, inside = marks.new("file"), marks.new("png")
             _ok(upload(http, headers, png_with_text(inside), f"{filename}.png"), 201)
             visible.update({filename, inside})
-            seeded.people.append(Person(uuid.UUID(client["id"]), user_id, headers, visible))
+            record = {name, client["email"].split("@")[0]}
+            seeded.people.append(Person(uuid.UUID(client["id"]), user_id, headers, visible, record))
     return seeded

@@ -65,13 +65,14 @@ def test_fuzz_as_worker_never_fails_nor_leaks(app, runtime, seeded, stranger):
 def test_fuzz_as_client_never_fails_nor_leaks(app, runtime, seeded, stranger):
     home = seeded("clienthome")
     person, other = home.people
-    forbidden = stranger.markers | (home.markers - person.visible)
-    assert other.visible <= forbidden and home.private <= forbidden and home.client_records <= forbidden
+    forbidden = stranger.markers | (home.markers - person.visible - person.record)
+    assert other.visible <= forbidden and home.private <= forbidden
+    assert home.client_records - person.record <= forbidden and other.record <= forbidden
     actor = Actor(
         "client",
         person.headers,
         forbidden=frozenset(forbidden),
-        own=frozenset(person.visible),
+        own=frozenset(person.visible | person.record),
         renew=lambda: session_headers(runtime, home.tenant, person.user_id),
     )
     with served(app) as base_url:
