@@ -47,6 +47,9 @@ Times are ISO 8601 in UTC.
 """
 
 
+SnapshotOpener = Callable[[str, uuid.UUID], AbstractContextManager[ClientSnapshot]]
+
+
 @dataclass
 class _Written:
     files: list[dict] = field(default_factory=list)
@@ -67,7 +70,7 @@ def export_client_data(
     viewer: Principal,
     now: datetime,
     uow_factory: Callable[[], RegistryUnitOfWork],
-    open_snapshot: Callable[[str, uuid.UUID], AbstractContextManager[ClientSnapshot]],
+    open_snapshot: SnapshotOpener,
     storage: MediaStorage,
     archive: ArchiveWriter,
     request_id: str | None = None,
@@ -99,7 +102,14 @@ def export_client_data(
 
 
 def _stream(
-    subject, viewer, now, uow_factory, open_snapshot, storage, archive, request_id
+    subject: _Subject,
+    viewer: Principal,
+    now: datetime,
+    uow_factory: Callable[[], RegistryUnitOfWork],
+    open_snapshot: SnapshotOpener,
+    storage: MediaStorage,
+    archive: ArchiveWriter,
+    request_id: str | None,
 ) -> Iterator[bytes]:
     written = _Written()
     outcome, code = "failure", None
@@ -139,7 +149,7 @@ def _stream(
 
 
 def _members(
-    subject: _Subject, now: datetime, open_snapshot, storage: MediaStorage, written: _Written
+    subject: _Subject, now: datetime, open_snapshot: SnapshotOpener, storage: MediaStorage, written: _Written
 ) -> Generator[ArchiveMember, None, None]:
     readme = README.format(workspace=subject.workspace["name"] or subject.workspace["slug"]).encode()
     yield ArchiveMember("README.txt", _recorded("README.txt", iter([readme]), written))
@@ -185,7 +195,7 @@ def _read(handle: BinaryIO) -> Generator[bytes, None, None]:
         yield chunk
 
 
-def _recorded(name: str, source, written: _Written) -> Generator[bytes, None, None]:
+def _recorded(name: str, source: Iterator[bytes], written: _Written) -> Generator[bytes, None, None]:
     """Passes `source` through and records the member's size, checksum and (for a CSV that
     returns it) row count for the manifest."""
     digest, size, rows = hashlib.sha256(), 0, None
