@@ -1,6 +1,7 @@
 """A client's own data, streamed as a zip (GET /me/data): their profile, their appointments
-with the shared notes, their media. It shares the export's per-process slots: each download
-holds a pooled connection while its rows are written."""
+with the shared notes, their media. It has slots of its own, like the export's (each download
+holds a pooled connection while its rows are written), so clients downloading at once never
+take the worker's export slots."""
 
 from datetime import UTC, datetime
 from functools import partial
@@ -39,7 +40,7 @@ ZIP_RESPONSE = {
 def download_my_data():
     """Download my own data (client): profile, appointments, media"""
     rt = runtime()
-    slots = export_slots()
+    slots = export_slots("client_data")
     if not slots.acquire(blocking=False):
         raise TooManyRequests(retry_after=BUSY_RETRY_AFTER_S)
     try:

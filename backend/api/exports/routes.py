@@ -32,14 +32,16 @@ BUSY_RETRY_AFTER_S = 30
 _slots_lock = threading.Lock()
 
 
-def export_slots() -> threading.BoundedSemaphore:
+def export_slots(pool: str = "workspace") -> threading.BoundedSemaphore:
     """Each running export holds a pooled connection for its whole download: a few at once
-    per process, so exports never starve the API's pool."""
+    per process, so exports never starve the API's pool. Each `pool` has its own slots: the
+    clients' own downloads (`client_data`) can never take the worker's."""
     with _slots_lock:
-        slots = current_app.extensions.get("saas_export_slots")
+        key = f"saas_export_slots_{pool}"
+        slots = current_app.extensions.get(key)
         if slots is None:
             slots = threading.BoundedSemaphore(max(1, runtime().settings.export_max_concurrent))
-            current_app.extensions["saas_export_slots"] = slots
+            current_app.extensions[key] = slots
     return slots
 
 

@@ -112,7 +112,8 @@ def test_a_client_downloads_only_their_own_data(client, member, runtime):
     assert [a["id"] for a in appointments] == [mine["id"], cancelled["id"]]
     assert appointments[0]["shared_notes"] == "Bring water" and "notes" not in appointments[0]
     assert appointments[1]["status"] == "cancelled"
-    assert appointments[0]["starts_at"] == mine["starts_at"].replace("Z", "+00:00")
+    # The same instant as the API's (PostgreSQL writes no trailing zeros in the fraction).
+    assert datetime.fromisoformat(appointments[0]["starts_at"]) == datetime.fromisoformat(mine["starts_at"])
     assert [m["id"] for m in rows(archive, "media.csv")] == [report["id"]]
     assert archive.read(f"media/{report['id']}/report.pdf") == PDF
     manifest = json.loads(archive.read("manifest.json"))
@@ -175,3 +176,28 @@ def test_a_client_with_nothing_yet_gets_an_empty_but_complete_archive(client, me
     assert rows(archive, "appointments.csv") == [] and rows(archive, "media.csv") == []
     header = archive.read("appointments.csv").decode().splitlines()[0]
     assert header == "id,starts_at,ends_at,status,shared_notes,cancelled_at"
+
+
+def test_clients_downloading_never_take_the_workers_export_slots(app, client, member, runtime, monkeypatch):
+    """Each download holds a pooled connection, so they run a few at a time per process; the
+    clients' downloads have slots of their own: a client cannot lock the worker out of the
+    workspace's export."""
+    monkeypatch.setattr(runtime, "settings", runtime.settings.model_copy(update={"export_max_concurrent": 1}))
+    pools = ("saas_export_slots_workspace", "saas_export_slots_client_data")
+    saved = {key: app.extensions.pop(key, None) for key in pools}  # new slots, of the size above
+    m = member()
+    try:
+        held = client.get(URL, headers=m.client)  # not read: the stream stays open with its slot
+        assert held.status_code == 200
+        busy = client.get(URL, headers=m.client, buffered=True)
+        assert busy.status_code == 429 and busy.json["detail"] == "rate_limited"
+        assert busy.headers["Retry-After"] == "30"
+        export = client.get("/api/v1/export", headers=m.worker, buffered=True)
+        assert export.status_code == 200
+        held.close()  # the slot comes back when the server closes the response
+        assert client.get(URL, headers=m.client, buffered=True).status_code == 200
+    finally:
+        for key, slots in saved.items():
+            app.extensions.pop(key, None)
+            if slots is not None:
+                app.extensions[key] = slots
