@@ -72,7 +72,7 @@ def server_profiled(args: argparse.Namespace, server: Server, label: str) -> Ite
             "--pid",
             str(server.process.pid),
             "--subprocesses",
-            "--idle",
+            "--gil",  # only the thread holding the GIL: where the CPU goes, not the waits
             "--rate",
             "250",
             "--format",
