@@ -68,6 +68,18 @@ def _pairs(location_data: object) -> Iterator[tuple[str, object]]:
 
 
 class ArgumentsParser(FlaskParser):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._schemas: dict[type, ma.Schema] = {}
+
+    def parse(self, argmap, req=None, **kwargs):
+        # flask-smorest's `paginate()` hands its parameter schema over as a class, and webargs
+        # builds a schema from a class (deep-copying its declared fields) for every request:
+        # one instance per class instead (a schema keeps no state between loads).
+        if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
+            argmap = self._schemas.get(argmap) or self._schemas.setdefault(argmap, argmap())
+        return super().parse(argmap, req, **kwargs)
+
     def load_json(self, req, schema):
         try:
             return super().load_json(req, schema)

@@ -3,6 +3,7 @@ repositories; and the one lookup identity makes in a tenant schema (the invited 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 
@@ -507,7 +508,12 @@ class SqlClientLogins:
 
     def __init__(self, connection: Connection, schema_name: str) -> None:
         self._connection = connection
-        self._tenant = select(tenants.c.id).where(tenants.c.schema_name == schema_name).scalar_subquery()
+        self._schema_name = schema_name
+
+    @functools.cached_property
+    def _tenant(self):
+        # Built on first use: every tenant unit of work makes this repository, few use it.
+        return select(tenants.c.id).where(tenants.c.schema_name == self._schema_name).scalar_subquery()
 
     def revoke_invitations(self, client_id: uuid.UUID, at: datetime) -> int:
         """End the client's unused invitations (the email they were mailed to changed)."""
