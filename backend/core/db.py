@@ -32,7 +32,7 @@ from functools import lru_cache
 from psycopg import sql
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 from backend.core.config import Settings
 from backend.core.tenancy import quoted_schema, validate_schema_name
@@ -227,7 +227,10 @@ def begin_tenant_transaction(connection: Connection, schema_name: str) -> None:
     (PostgreSQL < 18) may run on another server connection than this transaction; this check
     runs on the very server connection the tenant's statements use, at no extra round trip."""
     row = connection.exec_driver_sql(tenant_scope_sql(schema_name) + "; BEGIN").one()
-    inherited_path, own_role = row[0], row[1]
+    _refuse_a_dirty_session(connection, inherited_path=row[0], own_role=row[1])
+
+
+def _refuse_a_dirty_session(connection: Connection, *, inherited_path: str, own_role: bool) -> None:
     if inherited_path != DEFAULT_SEARCH_PATH or not own_role:
         reason = f"session brought search_path={inherited_path!r}, own role={own_role}"
         log.error("pool guard: transaction refused: %s", reason)
@@ -235,11 +238,100 @@ def begin_tenant_transaction(connection: Connection, schema_name: str) -> None:
         raise DirtyConnectionError(reason)
 
 
+def read_in_tenant_scope(connection: Connection, schema_name: str, statement: str) -> list[tuple]:
+    """One read in the tenant's scope in one round trip, leaving nothing to end: on a connection
+    in AUTOCOMMIT mode with no transaction open, `statement` (no parameters) goes in one
+    simple-query message with what begin_tenant_transaction sends and the COMMIT:
+
+        <what the session brought>; BEGIN; <guard + scope>; <statement>; COMMIT
+
+    On a clean session the read runs in the tenant's transaction-local search path and role,
+    which end with the COMMIT: no round trip for BEGIN or ROLLBACK. The minimal app of the
+    requests benchmark reads the same way.
+
+    The guard refuses a session that brought its own search path or role (a leak from another
+    client of a pooler) with an error inside the transaction block, before the scope is set:
+    PostgreSQL skips the rest of the message and leaves the block failed, the connection is
+    invalidated, and a pooler drops a server left mid-transaction, as after a refused
+    begin_tenant_transaction. The first statement only reads what the session brought (the
+    same check, made in Python): its row keeps the DBAPI cursor open, since psycopg receives
+    every result of the message at once (read with `nextset`, as SQLAlchemy documents for
+    several result sets)."""
+    try:
+        result = connection.exec_driver_sql(
+            f"{_SESSION_STATE}; BEGIN; {guarded_tenant_scope_sql(schema_name)}; {statement}; COMMIT"
+        )
+    except DBAPIError as error:
+        if DIRTY_SESSION not in str(error.orig):
+            raise
+        log.error("pool guard: read refused: %s", DIRTY_SESSION)
+        connection.invalidate()
+        raise DirtyConnectionError(DIRTY_SESSION) from None
+    try:
+        cursor = result.cursor
+        inherited_path, own_role = cursor.fetchone()
+        _refuse_a_dirty_session(connection, inherited_path=inherited_path, own_role=own_role)
+        cursor.nextset()  # BEGIN
+        cursor.nextset()  # the scope
+        cursor.nextset()
+        return cursor.fetchall()
+    finally:
+        result.close()
+
+
+class TenantScope:
+    """A checked-out AUTOCOMMIT connection and the tenant it serves, scoped when first needed:
+    `connection` opens the tenant's transaction (begin_tenant_transaction, one round trip) for
+    whatever follows; `read(statement)` before that reads in the scope without opening one
+    (read_in_tenant_scope). A request that only reads a page then costs one round trip."""
+
+    def __init__(self, connection: Connection, schema_name: str) -> None:
+        self._connection = connection
+        self.schema_name = schema_name
+        self.opened = False
+
+    @property
+    def connection(self) -> Connection:
+        if not self.opened:
+            begin_tenant_transaction(self._connection, self.schema_name)
+            self.opened = True
+        return self._connection
+
+    def read(self, statement: str) -> list[tuple]:
+        if self.opened:
+            return [tuple(row) for row in self._connection.exec_driver_sql(statement)]
+        return read_in_tenant_scope(self._connection, self.schema_name, statement)
+
+
 # The checked scope: what the session brought, then the tenant's transaction-local settings.
 _CHECKED_TENANT_SCOPE = sql.SQL(
     "SELECT pg_catalog.current_setting('search_path'), current_user = session_user, "
     + _TENANT_SCOPE.as_string(None).removeprefix("SELECT ")
 )
+
+
+_SESSION_STATE = "SELECT pg_catalog.current_setting('search_path'), current_user = session_user"
+DIRTY_SESSION = "pool guard: the session brought its own search path or role"
+# The guard fails the statement when the session is dirty: a text that is no integer, cast at
+# run time (current_setting and current_user are not constants), before the scope's settings
+# (PostgreSQL evaluates the select list left to right). NULL on a clean session.
+_GUARDED_TENANT_SCOPE = sql.SQL(
+    "SELECT CAST(CASE WHEN pg_catalog.current_setting('search_path') <> {default}"
+    " OR current_user <> session_user THEN {dirty} END AS integer), "
+    + _TENANT_SCOPE.as_string(None).removeprefix("SELECT ")
+)
+
+
+@lru_cache(maxsize=16384)
+def guarded_tenant_scope_sql(schema_name: str) -> str:
+    """The scope statement of read_in_tenant_scope, its values as literals (tenant_scope_sql)."""
+    return _GUARDED_TENANT_SCOPE.format(
+        default=sql.Literal(DEFAULT_SEARCH_PATH),
+        dirty=sql.Literal(DIRTY_SESSION),
+        path=sql.Literal(quoted_schema(schema_name)),
+        schema=sql.Literal(schema_name),
+        role=sql.Literal(tenant_role_name(schema_name)),
+    ).as_string(None)
 
 
 @lru_cache(maxsize=16384)

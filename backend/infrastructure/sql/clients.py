@@ -6,8 +6,10 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, DateTime, Index, Table, Text, Uuid, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from backend.core.db import TenantScope
 from backend.domain.clients import Client, search_pattern
 from backend.infrastructure.sql.metadata import tenant_metadata
 from backend.infrastructure.sql.paging import page_with_total
@@ -62,11 +64,36 @@ def _to_client(row) -> Client:
 # The list in its order, built once: a statement's construction costs more than its cached
 # compilation on every request (its where() and limits return new statements).
 _LIST = select(clients).order_by(func.lower(clients.c.name), clients.c.id)
+# The unfiltered page as SQL text, compiled once: the page with its total (paging.py), then
+# LIMIT and OFFSET as integer literals, so that it reads in one simple-query message together
+# with the tenant scope (TenantScope.read). Columns in the table's order, the total last.
+_PAGE_SQL = str(
+    _LIST.add_columns(func.count().over().label("total_count")).compile(dialect=postgresql.dialect())
+)
+
+_COUNT_SQL = str(select(func.count()).select_from(clients).compile(dialect=postgresql.dialect()))
+
+
+def _client_from_tuple(row: tuple) -> Client:
+    id_, name, email, phone, notes, created_at, updated_at = row[:7]
+    return Client(
+        id=id_,
+        name=name,
+        email=email,
+        phone=phone,
+        notes=notes,
+        created_at=_utc(created_at),
+        updated_at=_utc(updated_at),
+    )
 
 
 class SqlClientRepository:
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
+    def __init__(self, scope: TenantScope) -> None:
+        self._scope = scope
+
+    @property
+    def _connection(self) -> Connection:
+        return self._scope.connection  # opens the tenant's transaction when first used
 
     def add(self, client: Client) -> Client:
         row = self._connection.execute(
@@ -107,6 +134,12 @@ class SqlClientRepository:
         return result.rowcount > 0
 
     def list_page(self, *, offset: int, limit: int, search: str | None = None) -> tuple[list[Client], int]:
+        if not search:
+            rows = self._scope.read(f"{_PAGE_SQL} LIMIT {int(limit)} OFFSET {int(offset)}")
+            if rows:
+                return [_client_from_tuple(row) for row in rows], rows[0][-1]
+            # Past the last page: no row carries the total (paging.py).
+            return [], self._scope.read(_COUNT_SQL)[0][0]
         condition = None
         if search:
             # lower() on both sides: PostgreSQL folds case the same way for value and pattern.

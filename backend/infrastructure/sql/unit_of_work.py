@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from backend.core.db import begin_tenant_transaction
+from backend.core.db import TenantScope
 from backend.infrastructure.sql.appointments import SqlAppointmentRepository
 from backend.infrastructure.sql.audit import SqlAuditLog
 from backend.infrastructure.sql.clients import SqlClientRepository
@@ -33,11 +33,15 @@ from backend.infrastructure.sql.tenants import SqlTenantRepository
 class _SqlUnitOfWork:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self.connection: Connection | None = None
+        self._checked_out: Connection | None = None
+
+    @property
+    def connection(self) -> Connection | None:
+        return self._checked_out
 
     def __enter__(self):
-        self.connection = self._connect()
-        self._bind(self.connection)
+        self._checked_out = self._connect()
+        self._bind(self._checked_out)
         return self
 
     def _connect(self) -> Connection:
@@ -52,8 +56,8 @@ class _SqlUnitOfWork:
         try:
             self.rollback()
         finally:
-            self.connection.close()
-            self.connection = None
+            self._checked_out.close()
+            self._checked_out = None
         if isinstance(exc, IntegrityError):
             translated = as_domain_error(exc)
             if translated is not exc:
@@ -62,13 +66,13 @@ class _SqlUnitOfWork:
 
     def commit(self) -> None:
         try:
-            self.connection.commit()
+            self._checked_out.commit()
         except IntegrityError as error:  # deferred constraints surface at commit
             raise as_domain_error(error) from error
 
     def rollback(self) -> None:
-        if self.connection is not None and self.connection.in_transaction():
-            self.connection.rollback()
+        if self._checked_out is not None and self._checked_out.in_transaction():
+            self._checked_out.rollback()
 
 
 class SqlRegistryUnitOfWork(_SqlUnitOfWork):
@@ -103,27 +107,43 @@ class SqlRegistryUnitOfWork(_SqlUnitOfWork):
 
 
 class SqlTenantUnitOfWork(_SqlUnitOfWork):
-    """A request's transaction in one tenant's scope. It opens with one round trip (BEGIN
-    and the scope together, core/db.begin_tenant_transaction): a short request then costs
-    that, its statements, and the commit or rollback."""
+    """A request's transaction in one tenant's scope, opened when a repository first needs it
+    (core/db.TenantScope): BEGIN and the scope go in one round trip, so a short request costs
+    that, its statements, and the commit or rollback. A list page read before anything else
+    costs one round trip in all (the scope and the read together, nothing left to end)."""
 
     def __init__(self, engine: Engine, schema_name: str) -> None:
         super().__init__(engine)
         self.schema_name = schema_name
+        self.scope: TenantScope | None = None
+
+    @property
+    def connection(self) -> Connection | None:
+        """The connection in the tenant's transaction (opened by this access if not yet)."""
+        return self.scope.connection if self._checked_out is not None else None
 
     def _connect(self) -> Connection:
         connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            connection.begin()  # SQLAlchemy's marker; the server's BEGIN comes with the scope
-            begin_tenant_transaction(connection, self.schema_name)
-        except BaseException:  # e.g. the guard refused the session: give the connection back
-            connection.close()
-            raise
+        connection.begin()  # SQLAlchemy's marker; the server's BEGIN comes with the scope
         return connection
 
     def _bind(self, connection: Connection) -> None:
-        super()._bind(connection)
-        self.clients = SqlClientRepository(connection)
-        self.appointments = SqlAppointmentRepository(connection)
-        self.media = SqlMediaRepository(connection)
-        self.client_logins = SqlClientLogins(connection, self.schema_name)
+        self.scope = TenantScope(connection, self.schema_name)
+        self.clients = SqlClientRepository(self.scope)
+
+    # The other repositories open the transaction as they are handed out.
+    @property
+    def audit(self) -> SqlAuditLog:
+        return SqlAuditLog(self.scope.connection)
+
+    @property
+    def appointments(self) -> SqlAppointmentRepository:
+        return SqlAppointmentRepository(self.scope.connection)
+
+    @property
+    def media(self) -> SqlMediaRepository:
+        return SqlMediaRepository(self.scope.connection)
+
+    @property
+    def client_logins(self) -> SqlClientLogins:
+        return SqlClientLogins(self.scope.connection, self.schema_name)

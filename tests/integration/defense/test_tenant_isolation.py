@@ -233,16 +233,23 @@ def test_grant_tenant_removes_direct_runtime_access_and_is_idempotent(runtime, r
 
 def test_api_requests_run_as_the_callers_tenant_role(client, runtime, alpha, beta, monkeypatch):
     """End to end: the clients route lists the caller's tenant only, executed as its role."""
+    from backend.core.db import TenantScope
+    from backend.infrastructure.sql import clients as clients_sql
     from tests.integration.defense.conftest import worker_headers
 
+    # The page is read in the scope's own message (core/db.read_in_tenant_scope): the role it
+    # ran as rides on each row, just before the total.
     seen = []
-    original = SqlTenantUnitOfWork._bind
+    original = TenantScope.read
 
-    def spy(self, connection):
-        original(self, connection)
-        seen.append(connection.execute(text("SELECT current_user")).scalar())
+    def spy(self, statement):
+        rows = original(self, statement)
+        seen.append(rows[0][-2])
+        return rows
 
-    monkeypatch.setattr(SqlTenantUnitOfWork, "_bind", spy)
+    page = clients_sql._PAGE_SQL.replace("count(*) OVER ()", "current_user AS executed_as, count(*) OVER ()")
+    monkeypatch.setattr(clients_sql, "_PAGE_SQL", page)
+    monkeypatch.setattr(TenantScope, "read", spy)
     for tenant, names in ((alpha, ["Alpha One"]), (beta, ["Beta One", "Beta Two"])):
         response = client.get("/api/v1/clients", headers=worker_headers(runtime, tenant))
         assert response.status_code == 200, response.json

@@ -127,6 +127,14 @@ def explain(runtime, schema: str, statement: str, parameters) -> dict:
         return result.scalar()[0]["Plan"]
 
 
+def scoped_read(statement: str) -> str:
+    """The read of a message that also scopes (core/db.read_in_tenant_scope), else as sent."""
+    parts = statement.split("; ")
+    if len(parts) == 5 and parts[1] == "BEGIN" and parts[4] == "COMMIT":
+        return parts[3]
+    return statement
+
+
 class Capture:
     """Statements sent to PostgreSQL by any engine while active."""
 
@@ -144,7 +152,10 @@ class Capture:
         event.remove(Engine, "before_cursor_execute", self._record)
 
     def lookups(self) -> list[tuple[str, object]]:
-        return [(s, p) for s, p in self.statements if LOOKUP.match(s) and ON_TENANT_TABLE.search(s)]
+        # A read sent with the tenant scope in one message (core/db.read_in_tenant_scope):
+        # the read is the statement after the scope's.
+        statements = [(scoped_read(s), p) for s, p in self.statements]
+        return [(s, p) for s, p in statements if LOOKUP.match(s) and ON_TENANT_TABLE.search(s)]
 
 
 # --- the seeded tenant -----------------------------------------------------------------
