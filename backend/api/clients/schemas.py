@@ -1,9 +1,10 @@
 import marshmallow as ma
 
+from backend.api.dumping import PlainDumpSchema
 from backend.domain.clients import EMAIL_MAX, NAME_MAX, NOTES_MAX, PHONE_MAX, SEARCH_MAX
 
 
-class ClientRecordSchema(ma.Schema):
+class ClientRecordSchema(PlainDumpSchema):
     """A client as workers see it (clients never read client records). Named `ClientRecord` in
     the document: `Client` is the HTTP client class of generated SDKs."""
 
