@@ -71,7 +71,10 @@ def init_api(app: Flask) -> Api:
         RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
         if settings.ratelimit_storage.startswith(("redis", "valkey"))
         else {},
-        RATELIMIT_HEADERS_ENABLED=True,
+        # No X-RateLimit-* headers, and no Retry-After on answers that are not refusals
+        # (flask-limiter's header injection puts one on every answer of a limited route, a 200
+        # or a 401 included): a 429 says when to retry (extension.rate_limited).
+        RATELIMIT_HEADERS_ENABLED=False,
         # Store down: the same limits count in this worker's memory (logged; the store is
         # re-checked and used again once it answers), so login stays up and is still limited
         # per worker. Anything else failing inside the limiter is skipped, logged, never a 500.

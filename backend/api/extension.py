@@ -8,12 +8,13 @@ import functools
 import hashlib
 import hmac
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import flask_smorest
 from flask import g, request
-from flask_limiter import Limiter
+from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from flask_smorest.pagination import PaginationMetadataSchema, PaginationParameters
 from sqlalchemy.exc import SQLAlchemyError
@@ -63,7 +64,16 @@ def client_address_key() -> str:
     return limiter_key("ip", address)
 
 
-limiter = Limiter(key_func=client_address_key, headers_enabled=True)
+limiter = Limiter(key_func=client_address_key, headers_enabled=False)
+
+
+def rate_limited(error: RateLimitExceeded):
+    """429 `rate_limited` with Retry-After: the seconds until the window of the limit that was
+    hit resets (flask-limiter's `current_limit`, public), at least 1."""
+    breached = limiter.current_limit
+    if breached is not None:
+        error.retry_after = max(1, int(breached.reset_at - time.time()))
+    return errors.from_http_exception(error)
 
 
 class Api(flask_smorest.Api):
@@ -75,6 +85,7 @@ class Api(flask_smorest.Api):
     def init_app(self, app, *, spec_kwargs=None):
         super().init_app(app, spec_kwargs=spec_kwargs)
         errors.register(app)
+        app.register_error_handler(RateLimitExceeded, rate_limited)
 
     def handle_http_exception(self, error):
         return errors.from_http_exception(error)

@@ -5,7 +5,8 @@
 - `Cache-Control: no-store` unless the route chose its own caching (the public key set does):
   API answers carry personal data and tokens (RFC 6749 section 5.1 for token responses), and
   no shared or browser cache may keep them.
-- `Retry-After` only on 429 and 503 answers.
+- `Retry-After` only on 429 and 503 answers: the error handlers set it (api/errors.py,
+  api/extension.rate_limited); flask-limiter's own headers are off (api/__init__.py).
 - `/api/docs` loads Swagger UI from this server (the files of the pinned `swagger-ui-bundle-v2`
   package, under DOCS_ASSETS_PATH), never from a CDN: nothing unpinned runs on the docs page.
 """
@@ -31,15 +32,8 @@ def docs_asset(name: str) -> Response:
     return send_from_directory(swagger_ui_path, name, max_age=DOCS_ASSET_MAX_AGE_S)
 
 
-# Retry-After only where the contract promises it: flask-limiter's header injection adds one to
-# every answer of a limited route, a 200 or a 401 included, which tells clients to wait for nothing.
-RETRY_STATUSES = frozenset({429, 503})
-
-
 def secure_defaults(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
-    if response.status_code not in RETRY_STATUSES:
-        response.headers.pop("Retry-After", None)
     if "Cache-Control" not in response.headers:
         response.headers["Cache-Control"] = "no-store"
     return response

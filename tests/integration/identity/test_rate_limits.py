@@ -210,3 +210,21 @@ def test_limiter_keys_and_log_lines_hold_no_address_and_no_plain_email_hash(
         assert client_address_key() != keyed
         monkeypatch.setattr(runtime, "settings", runtime.settings.model_copy(update={"log_client_ips": True}))
         assert client_address_key() == f"ip:{address}"
+
+
+def test_the_limiter_adds_no_header_and_a_refusal_says_when_its_window_resets(client, limits):
+    """Limited routes answer like any other until refused (flask-limiter's headers are off: it
+    put Retry-After on every answer of a limited route); the 429's Retry-After is what is left
+    of the breached limit's window."""
+    limits(login_ip="2 per minute")
+    address = next(_addresses)
+    for i in range(2):
+        body = {"email": f"h{i}-{uuid.uuid4().hex[:6]}@example.com", "password": "whatever-pass"}
+        answer = post(client, "/api/v1/auth/token", body, address)
+        assert answer.status_code == 401
+        assert not [
+            name for name in answer.headers.keys() if name.lower().startswith(("x-ratelimit", "retry"))
+        ]
+    refused = post(client, "/api/v1/auth/token", {"email": "z@example.com", "password": "p" * 12}, address)
+    assert_limited(refused)
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
