@@ -152,22 +152,13 @@ class BenchDatabase:
 
 
 def session_token(runtime, user_id, tenant_id) -> str:
-    """An access token of a real session (a refresh family, as login starts one) for the
-    user's membership of the tenant: the API refuses a token without a live session."""
-    from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
-    from backend.service.identity.sessions import start_session
+    """An access token of a real session of the member (backend/cli/identity), valid for the
+    whole run."""
+    from backend.cli.identity import member_session_token
 
-    with SqlRegistryUnitOfWork(runtime.owner_engine) as uow:
-        membership = uow.memberships.get(user_id, tenant_id)
-        pair = start_session(
-            uow=uow,
-            tokens=runtime.tokens,
-            membership=membership,
-            now=datetime.now(UTC),
-            refresh_ttl_s=BENCH_TOKEN_TTL_S,
-        )
-        uow.commit()
-    return pair.access_token
+    return member_session_token(
+        runtime, user_id=user_id, tenant_id=tenant_id, refresh_ttl_s=BENCH_TOKEN_TTL_S
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
