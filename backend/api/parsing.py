@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 import marshmallow as ma
 from flask.json.provider import DefaultJSONProvider
 from webargs.flaskparser import FlaskParser
+from webargs.multidictproxy import MultiDictProxy
 from werkzeug.exceptions import BadRequest
 
 NUL = "\x00"
@@ -67,7 +68,41 @@ def _pairs(location_data: object) -> Iterator[tuple[str, object]]:
         yield from raw.items()
 
 
+class QueryArgs(Mapping):
+    """The query string as webargs reads it, without werkzeug's `MultiDict.get` raising and
+    catching a BadRequestKeyError (an HTTP exception object) for every parameter not sent."""
+
+    __slots__ = ("_args",)
+
+    def __init__(self, args) -> None:
+        self._args = args
+
+    def get(self, key, default=None):
+        return self._args.get(key, default) if key in self._args else default
+
+    def getlist(self, key) -> list:
+        return self._args.getlist(key)
+
+    def items(self, multi: bool = False):
+        return self._args.items(multi=multi)
+
+    def __getitem__(self, key):
+        return self._args[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self._args
+
+    def __iter__(self):
+        return iter(self._args)
+
+    def __len__(self) -> int:
+        return len(self._args)
+
+
 class ArgumentsParser(FlaskParser):
+    def load_querystring(self, req, schema):
+        return MultiDictProxy(QueryArgs(req.args), schema, known_multi_fields=tuple(self.KNOWN_MULTI_FIELDS))
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._schemas: dict[type, ma.Schema] = {}

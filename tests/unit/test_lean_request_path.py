@@ -137,3 +137,51 @@ def test_the_client_record_dumps_plainly():
 
     assert ClientRecordSchema(many=True)._plain_plan is not None
     assert ClientRecordUpdateSchema()._plain_plan is not None
+
+
+def test_a_missing_query_parameter_raises_nothing_on_its_way(monkeypatch):
+    """werkzeug's MultiDict.get raised and caught a BadRequestKeyError per parameter not sent."""
+    from werkzeug.exceptions import BadRequestKeyError
+
+    raised = []
+    original = BadRequestKeyError.__init__
+
+    def counting(self, *args, **kwargs):
+        raised.append(args)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BadRequestKeyError, "__init__", counting)
+    parser, app = ArgumentsParser(), Flask(__name__)
+
+    class Query(ma.Schema):
+        q = ma.fields.String()
+        tags = ma.fields.List(ma.fields.String())
+        page = ma.fields.Integer(load_default=1)
+
+    with app.test_request_context("/?tags=a&tags=b"):
+        assert parser.parse(Query(), location="query") == {"tags": ["a", "b"], "page": 1}
+    with app.test_request_context("/?q=x&page=2"):
+        assert parser.parse(Query(), location="query") == {"q": "x", "page": 2}
+    with app.test_request_context("/?nope=1"):  # unknown query parameters are left out
+        assert parser.parse(Query(), location="query") == {"page": 1}
+    assert [key for key in raised if key in (("q",), ("tags",), ("page",))] == []
+
+
+def test_request_metrics_look_their_series_up_once(monkeypatch):
+    from backend.api import metrics
+
+    calls = []
+    original = metrics.REQUESTS.labels
+    monkeypatch.setattr(metrics, "_request_series", {})
+    monkeypatch.setattr(metrics.REQUESTS, "labels", lambda *labels: calls.append(labels) or original(*labels))
+    before = metrics.REQUESTS.labels("GET", "/lean-test", "200")._value.get()
+    for _ in range(3):
+        metrics.observe_request("GET", "/lean-test", 200, 0.001)
+    metrics.observe_request("BREW", "/lean-test", 200, 0.001)
+    metrics.observe_request("BREW", "/lean-test", 200, 0.001)
+    assert calls == [
+        ("GET", "/lean-test", "200"),
+        ("GET", "/lean-test", "200"),
+        ("other", "/lean-test", "200"),
+    ]
+    assert original("GET", "/lean-test", "200")._value.get() == before + 3
