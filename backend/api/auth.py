@@ -37,6 +37,7 @@ FALLBACK_TTL_S = 2.0
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _MISSING = object()
 AccessKey = tuple[uuid.UUID, uuid.UUID, uuid.UUID | None]
+_HITS, _MISSES = ACCESS_CACHE_LOOKUPS.labels("hit"), ACCESS_CACHE_LOOKUPS.labels("miss")
 
 
 class AccessCache:
@@ -60,9 +61,9 @@ class AccessCache:
             cached = self._entries.get(key, _MISSING)
             generation = self._generation
         if cached is not _MISSING and time.monotonic() - cached[1] <= max_age:
-            ACCESS_CACHE_LOOKUPS.labels("hit").inc()
+            _HITS.inc()
             return cached[0]
-        ACCESS_CACHE_LOOKUPS.labels("miss").inc()
+        _MISSES.inc()
         loaded_at = time.monotonic()
         record = load()
         with self._lock:

@@ -87,10 +87,20 @@ POOL_SIZE = Gauge(
 blueprint = Blueprint("metrics", __name__)
 
 
+# The labelled series of each (method, route, status), looked up once: `labels()` takes a lock
+# and builds the key on every call. Bounded: methods are a closed set (KNOWN_METHODS), routes
+# the URL rules, statuses the ones the app answers.
+_request_series: dict[tuple[str, str, int], tuple] = {}
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    labels = (method if method in KNOWN_METHODS else "other", route, str(status))
-    REQUESTS.labels(*labels).inc()
-    LATENCY.labels(*labels).observe(seconds)
+    key = (method if method in KNOWN_METHODS else "other", route, status)
+    series = _request_series.get(key)
+    if series is None:
+        labels = (key[0], route, str(status))
+        series = _request_series.setdefault(key, (REQUESTS.labels(*labels), LATENCY.labels(*labels)))
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def instrument_pool(engine: Engine, name: str) -> None:
