@@ -73,3 +73,15 @@ def test_only_a_committed_tree_is_recorded_the_records_themselves_aside():
     assert not changed_beyond_records("")
     assert changed_beyond_records(" M docs/benchmarks.md\0 M backend/core/db.py\0")
     assert changed_beyond_records("?? scripts/bench/new.py\0")
+
+
+def test_a_miss_that_stays_says_why_while_the_latest_run_misses():
+    says = "full creation, Alembic chain p50 / ours"
+    [target] = [t for t in TARGETS if t.says == says]
+    assert target.why_missed
+    missed = record("provision", "2026-12-05T11:00:00+00:00", {"tenants": 2000}, {"creation_vs_chain": 2.0})
+    page = render([missed])
+    assert status_of(page, says) == "**not met**"
+    assert "## Targets not met, and why" in page and target.why_missed in page
+    met = record("provision", "2026-12-05T12:00:00+00:00", {"tenants": 2000}, {"creation_vs_chain": 5.5})
+    assert target.why_missed not in render([missed, met])
