@@ -28,6 +28,7 @@ UNSTORABLE_MESSAGE = "NUL characters and lone surrogates are not allowed."
 NUL_FREE_PATTERN = r"^[^\x00]*$"
 BODY_REQUIRED = "A JSON body is required."
 MULTIPART_LOCATIONS = frozenset({"multipart", "form", "files"})
+QUERY_LOCATIONS = frozenset({"query", "querystring"})
 
 
 def unstorable_text(text: str) -> bool:
@@ -113,6 +114,18 @@ class ArgumentsParser(FlaskParser):
         # one instance per class instead (a schema keeps no state between loads).
         if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
             argmap = self._schemas.get(argmap) or self._schemas.setdefault(argmap, argmap())
+        if (
+            kwargs.get("location") in QUERY_LOCATIONS
+            and kwargs.get("validate") is None
+            and isinstance(argmap, ma.Schema)
+            and not (req or self.get_default_request()).query_string
+        ):
+            # No query string (most list requests): nothing to read, check or refuse but the
+            # schema's own defaults and required fields; webargs' proxies and hooks are skipped.
+            try:
+                return argmap.load({})
+            except ma.ValidationError:
+                pass  # webargs refuses it (422) the usual way
         return super().parse(argmap, req, **kwargs)
 
     def load_json(self, req, schema):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
 import marshmallow as ma
+import pytest
 from flask import Flask
 from flask_smorest.pagination import PaginationMixin
 
@@ -185,3 +186,24 @@ def test_request_metrics_look_their_series_up_once(monkeypatch):
         ("other", "/lean-test", "200"),
     ]
     assert original("GET", "/lean-test", "200")._value.get() == before + 3
+
+
+def test_an_empty_query_string_parses_as_webargs_would():
+    from webargs.flaskparser import FlaskParser
+    from werkzeug.exceptions import UnprocessableEntity
+
+    class Paged(ma.Schema):
+        q = ma.fields.String()
+        page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
+
+    class Required(ma.Schema):
+        must = ma.fields.String(required=True)
+
+    ours, theirs, app = ArgumentsParser(), FlaskParser(), Flask(__name__)
+    for path in ("/", "/?", "/?q=a&page=3"):
+        with app.test_request_context(path):
+            assert ours.parse(Paged(), location="query") == theirs.parse(Paged(), location="query")
+    with app.test_request_context("/"):
+        with pytest.raises(UnprocessableEntity) as refused:
+            ours.parse(Required(), location="query")
+        assert refused.value.data["messages"] == {"query": {"must": ["Missing data for required field."]}}
