@@ -97,6 +97,12 @@ def configure_logging(level: int | str | None = None) -> None:
     if not any(isinstance(h.formatter, JsonLineFormatter) for h in root.handlers):
         root.addHandler(json_handler())
     root.setLevel(level or log_level())
+    # No line carries the thread, the process id or the multiprocessing process name (the
+    # format is `ts level logger message` and the fields passed): the logging module's public
+    # switches spare every record looking them up (Python's logging HOWTO, "Optimization").
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     # Alembic says "Context impl PostgresqlImpl." at every readiness probe and a line per
     # tenant during a fleet migration (whose command prints its own progress): debug only.
     debugging = root.getEffectiveLevel() <= logging.DEBUG

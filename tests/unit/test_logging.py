@@ -75,3 +75,17 @@ def test_job_queue_lines_keep_task_and_id_but_not_the_arguments():
     assert ended["message"] == "Job resend_verification[7](...) ended with status: Success"
     assert ended["job"] == {"id": 7, "task_name": "resend_verification"}
     assert deferred["jobs"] == [{"id": 7, "task_name": "resend_verification"}]
+
+
+def test_records_do_not_look_up_what_no_line_shows():
+    """configure_logging switches off the thread, process and multiprocessing lookups of every
+    record: the JSON line never carried them."""
+    import logging
+
+    from backend.core.logging import configure_logging
+
+    configure_logging()
+    record = logging.getLogger("backend.test").makeRecord(
+        "backend.test", logging.INFO, "f", 1, "m", None, None
+    )
+    assert record.thread is None and record.process is None and record.processName is None
