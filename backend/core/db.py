@@ -283,7 +283,9 @@ class TenantScope:
     """A checked-out AUTOCOMMIT connection and the tenant it serves, scoped when first needed:
     `connection` opens the tenant's transaction (begin_tenant_transaction, one round trip) for
     whatever follows; `read(statement)` before that reads in the scope without opening one
-    (read_in_tenant_scope). A request that only reads a page then costs one round trip."""
+    (read_in_tenant_scope). A request that only reads a page then costs one round trip. Such
+    a read is its own transaction: a use case that reads and then writes on what it read opens
+    the transaction first (any use of `connection`), so that both share one snapshot."""
 
     def __init__(self, connection: Connection, schema_name: str) -> None:
         self._connection = connection
