@@ -1,4 +1,4 @@
-# The API image: gunicorn serving backend:create_app(), and the operator commands
+# The API image: gunicorn serving backend:create_api(), and the operator commands
 # (`flask --app backend tenants ...`) used by the one-shot `migrate` service.
 #
 # PostgreSQL client tools (pg_dump, pg_restore, psql) for export/restore come from the
@@ -56,4 +56,4 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/health/ready\", timeout=4)"]
 
 # Exec form: gunicorn is PID 1's child under `init: true` (compose) and gets SIGTERM directly.
-CMD ["gunicorn", "-c", "backend/gunicorn_conf.py", "backend:create_app()"]
+CMD ["gunicorn", "-c", "backend/gunicorn_conf.py", "backend:create_api()"]

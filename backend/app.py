@@ -8,6 +8,8 @@ from sqlalchemy.engine import Engine, make_url
 from backend.api import init_api
 from backend.api.context import Runtime
 from backend.cli import tenants_cli
+from backend.cli.owner import EXTENSION as OWNER_EXTENSION
+from backend.cli.owner import OwnerAccess
 from backend.cli.worker import worker as worker_cli
 from backend.core.config import ConfigError, Settings
 from backend.core.db import create_db_engine, sqlalchemy_url
@@ -15,7 +17,6 @@ from backend.core.logging import configure_logging
 from backend.core.tokens import TokenService, load_signing_keys
 from backend.infrastructure import embedded_postgres
 from backend.infrastructure.jobs import ProcrastinateJobQueue
-from backend.infrastructure.spares import BackgroundRefill, SparePool
 from backend.infrastructure.sql.privileges import api_role_refusal
 
 
@@ -44,14 +45,22 @@ def refuse_privileged_api_role(engine: Engine, role: str | None) -> None:
         raise ConfigError(f"{refusal}: the API must connect as the runtime role (docs/architecture.md)")
 
 
+def _user(url: str) -> str | None:
+    return make_url(sqlalchemy_url(url)).username
+
+
 def runtime_role(settings: Settings) -> str | None:
     """The runtime role to grant to, or None when API and owner are the same role."""
-    runtime_user = make_url(sqlalchemy_url(settings.database_url)).username
-    owner_user = make_url(sqlalchemy_url(settings.owner_database_url)).username
-    return runtime_user if runtime_user != owner_user else None
+    runtime_user = _user(settings.database_url)
+    return runtime_user if runtime_user != _user(settings.owner_database_url) else None
 
 
-def build_app(settings: Settings | None = None) -> Flask:
+def build_app(settings: Settings | None = None, *, serving: bool = False) -> Flask:
+    """The Flask app. `serving` (gunicorn: `backend.create_api()`): the API's process, which
+    keeps the runtime role only: no owner URL in its settings, no owner engine, no owner
+    access at all. Otherwise (`flask --app backend ...`: the worker, the operator commands,
+    tests) an `OwnerAccess` is kept beside the Runtime for the commands to use; it connects
+    on first use only."""
     settings = settings or Settings.from_env()
     configure_logging()
     app = Flask("backend")
@@ -59,19 +68,20 @@ def build_app(settings: Settings | None = None) -> Flask:
     app.cli.add_command(tenants_cli)
     app.cli.add_command(worker_cli)
     settings = with_database(settings)
-    owner_engine = create_db_engine(
-        settings.owner_database_url, settings, application_name="saas-owner", pool_size=2
-    )
     role = runtime_role(settings)
+    if not serving:
+        app.extensions[OWNER_EXTENSION] = OwnerAccess(settings.owner_database_url, role, settings)
     engine = create_db_engine(
         settings.database_url, settings, statement_timeout_ms=settings.statement_timeout_ms
     )
-    if settings.env == "production":
-        refuse_privileged_api_role(engine, role)
+    if serving and settings.env == "production":
+        # Given only DATABASE_URL (compose's `api`), the role's own powers are what is checked.
+        named = role if settings.migration_database_url else _user(settings.database_url)
+        refuse_privileged_api_role(engine, named)
     app.extensions["saas"] = Runtime(
-        settings=settings,
+        # What the API is given of the settings: the owner URL is not among it.
+        settings=settings.model_copy(update=dict(migration_database_url=None)) if serving else settings,
         engine=engine,
-        owner_engine=owner_engine,
         runtime_role=role,
         jobs=ProcrastinateJobQueue(settings.database_url),
         tokens=TokenService(
@@ -80,11 +90,6 @@ def build_app(settings: Settings | None = None) -> Flask:
             audience=settings.jwt_audience,
             oauth_client_id=settings.oauth_client_id,
             ttl_s=settings.access_token_ttl_s,
-        ),
-        spares=(
-            BackgroundRefill(SparePool(owner_engine, role, settings.spare_schemas))
-            if settings.spare_schemas
-            else None
         ),
     )
     init_api(app)

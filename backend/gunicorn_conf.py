@@ -1,4 +1,4 @@
-"""gunicorn settings, from the environment: `gunicorn -c backend/gunicorn_conf.py 'backend:create_app()'`.
+"""gunicorn settings, from the environment: `gunicorn -c backend/gunicorn_conf.py 'backend:create_api()'`.
 
 Every variable is listed in docs/operations.md ("Settings reference"). Decisions:
 - gthread workers: a request that waits on PostgreSQL or streams an export holds a thread,

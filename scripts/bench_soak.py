@@ -226,6 +226,7 @@ def provision(app, runtime, count: int, clients: int) -> list[dict]:
     from bench.common import session_token
     from sqlalchemy import func, update
 
+    from backend.cli.owner import owner_engine
     from backend.domain.identity import Role
     from backend.infrastructure.sql.identity import (
         SqlMembershipRepository,
@@ -237,6 +238,7 @@ def provision(app, runtime, count: int, clients: int) -> list[dict]:
     from backend.service.tenants import provision_tenant
 
     http = app.test_client()
+    owner_db = owner_engine(app)
     made = []
     for index in range(count):
         slug = f"soak-{index}-{uuid.uuid4().hex[:8]}"
@@ -246,9 +248,9 @@ def provision(app, runtime, count: int, clients: int) -> list[dict]:
             owner_email=f"owner-{slug}@example.com",
             trial_days=30,
             now=datetime.now(UTC),
-            uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+            uow=SqlRegistryUnitOfWork(owner_db, runtime.runtime_role),
         )
-        with runtime.owner_engine.begin() as connection:
+        with owner_db.begin() as connection:
             owner = connection.execute(
                 update(users)
                 .where(users.c.id.in_(select_worker(memberships, tenant.id)))
@@ -266,7 +268,7 @@ def provision(app, runtime, count: int, clients: int) -> list[dict]:
         people = []
         for client_id in ids[:2]:
             user_id = uuid.uuid4()
-            with runtime.owner_engine.begin() as connection:
+            with owner_db.begin() as connection:
                 SqlUserRepository(connection).add(
                     user_id, f"p-{user_id.hex[:12]}@example.com", "Person", None
                 )
@@ -295,14 +297,14 @@ def select_worker(memberships, tenant_id):
     )
 
 
-def stored_rows(runtime, tenants: list[dict]) -> dict[str, dict[str, int]]:
+def stored_rows(owner, tenants: list[dict]) -> dict[str, dict[str, int]]:
     """Rows per tenant and table (live media only: the load never deletes anything)."""
     from psycopg import sql
 
     from backend.core.tenancy import schema_identifier
 
     counts = {}
-    with runtime.owner_engine.connect() as connection:
+    with owner.connect() as connection:
         for tenant in tenants:
             counts[tenant["id"]] = {}
             for table in TABLES:
@@ -316,7 +318,7 @@ def stored_rows(runtime, tenants: list[dict]) -> dict[str, dict[str, int]]:
 def start_gunicorn(env: dict, port: int, log: Path) -> subprocess.Popen:
     with log.open("wb") as handle:
         process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", str(ROOT / "backend/gunicorn_conf.py"), "backend:create_app()"],
+            [str(BIN / "gunicorn"), "-c", str(ROOT / "backend/gunicorn_conf.py"), "backend:create_api()"],
             cwd=ROOT,
             env={**env, "HOST": "127.0.0.1", "PORT": str(port)},
             stdout=handle,
@@ -397,7 +399,6 @@ def gunicorn(args: argparse.Namespace, settings, tmp: Path) -> Iterator[int]:
         **os.environ,
         "APP_ENV": "development",
         "DATABASE_URL": settings.database_url,
-        "MIGRATION_DATABASE_URL": settings.owner_database_url,
         "VAR_DIR": str(settings.var_dir),  # the same signing key as the tokens issued here
         "WEB_CONCURRENCY": str(args.workers),
         "GUNICORN_THREADS": str(args.threads),
@@ -414,6 +415,7 @@ def gunicorn(args: argparse.Namespace, settings, tmp: Path) -> Iterator[int]:
 
 def run(args: argparse.Namespace) -> Result:
     from backend import create_app
+    from backend.cli.owner import owner_engine
     from backend.cli.tenants import migrate_shared
     from backend.core.config import Settings
 
@@ -433,19 +435,20 @@ def run(args: argparse.Namespace) -> Result:
         )
         app = create_app(settings)
         runtime = app.extensions["saas"]
+        owner = owner_engine(app)  # the commands' owner role (the API's Runtime has none)
         try:
             with app.app_context():
                 migrate_shared()
             tenants = provision(app, runtime, args.tenants, args.clients)
-            before = stored_rows(runtime, tenants)
+            before = stored_rows(owner, tenants)
             with gunicorn(args, settings, tmp) as port:
                 outcome = load(args, port, tenants, tmp)
-            after = stored_rows(runtime, tenants)
-            with runtime.owner_engine.connect() as connection:
+            after = stored_rows(owner, tenants)
+            with owner.connect() as connection:
                 version = connection.exec_driver_sql("SHOW server_version").scalar_one()
         finally:
             runtime.engine.dispose()
-            runtime.owner_engine.dispose()
+            owner.dispose()
     return summarise(args, outcome, tenants, before, after, f"PostgreSQL {version} ({where})")
 
 

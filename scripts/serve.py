@@ -70,7 +70,7 @@ def serve(settings: Settings, env: dict) -> int:
         log.error("migrate failed", extra={"exit_code": migrated.returncode})
         return migrated.returncode
     server = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-c", str(ROOT / "backend/gunicorn_conf.py"), "backend:create_app()"],
+        [str(BIN / "gunicorn"), "-c", str(ROOT / "backend/gunicorn_conf.py"), "backend:create_api()"],
         env=env,
         cwd=ROOT,
     )

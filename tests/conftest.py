@@ -13,6 +13,8 @@ import pytest
 
 from backend.core.config import RateLimits, Settings
 from backend.infrastructure import embedded_postgres
+from tests import owner
+from tests.owner import owner_engine
 from tests.sessions import session_token
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,6 +94,7 @@ def session_app(settings: Settings):
     from backend.cli.tenants import migrate_shared
 
     application = create_app(settings)
+    owner.use(application)
     with application.app_context():
         migrate_shared()
     yield application
@@ -120,6 +123,21 @@ def run_jobs(app):
     return run
 
 
+@pytest.fixture(scope="session")
+def ready_workspaces(app):
+    """`fill(n)`: at least n spare workspaces ready, built by the worker's own refill
+    (backend/cli/spares.refill_spare_pool). Signup only claims a workspace (it runs as the
+    runtime role and never builds one), so tests that sign up fill the pool first, as the
+    worker does in a running system; the suite's SPARE_SCHEMAS=0 keeps it empty otherwise."""
+    from backend.cli.spares import refill_spare_pool
+
+    def fill(count: int = 3) -> None:
+        with app.app_context():
+            refill_spare_pool(app, reason="test", at_least=count)
+
+    return fill
+
+
 def unique_slug(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
@@ -134,7 +152,7 @@ def verify_owner(runtime, tenant) -> None:
     workers = select(memberships.c.user_id).where(
         memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
     )
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(
             update(users)
             .where(users.c.id.in_(workers), users.c.verified_at.is_(None))
@@ -158,7 +176,7 @@ def make_tenant(app, runtime):
             owner_email=owner_email,
             trial_days=14,
             now=datetime.now(UTC),
-            uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+            uow=SqlRegistryUnitOfWork(owner_engine(), runtime.runtime_role),
         )
         if verified:
             verify_owner(runtime, tenant)
@@ -175,7 +193,7 @@ def worker_token(runtime):
     from backend.infrastructure.sql.identity import memberships
 
     def token(tenant) -> dict:
-        with runtime.owner_engine.connect() as connection:
+        with owner_engine().connect() as connection:
             user_id = connection.execute(
                 select(memberships.c.user_id).where(
                     memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
@@ -200,7 +218,7 @@ def client_token(runtime):
 
     def make(tenant, name: str = "A Client") -> tuple[uuid.UUID, dict]:
         client_id, user_id = uuid.uuid4(), uuid.uuid4()
-        with runtime.owner_engine.begin() as connection:
+        with owner_engine().begin() as connection:
             set_tenant_search_path(connection, tenant.schema_name)
             connection.execute(insert(clients).values(id=client_id, name=name))
             SqlUserRepository(connection).add(user_id, f"c-{user_id.hex[:10]}@example.com", name, None)

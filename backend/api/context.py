@@ -10,19 +10,16 @@ from sqlalchemy.engine import Engine
 from backend.core.config import Settings
 from backend.core.tokens import TokenService
 from backend.infrastructure.jobs import ProcrastinateJobQueue
-from backend.infrastructure.spares import BackgroundRefill
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork, SqlTenantUnitOfWork
 
 
 @dataclass
 class Runtime:
     settings: Settings
-    engine: Engine  # runtime role: DML only, serves every request
-    owner_engine: Engine  # owner role: provisioning (signup), deletion purge
-    runtime_role: str | None  # granted access to what the owner role creates
+    engine: Engine  # runtime role: DML only, serves every request; the API's only engine
+    runtime_role: str | None  # its name (None: one role for both URLs, development only)
     tokens: TokenService
     jobs: ProcrastinateJobQueue  # enqueues background jobs as the runtime role (infrastructure/jobs.py)
-    spares: BackgroundRefill | None = None  # None: no pool of spare schemas (SPARE_SCHEMAS=0)
 
 
 def runtime() -> Runtime:

@@ -2,7 +2,7 @@
 
 - Requests: `saas_http_requests_total` and `saas_http_request_duration_seconds` by method,
   route (the URL rule, never the raw path) and status.
-- Pools: `saas_db_pool_checked_out` and `saas_db_pool_size` of the runtime and owner engines.
+- Pools: `saas_db_pool_checked_out` and `saas_db_pool_size` of the runtime engine (the API holds no other).
 - Access cache: `saas_access_cache_lookups_total` by result (hit, miss: a registry query).
 - Fleet: `saas_tenants` by status and `saas_tenant_migrations` by result (at_head, pending,
   failed), from one GROUP BY on the registry, and `saas_spare_schemas` (ready, stale) from the
@@ -272,6 +272,5 @@ def metrics():
 def init_app(app) -> None:
     rt = app.extensions["saas"]
     instrument_pool(rt.engine, "runtime")
-    instrument_pool(rt.owner_engine, "owner")
     app.extensions["saas.fleet_metrics"] = FleetCollector(rt.engine)
     app.register_blueprint(blueprint)

@@ -27,8 +27,9 @@ def verify_worker(email: str) -> None:
 def member_session_token(runtime, *, user_id: uuid.UUID, tenant_id: uuid.UUID, refresh_ttl_s: int) -> str:
     """Start a session for the user's membership of the tenant, as login does after checking
     the password; its access token. Every access token names a session (`sid`), and the API
-    refuses one whose session is not an active refresh family of that member."""
-    with SqlRegistryUnitOfWork(runtime.owner_engine) as uow:
+    refuses one whose session is not an active refresh family of that member. As the runtime
+    role, as login does (the API's Runtime has no owner engine)."""
+    with SqlRegistryUnitOfWork(runtime.engine) as uow:
         membership = uow.memberships.get(user_id, tenant_id)
         if membership is None:
             raise LookupError(f"user {user_id} is no member of tenant {tenant_id}")

@@ -12,6 +12,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from backend.cli.owner import owner_access
 from backend.cli.tenants import fail, owner_uow, tenants_cli
 from backend.domain.lifecycle import OPERATOR, RetentionPolicy
 from backend.infrastructure.archives import TarTenantArchiver, open_archive
@@ -28,7 +29,8 @@ def _rt():
 
 
 def _deletion_uow() -> SqlDeletionUnitOfWork:
-    return SqlDeletionUnitOfWork(_rt().owner_engine, _rt().runtime_role)
+    owner = owner_access()
+    return SqlDeletionUnitOfWork(owner.engine, owner.runtime_role)
 
 
 def _storage() -> LocalMediaStorage:
@@ -71,6 +73,7 @@ def delete(slug: str, at_once: bool) -> None:
 def purge(dry_run: bool) -> None:
     """Finish due deletions and apply every retention rule (docs/data-lifecycle.md)."""
     rt = _rt()
+    owner = owner_access()
     settings = rt.settings
     policy = RetentionPolicy(
         media_days=settings.media_retention_days,
@@ -83,8 +86,8 @@ def purge(dry_run: bool) -> None:
         dry_run=dry_run,
         actor=OPERATOR,
         deletion_uow_factory=_deletion_uow,
-        retention_uow_factory=lambda: SqlRetentionUnitOfWork(rt.owner_engine, rt.runtime_role),
-        tenant_uow_factory=lambda tenant: SqlTenantUnitOfWork(rt.owner_engine, tenant.schema_name),
+        retention_uow_factory=lambda: SqlRetentionUnitOfWork(owner.engine, owner.runtime_role),
+        tenant_uow_factory=lambda tenant: SqlTenantUnitOfWork(owner.engine, tenant.schema_name),
         storage=_storage(),
         export_files=LocalExportFiles(settings.exports_dir),
     )
@@ -117,8 +120,8 @@ def export(slug: str, out: Path) -> None:
     """Write a restorable archive of one tenant (schema dump, shared rows, media)."""
     rt = _rt()
     archiver = TarTenantArchiver(
-        engine=rt.owner_engine,
-        url=rt.settings.owner_database_url,
+        engine=owner_access().engine,
+        url=owner_access().url,
         storage=_storage(),
         pg_bin_dir=rt.settings.pg_bin_dir,
     )
@@ -138,6 +141,7 @@ def export(slug: str, out: Path) -> None:
 def restore(path: Path, new_slug: str | None) -> None:
     """Bring an archived tenant back: as itself (after its deletion) or as a new tenant."""
     rt = _rt()
+    owner = owner_access()
     settings = rt.settings
     with open_archive(path, storage=_storage(), staging_root=settings.var_dir / "restore") as archive:
         result = exports.restore_tenant(
@@ -145,7 +149,7 @@ def restore(path: Path, new_slug: str | None) -> None:
             new_slug=new_slug,
             now=datetime.now(UTC),
             actor=OPERATOR,
-            uow_factory=lambda: SqlRestoreUnitOfWork(rt.owner_engine, rt.runtime_role, settings.pg_bin_dir),
+            uow_factory=lambda: SqlRestoreUnitOfWork(owner.engine, owner.runtime_role, settings.pg_bin_dir),
         )
     tenant = result.tenant
     click.echo(

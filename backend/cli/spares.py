@@ -1,7 +1,9 @@
 """`tenants spares`: the pool of spare tenant schemas signups claim (docs/architecture.md).
 
-`tenants migrate` refills it at the end of a deploy (`refill_after_migrate`); web processes
-top it up after signups; this command shows it, refills it, or clears spares of other heads.
+`tenants migrate` refills it at the end of a deploy (`refill_after_migrate`); the worker keeps
+it topped up (`refill_spare_pool`: a periodic task, and a job a signup asks for when it took
+the pool under SPARE_SCHEMAS or found it empty; backend/cli/worker.py); this command shows it,
+refills it, or clears spares of other heads. The API never builds nor drops a spare.
 It is attached to the `tenants` group by backend/cli/__init__.py: cli/tenants.py imports this
 module (`refill_after_migrate`), so this one does not import it back.
 """
@@ -9,18 +11,41 @@ module (`refill_after_migrate`), so this one does not import it back.
 from __future__ import annotations
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from backend.infrastructure.spares import PoolStatus, SparePool
+from backend.cli.owner import owner_access
+from backend.infrastructure.spares import PoolStatus, RefillResult, SparePool
+from backend.infrastructure.sql.audit import SqlAuditLog
 from backend.service.tenants import describe
 
 TO_SETTING = -1  # `--fill` given without a number: SPARE_SCHEMAS
+SPARES_REFILLED = "spares.refilled"  # audit: a refill that built or dropped spares
 
 
-def spare_pool() -> SparePool:
-    rt = current_app.extensions["saas"]
-    return SparePool(rt.owner_engine, rt.runtime_role, rt.settings.spare_schemas)
+def spare_pool(app: Flask | None = None) -> SparePool:
+    app = app or current_app
+    owner = owner_access(app)
+    return SparePool(owner.engine, owner.runtime_role, app.extensions["saas"].settings.spare_schemas)
+
+
+def refill_spare_pool(app: Flask, *, reason: str, at_least: int = 0) -> RefillResult:
+    """The worker's refill: drop spares of an older head, build up to SPARE_SCHEMAS (at least
+    `at_least`: a signup that found none asks for one even when the setting is 0), waiting
+    behind a refill in progress. Idempotent: a pool already full costs one count. A refill
+    that built or dropped anything is audited (`spares.refilled`, `reason`: periodic |
+    signup). Each spare is its own transaction: a worker killed halfway leaves complete
+    spares, and the next run carries on."""
+    pool = spare_pool(app)
+    result = pool.refill(target=max(pool.size, at_least))
+    if result.built or result.dropped:
+        with pool.engine.begin() as connection:
+            SqlAuditLog(connection).record(
+                SPARES_REFILLED,
+                target_type="spare_schemas",
+                metadata={"count": result.built, "dropped": result.dropped, "reason": reason},
+            )
+    return result
 
 
 @click.command("spares")
@@ -77,8 +102,7 @@ def refill(pool: SparePool, *, target: int | None, drop_stale: bool) -> None:
 def refill_after_migrate() -> None:
     """After a deploy's migrations: drop the spares of the old head, refill to SPARE_SCHEMAS
     at the new one (shrink if it was lowered; 0 empties the pool). A failure fails no deploy:
-    provisioning then creates schemas itself, and the next signup or `tenants spares --fill`
-    refills."""
+    the worker's periodic refill, or `tenants spares --fill`, refills."""
     try:
         refill(spare_pool(), target=None, drop_stale=False)
     except Exception as error:  # noqa: BLE001 - reported; the migration itself succeeded

@@ -13,6 +13,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from backend.cli.errors import OperatorGroup
+from backend.cli.owner import owner_access
 from backend.cli.spares import refill_after_migrate
 from backend.domain.tenants import DisableReason, TenantStatus
 from backend.infrastructure import fleet, migrations
@@ -30,8 +31,8 @@ def _runtime():
 
 
 def owner_uow(*, spares: bool = False) -> SqlRegistryUnitOfWork:
-    rt = _runtime()
-    return SqlRegistryUnitOfWork(rt.owner_engine, rt.runtime_role, spares=spares)
+    owner = owner_access()
+    return SqlRegistryUnitOfWork(owner.engine, owner.runtime_role, spares=spares)
 
 
 def fail(message: str) -> None:
@@ -98,7 +99,7 @@ def list_(status: str | None, fmt: str) -> None:
 @with_appcontext
 def placement(fmt: str) -> None:
     """On Citus: the worker (HOST:PORT) holding each tenant's schema (docs/scale-out.md)."""
-    with _runtime().owner_engine.connect() as connection:
+    with owner_access().engine.connect() as connection:
         if not is_citus(connection):
             raise click.ClickException("not a Citus coordinator: every tenant is on this one server")
         rows = tenant_placements(connection)
@@ -111,10 +112,10 @@ def placement(fmt: str) -> None:
 
 
 def migrate_shared() -> str:
-    rt = _runtime()
-    with rt.owner_engine.begin() as connection:
+    owner = owner_access()
+    with owner.engine.begin() as connection:
         migrations.upgrade_shared(connection)
-        grant_shared(connection, rt.runtime_role)
+        grant_shared(connection, owner.runtime_role)
         set_default_search_path(connection)
     return migrations.head_revision("shared")
 
@@ -164,8 +165,8 @@ def migrate(slug: str | None, jobs: int, lock_timeout_ms: int) -> None:
 
 
 def run_migration(plan: service.MigrationPlan, jobs: int, lock_timeout_ms: int) -> list:
-    rt = _runtime()
-    uow_factory = fleet.RegistryUowFactory.for_current_tree(rt.settings.owner_database_url, rt.runtime_role)
+    owner = owner_access()
+    uow_factory = fleet.RegistryUowFactory.for_current_tree(owner.url, owner.runtime_role)
     fleet.preload_workers()
     results = []
     try:

@@ -15,11 +15,14 @@ import procrastinate
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from backend.cli.owner import owner_access, owner_engine
+from backend.cli.spares import refill_spare_pool
 from backend.domain.errors import Unavailable
 from backend.infrastructure.jobs import worker_app
 from backend.infrastructure.mail import mailer_for
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service import identity as identity_service
+from backend.service import tenants as tenants_service
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ MAIL_RETRY = procrastinate.RetryStrategy(
 
 def register_tasks(jobs: procrastinate.App, flask_app: Flask) -> procrastinate.App:
     """The tasks the worker runs, each in the Flask app's context (settings, engines)."""
+    register_provisioning_tasks(jobs, flask_app)
 
     @jobs.task(name=identity_service.RESEND_VERIFICATION_TASK, queue="mail", retry=MAIL_RETRY)
     def resend_verification(email: str, request_id: str | None = None) -> None:
@@ -60,7 +64,7 @@ def register_tasks(jobs: procrastinate.App, flask_app: Flask) -> procrastinate.A
                 now=datetime.now(UTC),
                 verification_ttl_s=rt.settings.verification_ttl_s,
                 app_url=rt.settings.app_url,
-                uow=SqlRegistryUnitOfWork(rt.owner_engine, rt.runtime_role),
+                uow=SqlRegistryUnitOfWork(owner_engine(flask_app), rt.runtime_role),
                 mailer=_RaisingMailer(mailer_for(rt.settings)),
                 request_id=request_id,
             )
@@ -68,9 +72,37 @@ def register_tasks(jobs: procrastinate.App, flask_app: Flask) -> procrastinate.A
     return jobs
 
 
+# The periodic refill: every minute, so the pool is back to SPARE_SCHEMAS within a minute of
+# anything that emptied it (a burst of signups, a deploy's new head) even with no job asked.
+SPARE_REFILL_CRON = "* * * * *"
+
+
+def register_provisioning_tasks(jobs: procrastinate.App, flask_app: Flask) -> None:
+    """The pool of spare workspaces, refilled here only (the API holds no owner role).
+
+    One task, `refill_spares`, two ways in: periodic (procrastinate passes `timestamp`), and
+    deferred by a signup that took the pool under SPARE_SCHEMAS or found it empty. The
+    queueing lock keeps at most one waiting job, so a burst of signups costs one refill; the
+    pool's advisory lock serialises refills that run at once (two workers, a deploy)."""
+
+    @jobs.periodic(cron=SPARE_REFILL_CRON, periodic_id=tenants_service.REFILL_SPARES_TASK)
+    @jobs.task(
+        name=tenants_service.REFILL_SPARES_TASK,
+        queue=tenants_service.PROVISIONING_QUEUE,
+        queueing_lock=tenants_service.REFILL_SPARES_TASK,
+    )
+    def refill_spares(timestamp: int | None = None) -> None:
+        with flask_app.app_context():
+            # Asked for by a signup: at least one spare, even with SPARE_SCHEMAS=0 (the
+            # signup that found none is waiting for it).
+            if timestamp is None:
+                refill_spare_pool(flask_app, reason="signup", at_least=1)
+            else:
+                refill_spare_pool(flask_app, reason="periodic")
+
+
 def build_worker(flask_app: Flask) -> procrastinate.App:
-    settings = flask_app.extensions["saas"].settings
-    return register_tasks(worker_app(settings.owner_database_url), flask_app)
+    return register_tasks(worker_app(owner_access(flask_app).url), flask_app)
 
 
 @click.command("worker")

@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.engine import make_url
 
 JOBS_SCHEMA = "jobs"
@@ -45,13 +46,22 @@ class ProcrastinateJobQueue:
         self._opened = False
         self._lock = threading.Lock()
 
-    def enqueue(self, task_name: str, *, queue: str = "default", **arguments: Any) -> int:
+    def enqueue(
+        self, task_name: str, *, queue: str = "default", queueing_lock: str | None = None, **arguments: Any
+    ) -> int | None:
+        """The job's id; None when `queueing_lock` is given and a job holding that lock is
+        already waiting (procrastinate's queueing lock: that job will do the work)."""
         with self._lock:
             if not self._opened:
                 self._app.open()
                 self._opened = True
-        task = self._app.configure_task(name=task_name, allow_unknown=True, queue=queue)
-        return task.defer(**arguments)
+        task = self._app.configure_task(
+            name=task_name, allow_unknown=True, queue=queue, queueing_lock=queueing_lock
+        )
+        try:
+            return task.defer(**arguments)
+        except AlreadyEnqueued:
+            return None
 
     def close(self) -> None:
         if self._opened:

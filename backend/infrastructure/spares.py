@@ -11,16 +11,18 @@ schemas").
 Every step is one transaction, so a crash leaves a complete spare or nothing: a spare is
 built with its row, dropped with its row, and claimed with the tenant's registry row.
 
-Refills hold a transaction-level advisory lock while they count and build (or drop) one
-spare, so two refills at once (a deploy and a web process, two web processes) build one
-after the other and never past the target, and cannot deadlock (one lock, always first).
+Refills run in the worker process (a periodic task, and a job signups ask for) and in the
+operator commands (`tenants migrate`, `tenants spares`), all as the owner role; never in the
+API, which holds the runtime role only. They hold a transaction-level advisory lock while they
+count and build (or drop) one spare, so two refills at once (a deploy and the worker, two
+workers) build one after the other and never past the target, and cannot deadlock (one lock,
+always first).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -74,14 +76,14 @@ class SparePool:
     """Builds and drops spares as the owner role; `size` is the target (SPARE_SCHEMAS)."""
 
     def __init__(self, engine: Engine, runtime_role: str | None, size: int) -> None:
-        self._engine = engine
+        self.engine = engine
         self._runtime_role = runtime_role
         self.size = size
 
     def status(self) -> PoolStatus:
         head = migrations.head_revision("tenant")
         older = older_revisions(head)
-        with self._engine.connect() as connection:
+        with self.engine.connect() as connection:
             counts = SqlSpareRegistry(connection).count_by_revision()
         return PoolStatus(
             head=head,
@@ -114,7 +116,7 @@ class SparePool:
         may_drop = self.status().total
         built = dropped = 0
         busy = False
-        with self._engine.connect() as connection:
+        with self.engine.connect() as connection:
             while built < target or dropped < may_drop:
                 with connection.begin():  # one spare per transaction
                     if not self._lock(connection, wait):
@@ -164,48 +166,3 @@ class SparePool:
     def _drop(self, connection: Connection, spare: SpareSchema) -> None:
         """DROP SCHEMA and DROP ROLE, in the transaction that deleted the spare's row."""
         SqlSchemaManager(connection, self._runtime_role).drop(schema_name_for(spare.id))
-
-
-class BackgroundRefill:
-    """Tops the pool up in a thread of the web process after a signup: at most one such
-    thread per process; a trigger while it runs asks it for one more pass. It never waits
-    for another refill (that one finishes the work), and its errors are logged, never raised:
-    the request that triggered it has already been answered."""
-
-    def __init__(self, pool: SparePool) -> None:
-        self.pool = pool
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._again = False
-
-    def trigger(self) -> None:
-        with self._lock:
-            if self._thread is not None:
-                self._again = True
-                return
-            self._thread = threading.Thread(target=self._run, name="spare-refill", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.pool.refill(wait=False)
-            except Exception:  # provisioning falls back to creating the schema itself
-                log.exception("spare schema refill failed")
-            with self._lock:
-                if not self._again:
-                    self._thread = None
-                    return
-                self._again = False
-
-    def wait(self, timeout: float) -> bool:
-        """Until the refill thread (if any) has ended; False on timeout. For tests and tools."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                thread = self._thread
-            if thread is None:
-                return True
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                return False

@@ -4,6 +4,7 @@ disable and enable."""
 from __future__ import annotations
 
 import enum
+import logging
 import multiprocessing
 import time
 import uuid
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from backend.core.processes import ParentLifeline, watch_parent
-from backend.domain.errors import Conflict, Invalid, NotFound
+from backend.domain.errors import Conflict, Invalid, NotFound, Unavailable
 from backend.domain.identity import Role
 from backend.domain.tenants import (
     DisableReason,
@@ -26,7 +27,16 @@ from backend.domain.tenants import (
     validate_slug,
     validate_workspace_name,
 )
-from backend.service.ports import RegistryUnitOfWork
+from backend.service.ports import JobQueue, RegistryUnitOfWork
+
+log = logging.getLogger(__name__)
+
+# The worker's task that tops the pool of spare workspaces up (backend/cli/worker.py).
+REFILL_SPARES_TASK = "refill_spares"
+PROVISIONING_QUEUE = "provisioning"
+# How long a signup that found no ready workspace asks the client to wait: the worker builds
+# one in tens of milliseconds once it has the job (docs/tenant-lifecycle.md, "Signup").
+NO_WORKSPACE_RETRY_AFTER_S = 2
 
 
 def provision_tenant(
@@ -41,12 +51,15 @@ def provision_tenant(
     uow: RegistryUnitOfWork,
     actor_user_id: uuid.UUID | None = None,
     request_id: str | None = None,
+    build_schema: bool = True,
 ) -> Tenant:
     """Creates the owner (or finds them), the schema at head, the registry row and the owner's
     worker membership in one transaction: a failure at any step leaves nothing behind, so a
     retry simply works. The schema is a spare claimed from the pool when one is at head (the
-    tenant takes its id; a rollback returns it), else it is created here. A taken slug is
-    refused by the registry's unique constraint (`slug_taken`), which also settles two
+    tenant takes its id; a rollback returns it), else it is created here; with
+    `build_schema` False (signup: the API's runtime role cannot create schemas) no spare ready
+    means `Unavailable` (503 `tenant_unavailable`, Retry-After) and nothing written. A taken
+    slug is refused by the registry's unique constraint (`slug_taken`), which also settles two
     concurrent signups for one slug."""
     slug = validate_slug(slug)
     name = validate_workspace_name(name)
@@ -61,6 +74,12 @@ def provision_tenant(
         spare = uow.schemas.claim_spare()
         if spare is not None:
             tenant_id, version = spare.id, spare.revision
+        elif not build_schema:
+            raise Unavailable(
+                "tenant_unavailable",
+                "no workspace is ready yet: retry in a few seconds",
+                retry_after_s=NO_WORKSPACE_RETRY_AFTER_S,
+            )
         else:
             tenant_id = uuid.uuid4()
             version = uow.schemas.create(schema_name_for(tenant_id))
@@ -89,6 +108,19 @@ def provision_tenant(
         )
         uow.commit()
     return tenant
+
+
+def request_spare_refill(*, jobs: JobQueue) -> bool:
+    """Asks the worker to top the pool of spare workspaces up (`refill_spares`). The queueing
+    lock keeps at most one such job waiting, however many signups ask. Never raises: a refill
+    that cannot be asked for fails no signup (the worker's periodic refill comes anyway);
+    False then, and a warning in the log."""
+    try:
+        jobs.enqueue(REFILL_SPARES_TASK, queue=PROVISIONING_QUEUE, queueing_lock=REFILL_SPARES_TASK)
+    except Exception as error:  # noqa: BLE001 - whatever the queue's failure, the signup stands
+        log.warning("spare refill not enqueued: %s", type(error).__name__)
+        return False
+    return True
 
 
 def list_tenants(*, status: TenantStatus | None, uow: RegistryUnitOfWork) -> list[Tenant]:

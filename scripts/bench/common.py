@@ -59,6 +59,7 @@ class BenchDatabase:
 
     def __enter__(self) -> BenchDatabase:
         from backend import create_app
+        from backend.cli.owner import owner_engine
         from backend.cli.tenants import migrate_shared
         from backend.infrastructure import embedded_postgres
 
@@ -84,6 +85,8 @@ class BenchDatabase:
         )
         self.app = create_app(self.settings)
         self.runtime = self.app.extensions["saas"]
+        # The owner role, as the worker and the commands hold it (the API's Runtime has none).
+        self.owner_engine = owner_engine(self.app)
         with self.app.app_context():
             migrate_shared()
         self._refuse_a_used_database()
@@ -94,7 +97,7 @@ class BenchDatabase:
 
         fleet.dispose_engines()
         self.runtime.engine.dispose()
-        self.runtime.owner_engine.dispose()
+        self.owner_engine.dispose()
         if self._server is not None:
             self._server.server.cleanup()
         self._tmp.cleanup()
@@ -115,13 +118,13 @@ class BenchDatabase:
             owner_email=f"{slug}@bench.example.com",
             trial_days=14,
             now=datetime.now(UTC),
-            uow=SqlRegistryUnitOfWork(self.runtime.owner_engine, self.runtime.runtime_role),
+            uow=SqlRegistryUnitOfWork(self.owner_engine, self.runtime.runtime_role),
         )
 
     def _refuse_a_used_database(self) -> None:
         from backend.infrastructure.sql.tenants import tenants
 
-        with self.runtime.owner_engine.connect() as connection:
+        with self.owner_engine.connect() as connection:
             count = connection.execute(select(func.count()).select_from(tenants)).scalar_one()
         if count:
             raise SystemExit(f"the benchmark database already has {count} tenant(s): use an empty one")
@@ -138,7 +141,7 @@ class BenchDatabase:
     def client_backend_pids(self) -> list[int]:
         """The backends of the app's pooled connections (application_name saas-api: a column
         every role may read, unlike backend_type for other roles' sessions)."""
-        with self.runtime.owner_engine.connect() as connection:
+        with self.owner_engine.connect() as connection:
             return list(
                 connection.execute(
                     text("SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = 'saas-api'")
@@ -146,7 +149,7 @@ class BenchDatabase:
             )
 
     def server_version(self) -> str:
-        with self.runtime.owner_engine.connect() as connection:
+        with self.owner_engine.connect() as connection:
             version = connection.execute(text("SHOW server_version")).scalar_one()
         return f"PostgreSQL {version} ({self.where})"
 

@@ -44,7 +44,7 @@ def fill(db: BenchDatabase, tenant, rows: int, files: int) -> None:
     """Clients (1%), media rows (`files`), appointments (the rest) and the media files."""
     client_count = max(1, rows // 100)
     appointment_count = max(0, rows - client_count - files)
-    with db.runtime.owner_engine.begin() as connection:
+    with db.owner_engine.begin() as connection:
         set_tenant_search_path(connection, tenant.schema_name)
         connection.execute(
             text(
@@ -93,7 +93,7 @@ def purge(db: BenchDatabase, tenant) -> tuple[float, float, dict]:
     now = datetime.now(UTC)
 
     def uow() -> SqlDeletionUnitOfWork:
-        return SqlDeletionUnitOfWork(db.runtime.owner_engine, db.runtime.runtime_role)
+        return SqlDeletionUnitOfWork(db.owner_engine, db.runtime.runtime_role)
 
     deletion.schedule_deletion(slug=tenant.slug, grace_days=0, now=now, actor=OPERATOR, uow=uow())
     started = time.time()

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def fill(db: BenchDatabase, schema: str, rows: int, client_count: int) -> None:
     """`client_count` clients and `rows` appointments, generated in PostgreSQL."""
-    with db.runtime.owner_engine.begin() as connection:
+    with db.owner_engine.begin() as connection:
         set_tenant_search_path(connection, schema)
         connection.execute(
             text(
@@ -75,7 +75,7 @@ def fill(db: BenchDatabase, schema: str, rows: int, client_count: int) -> None:
 
 def plain_copy(db: BenchDatabase, schema: str) -> tuple[float, int]:
     """Seconds and bytes of COPY ... TO STDOUT (csv, header) of every table the export holds."""
-    with db.runtime.owner_engine.connect() as connection:
+    with db.owner_engine.connect() as connection:
         tables = SqlTenantSnapshot(connection, schema).tables()
         cursor = connection.connection.driver_connection.cursor()
         total = 0

@@ -52,7 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def provision(db: BenchDatabase, count: int, clients: int) -> float:
 
     started = time.perf_counter()
-    rt = db.runtime
     for i in range(count):
         tenant = db.provision(f"bench-{i:06d}")
         statement = psql.SQL(
@@ -60,7 +59,7 @@ def provision(db: BenchDatabase, count: int, clients: int) -> float:
             "SELECT gen_random_uuid(), 'Client ' || i, 'client' || i || '@example.com' "
             "FROM generate_series(1, %(clients)s) AS i"
         ).format(schema_identifier(tenant.schema_name))
-        with rt.owner_engine.begin() as connection:
+        with db.owner_engine.begin() as connection:
             connection.exec_driver_sql(statement.as_string(None), {"clients": clients})
     return time.perf_counter() - started
 
@@ -68,7 +67,7 @@ def provision(db: BenchDatabase, count: int, clients: int) -> float:
 def add_registry_rows(db: BenchDatabase, total: int, head: str) -> int:
     """Registry rows without schemas, at head, up to `total` rows: a nothing-pending run reads
     only the registry, so what it costs depends on the rows, not on the schemas."""
-    with db.runtime.owner_engine.begin() as connection:
+    with db.owner_engine.begin() as connection:
         existing = connection.execute(select(func.count()).select_from(tenants)).scalar_one()
         missing = max(0, total - existing)
         connection.execute(
@@ -122,7 +121,7 @@ def profile_path(args: argparse.Namespace, jobs: int) -> Path | None:
 
 
 def at_head(db: BenchDatabase, head: str) -> int:
-    with db.runtime.owner_engine.connect() as connection:
+    with db.owner_engine.connect() as connection:
         return connection.execute(
             select(func.count()).where(
                 tenants.c.schema_version == head, tenants.c.last_migration_error.is_(None)

@@ -74,12 +74,12 @@ class Fleet:
 
     def __init__(self, db: BenchDatabase) -> None:
         self.runtime = db.runtime
-        self.pool = SparePool(db.runtime.owner_engine, db.runtime.runtime_role, POOL_SIZE)
+        self.pool = SparePool(db.owner_engine, db.runtime.runtime_role, POOL_SIZE)
         self.size = 0
         self.refills: list[float] = []
         self.spare_misses = 0  # spare-path provisions that found no spare (should be none)
         self._claimed = False
-        self._server_cpu = BackendCpu(db.runtime.owner_engine) if db.embedded else None
+        self._server_cpu = BackendCpu(db.owner_engine) if db.embedded else None
 
     @contextmanager
     def noting_claims(self) -> Iterator[None]:

@@ -240,7 +240,7 @@ def gunicorn(
     *,
     database_url: str | None = None,
     extra_env: dict | None = None,
-    target: str = "backend:create_app()",
+    target: str = "backend:create_api()",
 ):
     """gunicorn serving `target` (the real app, or another WSGI app of scripts/bench/) against
     the bench database (the runtime role, or `database_url`), with the bench's signing keys
@@ -250,7 +250,6 @@ def gunicorn(
         **os.environ,
         "APP_ENV": "development",
         "DATABASE_URL": database_url or db.settings.database_url,
-        "MIGRATION_DATABASE_URL": db.settings.migration_database_url,
         "VAR_DIR": str(db.settings.var_dir),
         "HOST": "127.0.0.1",
         "PORT": str(port),
@@ -311,7 +310,7 @@ def make_tenants(db: BenchDatabase, count: int, clients_each: int, prefix: str) 
     made = []
     for index in range(count):
         tenant = db.provision(f"{prefix}-{index:06d}")
-        with runtime.owner_engine.begin() as connection:
+        with db.owner_engine.begin() as connection:
             user_id = connection.execute(
                 select(memberships.c.user_id).where(
                     memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from flask import after_this_request, g
+from flask import g
 
 from backend.api.auth import forget_access, request_id
 from backend.api.context import registry_uow, runtime
 from backend.api.errors import error_response
-from backend.api.extension import Blueprint
+from backend.api.extension import RETRY_AFTER, Blueprint
 from backend.api.identity import limits
 from backend.api.identity.accounts import user_agent
 from backend.api.identity.schemas import (
@@ -43,10 +43,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _owner_uow() -> SqlRegistryUnitOfWork:
-    """Signup provisions a schema (or claims a spare one): only the owner role may."""
-    rt = runtime()
-    return SqlRegistryUnitOfWork(rt.owner_engine, rt.runtime_role, spares=rt.spares is not None)
+def _claiming_uow() -> SqlRegistryUnitOfWork:
+    """Signup's unit of work: the runtime role, which may claim a spare workspace (through
+    the owner's `shared.claim_spare_schema`) and never builds one."""
+    return SqlRegistryUnitOfWork(runtime().engine, spares=True)
 
 
 @blueprint.route("/auth/signup", methods=["POST"])
@@ -55,6 +55,12 @@ def _owner_uow() -> SqlRegistryUnitOfWork:
 @blueprint.response(201, AccountSchema)
 @blueprint.alt_response(409, description="email_taken or slug_taken")
 @blueprint.alt_response(429, description="rate_limited")
+@blueprint.alt_response(
+    503,
+    description="tenant_unavailable: no workspace is ready yet (one is being built); nothing was "
+    "recorded: sign up again after `Retry-After` seconds",
+    headers={"Retry-After": RETRY_AFTER},
+)
 @blueprint.doc(operationId="signup")
 def signup(body):
     """Create a worker account and its workspace"""
@@ -65,25 +71,13 @@ def signup(body):
         verification_ttl_s=settings.verification_ttl_s,
         app_url=settings.app_url,
         now=_now(),
-        uow=_owner_uow(),
+        uow=_claiming_uow(),
         mailer=mailer_for(settings),
+        jobs=runtime().jobs,
+        spare_target=settings.spare_schemas,
         request_id=request_id(),
     )
-    _refill_spares_after_the_response()
     return {"user": result.user, "tenant": result.tenant}
-
-
-def _refill_spares_after_the_response() -> None:
-    """The signup may have taken a spare schema: top the pool up in a thread, started once
-    the response is sent, so the refill's work never delays this answer."""
-    spares = runtime().spares
-    if spares is None:
-        return
-
-    @after_this_request
-    def refill(response):
-        response.call_on_close(spares.trigger)
-        return response
 
 
 @blueprint.route("/auth/verify", methods=["POST"])

@@ -62,6 +62,7 @@ ALLOWED_METADATA_KEYS = frozenset(
         "days",
         "logins_removed",
         "required",
+        "dropped",
     }
 )
 

@@ -4,7 +4,9 @@ Roles (docs/security-database.md):
 - owner: owns the database, every schema and table; runs migrations, provisioning and purge;
   CREATEROLE (and nothing else) so that it can manage the tenant roles below.
 - runtime (the API's login): USAGE + DML on `shared`, INSERT-only on `shared.audit_events`,
-  SELECT-only on `shared.spare_schemas`, and nothing at all on tenant schemas. It is a member
+  SELECT-only on `shared.spare_schemas` (it takes a spare only through the owner's
+  `shared.claim_spare_schema`, the one function it may EXECUTE besides PUBLIC's), and nothing
+  at all on tenant schemas. It is a member
   of every tenant role WITH SET TRUE, INHERIT FALSE: it can assume a tenant role, never use
   one's privileges by itself.
 - one NOLOGIN role per tenant, named like its schema (`core.db.tenant_role_name`): USAGE + DML
@@ -36,6 +38,9 @@ SPARES_TABLE = sql.SQL("shared.spare_schemas")
 # The job queue (shared migration 0006, backend/infrastructure/jobs.py).
 JOBS = sql.Identifier("jobs")
 JOBS_TABLE = sql.SQL("jobs.procrastinate_jobs")
+# The one owner function the API may call: the claim of a spare workspace (shared migration
+# 0008, a SECURITY DEFINER function; docs/security-database.md).
+CLAIM_FUNCTION = sql.SQL("shared.claim_spare_schema(text)")
 JOB_EVENTS_TABLE = sql.SQL("jobs.procrastinate_events")
 MAX_IDENTIFIER_LENGTH = 63  # NAMEDATALEN - 1: PostgreSQL would silently truncate a longer name
 
@@ -139,6 +144,8 @@ def grant_shared(connection: Connection, runtime_role: str | None) -> None:
     statements += [
         sql.SQL("REVOKE INSERT, UPDATE, DELETE ON {} FROM {}").format(SPARES_TABLE, runtime),
         sql.SQL("REVOKE ALL ON {} FROM {}").format(SPARES_TABLE, tenants),
+        # Signup claims a spare through the owner's function, and only through it.
+        sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(CLAIM_FUNCTION, runtime),
         *_enqueue_grants(runtime),
     ]
     if distributes_schemas(connection):

@@ -77,6 +77,12 @@ class SqlSchemaManager:
             return None
         return SqlSpareRegistry(self._connection).claim(migrations.head_revision("tenant"))
 
+    def ready_spares(self) -> int:
+        """How many spares are ready to claim at the tenant head (0 when the pool is off)."""
+        if not self._spares:
+            return 0
+        return SqlSpareRegistry(self._connection).ready(migrations.head_revision("tenant"))
+
     def create_with_chain(self, schema_name: str) -> str:
         self._connection.exec_driver_sql(_create_schema_sql(schema_name))
         version = migrations.upgrade_tenant(self._connection, schema_name)

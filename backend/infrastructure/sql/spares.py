@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    column,
     delete,
     func,
     insert,
@@ -56,8 +57,21 @@ class SqlSpareRegistry:
     def claim(self, revision: str) -> SpareSchema | None:
         """Take the oldest spare at `revision` in one statement; the row stays locked, and is
         only gone, when the caller's transaction commits. SKIP LOCKED: two transactions
-        claiming at once take different spares, and neither waits for the other."""
-        return self._take(spare_schemas.c.revision == revision)
+        claiming at once take different spares, and neither waits for the other.
+
+        Through the owner's SECURITY DEFINER function (shared migration 0008), the same for
+        every caller: the API's runtime role may run it but may not delete a spare's row."""
+        claimed = func.shared.claim_spare_schema(revision).table_valued(
+            column("id", Uuid), column("revision", Text)
+        )
+        row = self._connection.execute(select(claimed.c.id, claimed.c.revision)).first()
+        return SpareSchema(id=row.id, revision=row.revision) if row else None
+
+    def ready(self, revision: str) -> int:
+        """How many spares are ready at `revision` (the runtime role may read the pool)."""
+        return self._connection.execute(
+            select(func.count()).select_from(spare_schemas).where(spare_schemas.c.revision == revision)
+        ).scalar_one()
 
     def take_other_than(self, revisions: set[str], *, only: set[str] | None = None) -> SpareSchema | None:
         """Take one spare whose revision is not in `revisions` (and, unless `only` is None, is

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from backend.core.passwords import hash_password
 from backend.domain import audit as events
-from backend.domain.errors import Conflict, Invalid, NotFound, Unauthenticated
+from backend.domain.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
 from backend.domain.identity import (
     OneTimeTokenKind,
     Role,
@@ -22,7 +22,7 @@ from backend.domain.identity import (
 from backend.domain.tenants import Tenant, validate_slug, validate_workspace_name
 from backend.service.identity.common import new_secret, public, send, token_digest
 from backend.service.ports import JobQueue, Mailer, RegistryUnitOfWork
-from backend.service.tenants import provision_tenant
+from backend.service.tenants import provision_tenant, request_spare_refill
 
 VERIFY_PATH = "/verify-email"
 GENERATED_SLUG_ATTEMPTS = 3
@@ -47,10 +47,16 @@ def signup(
     now: datetime,
     uow: RegistryUnitOfWork,
     mailer: Mailer,
+    jobs: JobQueue,
+    spare_target: int,
     request_id: str | None = None,
 ) -> SignupResult:
     """Creates an unverified worker owning a new workspace on trial (all or nothing), then
-    mails the verification link. `uow` must run as the owner role (it creates a schema)."""
+    mails the verification link. The workspace is a spare claimed from the pool: signup never
+    builds a schema (it runs as the runtime role). No spare ready: `Unavailable` (503
+    `tenant_unavailable` + Retry-After), nothing written, and the worker is asked for a
+    refill; the client signs up again after Retry-After. A claim that leaves fewer than
+    `spare_target` ready asks for a refill too; asking never fails the signup."""
     email = normalize_email(email)
     validate_password(password, email=email)
     name = validate_person_name(name)
@@ -58,19 +64,25 @@ def signup(
     if workspace_slug:
         validate_slug(workspace_slug)
     password_hash = hash_password(password)
-    tenant = _provision_workspace(
-        slug=workspace_slug,
-        workspace_name=workspace_name,
-        email=email,
-        name=name,
-        password_hash=password_hash,
-        trial_days=trial_days,
-        now=now,
-        uow=uow,
-        request_id=request_id,
-    )
+    try:
+        tenant = _provision_workspace(
+            slug=workspace_slug,
+            workspace_name=workspace_name,
+            email=email,
+            name=name,
+            password_hash=password_hash,
+            trial_days=trial_days,
+            now=now,
+            uow=uow,
+            request_id=request_id,
+            build_schema=False,
+        )
+    except Unavailable:
+        request_spare_refill(jobs=jobs)
+        raise
     with uow:
         user = uow.users.by_email(email)
+        ready_left = uow.schemas.ready_spares()
         value = _issue_verification(uow, user, tenant.id, now, verification_ttl_s)
         uow.audit.record(
             events.SIGNUP,
@@ -82,6 +94,8 @@ def signup(
             request_id=request_id,
         )
         uow.commit()
+    if ready_left < spare_target:
+        request_spare_refill(jobs=jobs)
     _send_verification(mailer, user.email, value, app_url)
     return SignupResult(user=public(user), tenant=tenant)
 

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import unique_slug, verify_owner
+from tests.owner import owner_engine
 from tests.sessions import session_token
 
 
@@ -29,7 +30,7 @@ def module_tenants(app, runtime):
                 owner_email=f"owner-{slug}@example.com",
                 trial_days=14,
                 now=datetime.now(UTC),
-                uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+                uow=SqlRegistryUnitOfWork(owner_engine(), runtime.runtime_role),
             )
             verify_owner(runtime, made[label])
         return made[label]
@@ -43,7 +44,7 @@ def owner_user_id(runtime):
     from backend.infrastructure.sql.identity import memberships
 
     def user_id(tenant):
-        with runtime.owner_engine.connect() as connection:
+        with owner_engine().connect() as connection:
             return connection.execute(
                 select(memberships.c.user_id).where(
                     memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
@@ -62,14 +63,14 @@ def runtime_role(runtime) -> str:
 
 @pytest.fixture(scope="module")
 def owner_role(runtime) -> str:
-    return runtime.owner_engine.url.username
+    return owner_engine().url.username
 
 
 def worker_headers(runtime, tenant) -> dict:
     """A valid access token of the tenant's owner (worker), without a function fixture."""
     from backend.infrastructure.sql.identity import memberships
 
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         user_id = connection.execute(
             select(memberships.c.user_id).where(
                 memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"

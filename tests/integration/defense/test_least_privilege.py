@@ -12,6 +12,7 @@ from sqlalchemy import text
 from backend.core.db import tenant_scope
 from backend.infrastructure.sql.privileges import grant_tenant, tenant_group_role
 from tests.integration.defense.sqlcheck import column, refused, scalar
+from tests.owner import owner_engine
 
 DML = ("SELECT", "INSERT", "UPDATE", "DELETE")
 NOT_GRANTED = ("TRUNCATE", "REFERENCES", "TRIGGER")
@@ -124,7 +125,7 @@ def test_public_is_closed_and_searched_by_nobody(runtime, tenant):
         # Even looking a name up in public is refused (no USAGE), whether it exists or not.
         refused(connection, "SELECT * FROM public.anything")
         connection.rollback()
-    for engine in (runtime.engine, runtime.owner_engine):
+    for engine in (runtime.engine, owner_engine()):
         with engine.connect() as connection:
             assert scalar(connection, "SELECT current_setting('search_path')") == "pg_catalog"
             assert "public" not in scalar(connection, "SELECT current_schemas(true)")
@@ -229,7 +230,7 @@ def relation_grants(connection, schema: str) -> dict[str, set[tuple[str, str]]]:
 def test_every_tenant_relation_grants_dml_to_its_role_only(runtime, tenant):
     """grant_tenant finds the relations through pg_depend, not ON ALL TABLES IN SCHEMA (whose
     pg_class scans grow with the fleet): every table, view and sequence must still be covered."""
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         relations = scalar(
             connection,
             "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
@@ -249,7 +250,7 @@ def test_granting_again_removes_a_direct_runtime_grant(runtime, tenant, runtime_
 
     from backend.infrastructure.sql.privileges import grant_tenant
 
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.exec_driver_sql(
             psql.SQL("GRANT SELECT ON {}.clients TO {}")
             .format(psql.Identifier(tenant.schema_name), psql.Identifier(runtime_role))
@@ -288,7 +289,7 @@ def test_new_tenant_role_memberships_whatever_the_runtime_attribute(runtime, own
         group=psql.Identifier(group),
         schema=psql.Identifier(schema),
     )
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         pg16 = connection.dialect.server_version_info >= (16,)
         connection.exec_driver_sql(setup.as_string(None))
         if runtime_inherits and not pg16:  # no per-membership INHERIT option on 15: refused

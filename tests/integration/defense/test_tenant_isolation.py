@@ -18,6 +18,7 @@ from backend.infrastructure.sql.privileges import drop_tenant_role, grant_tenant
 from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.infrastructure.sql.unit_of_work import SqlTenantUnitOfWork
 from tests.integration.defense.sqlcheck import column, refused, scalar
+from tests.owner import owner_engine
 
 
 def add_clients(runtime, tenant, *names: str) -> None:
@@ -49,10 +50,10 @@ def bare_schema(runtime, runtime_role):
     """A tenant schema (with its role) made by the schema manager alone, without a registry
     row, so that dropping it cannot disturb tests that walk the registry."""
     name = f"tenant_{uuid.uuid4().hex}"
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         SqlSchemaManager(connection, runtime_role).create(name)
     yield name
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         SqlSchemaManager(connection, runtime_role).drop(name)
 
 
@@ -172,14 +173,14 @@ def test_role_is_reset_after_each_transaction_on_a_pool_of_one(runtime, settings
 
 def test_the_owner_works_as_itself_in_a_tenant_scope(runtime, owner_role, alpha):
     """Migrations, provisioning and purge keep the owner's rights inside a tenant scope."""
-    with tenant_scope(runtime.owner_engine, alpha.schema_name) as connection:
+    with tenant_scope(owner_engine(), alpha.schema_name) as connection:
         assert scalar(connection, "SELECT current_user") == owner_role
         connection.rollback()
 
 
 def test_provisioning_creates_the_role_and_a_rollback_leaves_none(runtime, runtime_role):
     name = f"tenant_{uuid.uuid4().hex}"
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         with connection.begin():
             SqlSchemaManager(connection, runtime_role).create(name)
             assert role_exists(connection, name)
@@ -190,9 +191,9 @@ def test_provisioning_creates_the_role_and_a_rollback_leaves_none(runtime, runti
 
 def test_drop_removes_the_schema_and_its_role_idempotently(runtime, runtime_role):
     name = f"tenant_{uuid.uuid4().hex}"
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         SqlSchemaManager(connection, runtime_role).create(name)
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         manager = SqlSchemaManager(connection, runtime_role)
         manager.drop(name)
         assert not role_exists(connection, name)
@@ -201,7 +202,7 @@ def test_drop_removes_the_schema_and_its_role_idempotently(runtime, runtime_role
 
 
 def test_drop_tenant_role_works_before_the_schema_is_dropped(runtime, runtime_role, bare_schema):
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         drop_tenant_role(connection, bare_schema)
         assert not role_exists(connection, bare_schema)
         drop_tenant_role(connection, bare_schema)  # idempotent
@@ -213,7 +214,7 @@ def test_drop_tenant_role_works_before_the_schema_is_dropped(runtime, runtime_ro
 
 def test_grant_tenant_removes_direct_runtime_access_and_is_idempotent(runtime, runtime_role, bare_schema):
     schema = schema_identifier(bare_schema).as_string(None)
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         # As granted before tenant roles existed.
         connection.exec_driver_sql(f"GRANT USAGE ON SCHEMA {schema} TO {runtime_role}")
         connection.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {runtime_role}")
@@ -263,15 +264,15 @@ def test_shared_grants_give_a_role_to_a_tenant_schema_made_before_tenant_roles(r
     from backend.infrastructure.sql.privileges import grant_shared
 
     name = f"tenant_{uuid.uuid4().hex}"
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         SqlSchemaManager(connection, runtime_role).create(name)
         drop_tenant_role(connection, name)  # as if made by the previous release
     try:
-        with runtime.owner_engine.begin() as connection:
+        with owner_engine().begin() as connection:
             grant_shared(connection, runtime_role)
         with tenant_scope(runtime.engine, name) as connection:
             assert scalar(connection, "SELECT current_user") == name
             assert scalar(connection, "SELECT count(*) FROM clients") == 0
     finally:
-        with runtime.owner_engine.begin() as connection:
+        with owner_engine().begin() as connection:
             SqlSchemaManager(connection, runtime_role).drop(name)

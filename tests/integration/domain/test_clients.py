@@ -12,6 +12,7 @@ from sqlalchemy import select
 from backend.core.db import tenant_scope
 from backend.infrastructure.sql.media import media
 from tests.integration.domain.conftest import API
+from tests.owner import owner_engine
 
 
 def test_create_then_get(workspace):
@@ -187,7 +188,7 @@ def test_delete_removes_client_and_appointments_and_soft_deletes_media(workspace
     appointments = ws.http.get(f"{API}/appointments", headers=ws.worker).json
     assert [a["client_id"] for a in appointments] == [keep["id"]]
     assert ws.http.get(f"{API}/media/{item['id']}", headers=ws.worker).status_code == 404
-    with tenant_scope(runtime.owner_engine, ws.tenant.schema_name) as connection:
+    with tenant_scope(owner_engine(), ws.tenant.schema_name) as connection:
         row = connection.execute(select(media).where(media.c.id == uuid.UUID(item["id"]))).one()
     assert row.deleted_at is not None and row.client_id is None  # left for the purge
     assert (runtime.settings.media_dir / str(ws.tenant.id) / item["id"]).exists()

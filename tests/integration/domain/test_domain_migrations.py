@@ -13,6 +13,7 @@ from sqlalchemy import text
 from backend.domain.tenants import schema_name_for
 from backend.infrastructure import migrations
 from backend.infrastructure.sql import tenant_metadata
+from tests.owner import owner_engine
 
 
 def _not_version_table(name, type_, parent_names) -> bool:
@@ -26,7 +27,7 @@ def _tables(connection, schema) -> set[str]:
 
 def test_tenant_models_match_migrations_and_t0002_round_trips(runtime):
     schema = schema_name_for(uuid.uuid4())
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         transaction = connection.begin()
         try:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))

@@ -25,6 +25,7 @@ from backend.infrastructure.sql.unit_of_work import SqlTenantUnitOfWork
 from backend.infrastructure.storage import LocalMediaStorage
 from backend.service.media import purge_deleted_media
 from tests.integration.domain.conftest import at, png_bytes
+from tests.owner import owner_engine
 
 REVIEW = PROJECT_ROOT / "docs" / "index-review.md"
 REVIEWED_BLUEPRINTS = {"clients", "appointments", "media"}
@@ -201,11 +202,11 @@ def seed(runtime, schema: str) -> None:
                 "deleted_at": base if n % 5 == 0 else None,
             }
         )
-    with tenant_scope(runtime.owner_engine, schema) as connection:
+    with tenant_scope(owner_engine(), schema) as connection:
         connection.execute(insert(clients), client_rows)
         connection.execute(insert(appointments), appointment_rows)
         connection.execute(insert(media), media_rows)
-    with runtime.owner_engine.connect() as connection, connection.begin():
+    with owner_engine().connect() as connection, connection.begin():
         set_tenant_search_path(connection, schema)
         for table in TENANT_TABLES:
             connection.exec_driver_sql(f"ANALYZE {table}")
@@ -327,7 +328,7 @@ def test_foreign_key_actions_use_their_index(reviewed, runtime):
 
 def test_listed_indexes_and_constraints_exist(make_tenant, runtime):
     tenant = make_tenant()
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         existing = set(
             connection.execute(
                 text("SELECT indexname FROM pg_indexes WHERE schemaname = :s"), {"s": tenant.schema_name}

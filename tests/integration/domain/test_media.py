@@ -18,6 +18,7 @@ from backend.infrastructure.sql.unit_of_work import SqlTenantUnitOfWork
 from backend.infrastructure.storage import LocalMediaStorage
 from backend.service.media import purge_deleted_media
 from tests.integration.domain.conftest import API, JPEG, PDF, WEBP, png_bytes, upload
+from tests.owner import owner_engine
 
 FIELDS = {
     "id",
@@ -232,7 +233,7 @@ def test_delete_is_soft_then_purge_removes_row_and_file(workspace, runtime):
     directory = runtime.settings.media_dir / str(ws.tenant.id)
     assert (directory / old["id"]).exists()  # kept until the retention period ends
     now = datetime.now(UTC)
-    with tenant_scope(runtime.owner_engine, ws.tenant.schema_name) as connection:
+    with tenant_scope(owner_engine(), ws.tenant.schema_name) as connection:
         connection.execute(
             update(media)
             .where(media.c.id == uuid.UUID(old["id"]))
@@ -241,14 +242,14 @@ def test_delete_is_soft_then_purge_removes_row_and_file(workspace, runtime):
     purged = purge_deleted_media(
         tenant_id=ws.tenant.id,
         older_than=now - timedelta(days=30),
-        uow_factory=lambda: SqlTenantUnitOfWork(runtime.owner_engine, ws.tenant.schema_name),
+        uow_factory=lambda: SqlTenantUnitOfWork(owner_engine(), ws.tenant.schema_name),
         storage=LocalMediaStorage(runtime.settings.media_dir),
         batch_size=1,
     )
     assert purged == 1
     assert not (directory / old["id"]).exists()
     assert (directory / recent["id"]).exists() and (directory / live["id"]).exists()
-    with tenant_scope(runtime.owner_engine, ws.tenant.schema_name) as connection:
+    with tenant_scope(owner_engine(), ws.tenant.schema_name) as connection:
         remaining = set(connection.execute(select(media.c.id)).scalars())
     assert remaining == {uuid.UUID(recent["id"]), uuid.UUID(live["id"])}
 
@@ -257,7 +258,7 @@ def test_deletion_is_audited_without_file_details(workspace, runtime):
     ws = workspace()
     item = ws.upload(filename="secret-diagnosis.png", client_id=ws.create_client(name="A")["id"])
     ws.http.delete(f"{API}/media/{item['id']}", headers=ws.worker)
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         event = connection.execute(select(audit_events).where(audit_events.c.target_id == item["id"])).one()
     assert (event.event, event.tenant_id, event.actor_role) == ("media.deleted", ws.tenant.id, "worker")
     assert "secret" not in json.dumps(event.metadata)

@@ -23,6 +23,7 @@ from backend.infrastructure.sql.identity import memberships
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service.tenants import provision_tenant
 from tests.conftest import unique_slug, verify_owner
+from tests.owner import owner_engine
 from tests.sessions import session_token
 
 pytestmark = pytest.mark.slow
@@ -103,7 +104,7 @@ def test_postgresql_stopped_is_503_and_service_recovers_when_it_returns(settings
             owner_email="fault@example.com",
             trial_days=14,
             now=datetime.now(UTC),
-            uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+            uow=SqlRegistryUnitOfWork(owner_engine(), runtime.runtime_role),
         )
         verify_owner(runtime, tenant)
         headers = {"Authorization": "Bearer " + _worker_token(runtime, tenant)}
@@ -123,12 +124,12 @@ def test_postgresql_stopped_is_503_and_service_recovers_when_it_returns(settings
         again.server.cleanup()
     finally:
         runtime.engine.dispose()
-        runtime.owner_engine.dispose()
+        owner_engine().dispose()
         shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 def _worker_token(runtime, tenant) -> str:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         user_id = connection.execute(
             select(memberships.c.user_id).where(memberships.c.tenant_id == tenant.id)
         ).scalar_one()

@@ -13,6 +13,7 @@ from backend.api.auth import forget_access
 from backend.core.tenancy import quoted_schema
 from backend.infrastructure import migrations
 from backend.infrastructure.sql.tenants import SqlTenantRepository, tenants
+from tests.owner import owner_engine
 
 pytestmark = pytest.mark.slow
 API = "/api/v1"
@@ -21,7 +22,7 @@ OLD = "t0001"
 
 def behind(runtime, tenant) -> None:
     """Put the tenant one revision back, schema and registry alike."""
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         migrations.downgrade_tenant(connection, tenant.schema_name, OLD)
         SqlTenantRepository(connection).record_migration(tenant.id, OLD, None)
 
@@ -45,7 +46,7 @@ def test_one_tenant_fails_to_migrate_and_answers_503_while_the_others_serve(
         behind(runtime, tenant)
     _, person = client_token(broken)
     # The revision creates `appointments`; a table of that name in the way makes it fail.
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.exec_driver_sql(f"CREATE TABLE {quoted_schema(broken.schema_name)}.appointments (x int)")
 
     results = {t.slug: migrate(app, t.slug) for t in (ok_a, broken, ok_b)}
@@ -55,7 +56,7 @@ def test_one_tenant_fails_to_migrate_and_answers_503_while_the_others_serve(
 
     row = listed(app, broken.slug)
     assert row["schema_version"] == OLD and "DuplicateTable" in row["last_migration_error"]
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         assert migrations.tenant_revision(connection, broken.schema_name) == OLD  # rolled back whole
         connection.rollback()
 
@@ -76,10 +77,10 @@ def test_one_tenant_fails_to_migrate_and_answers_503_while_the_others_serve(
         assert client.get(f"{API}/appointments", headers=workers[tenant.id]).status_code == 200
 
     # The operator fixes the cause and runs it again: the tenant is back, its data intact.
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.exec_driver_sql(f"DROP TABLE {quoted_schema(broken.schema_name)}.appointments")
     assert migrate(app, broken.slug).exit_code == 0
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         row = connection.execute(select(tenants).where(tenants.c.id == broken.id)).first()
     assert (row.schema_version, row.last_migration_error) == (migrations.head_revision("tenant"), None)
     forget_access()

@@ -21,6 +21,7 @@ from backend.infrastructure.sql.tenants import SqlTenantRepository, tenants
 from tests.conftest import unique_slug
 from tests.integration.faults.killing import kill_when_blocked, orphans, run_cli
 from tests.integration.proof.seed import png_with_text, upload
+from tests.owner import owner_engine
 
 pytestmark = pytest.mark.slow
 API = "/api/v1"
@@ -29,12 +30,12 @@ KILLED = -signal.SIGKILL
 
 def registry_row(runtime, slug: str | None = None, tenant_id=None):
     where = tenants.c.slug == slug if slug is not None else tenants.c.id == tenant_id
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         return connection.execute(select(tenants).where(where)).first()
 
 
 def schema_exists(runtime, schema: str) -> bool:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         found = connection.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :n"), {"n": schema})
         return found.scalar() == 1
 
@@ -48,24 +49,24 @@ def filled(client, tenant, headers) -> dict:
 
 
 def test_provisioning_killed_leaves_nothing_and_the_rerun_provisions(settings, runtime, client, worker_token):
-    before = orphans(runtime.owner_engine)
+    before = orphans(owner_engine())
     slug = unique_slug("killprov")
     args = ("provision", "--slug", slug, "--name", "Killed", "--owner-email", f"{slug}@example.com")
     # Registry row, schema, tables and tenant role are made; the owner's membership is next.
-    killed = kill_when_blocked(settings, runtime.owner_engine, "shared.memberships", "SHARE", *args)
+    killed = kill_when_blocked(settings, owner_engine(), "shared.memberships", "SHARE", *args)
     assert killed.returncode == KILLED and killed.created > 0
     assert registry_row(runtime, slug) is None
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         owner = select(users.c.id).where(users.c.email == f"{slug}@example.com")
         assert connection.execute(owner).first() is None
-    assert orphans(runtime.owner_engine) == before
+    assert orphans(owner_engine()) == before
 
     again = run_cli(settings, *args)
     assert again.returncode == 0, again.stderr
     row = registry_row(runtime, slug)
     assert row.status == "active" and row.schema_version == migrations.head_revision("tenant")
     assert schema_exists(runtime, row.schema_name)
-    assert orphans(runtime.owner_engine) == before
+    assert orphans(owner_engine()) == before
 
 
 def test_purge_killed_while_dropping_the_schema_then_the_rerun_finishes(
@@ -74,14 +75,14 @@ def test_purge_killed_while_dropping_the_schema_then_the_rerun_finishes(
     tenant = make_tenant()
     headers = worker_token(tenant)
     filled(client, tenant, headers)
-    before = orphans(runtime.owner_engine)
+    before = orphans(owner_engine())
     media_dir = settings.media_dir / str(tenant.id)
     assert any(media_dir.iterdir())
     clients_table = f"{quoted_schema(tenant.schema_name)}.clients"
     # Scheduled (committed), tokens revoked (committed), then DROP SCHEMA waits for our lock.
     killed = kill_when_blocked(
         settings,
-        runtime.owner_engine,
+        owner_engine(),
         clients_table,
         "ACCESS SHARE",
         "delete",
@@ -93,7 +94,7 @@ def test_purge_killed_while_dropping_the_schema_then_the_rerun_finishes(
     row = registry_row(runtime, tenant.slug)
     assert row.status == "deletion_scheduled"  # blocked for everyone: nothing half-removed shows
     assert schema_exists(runtime, tenant.schema_name) and any(media_dir.iterdir())
-    assert orphans(runtime.owner_engine) == before
+    assert orphans(owner_engine()) == before
     forget_access()
     blocked = client.get(f"{API}/clients", headers=headers)
     assert blocked.status_code == 403 and blocked.json["detail"] == "tenant_deleted"
@@ -105,10 +106,10 @@ def test_purge_killed_while_dropping_the_schema_then_the_rerun_finishes(
     assert row.status == "deleted"  # the tombstone
     assert not schema_exists(runtime, tenant.schema_name)
     assert not media_dir.exists() or not any(media_dir.iterdir())
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         left = connection.execute(select(memberships.c.id).where(memberships.c.tenant_id == tenant.id))
         assert left.first() is None
-    assert orphans(runtime.owner_engine) == before
+    assert orphans(owner_engine()) == before
 
 
 def test_restore_killed_leaves_nothing_restored_and_the_rerun_restores(
@@ -119,13 +120,13 @@ def test_restore_killed_leaves_nothing_restored_and_the_rerun_restores(
     archive = tmp_path / "tenant.tar"
     exported = run_cli(settings, "export", "--slug", tenant.slug, "--out", str(archive))
     assert exported.returncode == 0, exported.stderr
-    before = orphans(runtime.owner_engine)
+    before = orphans(owner_engine())
     media_before = set(settings.media_dir.iterdir())
     slug = unique_slug("restored")
     # Schema loaded and migrated, users matched; the memberships are next, the files after them.
     killed = kill_when_blocked(
         settings,
-        runtime.owner_engine,
+        owner_engine(),
         "shared.memberships",
         "SHARE",
         "restore",
@@ -136,7 +137,7 @@ def test_restore_killed_leaves_nothing_restored_and_the_rerun_restores(
     )
     assert killed.returncode == KILLED and killed.created > 0
     assert registry_row(runtime, slug) is None
-    assert orphans(runtime.owner_engine) == before
+    assert orphans(owner_engine()) == before
     assert set(settings.media_dir.iterdir()) == media_before
 
     again = run_cli(settings, "restore", "--file", str(archive), "--slug", slug)
@@ -158,16 +159,16 @@ def test_migration_killed_midway_rolls_back_and_the_rerun_migrates(
     headers = worker_token(tenant)
     client.post(f"{API}/clients", json={"name": "Stays"}, headers=headers)
     first, head = "t0001", migrations.head_revision("tenant")
-    with runtime.owner_engine.begin() as connection:  # the tenant is one revision behind
+    with owner_engine().begin() as connection:  # the tenant is one revision behind
         migrations.downgrade_tenant(connection, tenant.schema_name, first)
         SqlTenantRepository(connection).record_migration(tenant.id, first, None)
     clients_table = f"{quoted_schema(tenant.schema_name)}.clients"
     # The revision's foreign key to `clients` waits for our lock, inside the tenant's transaction.
     killed = kill_when_blocked(
-        settings, runtime.owner_engine, clients_table, "SHARE", "migrate", "--slug", tenant.slug
+        settings, owner_engine(), clients_table, "SHARE", "migrate", "--slug", tenant.slug
     )
     assert killed.returncode == KILLED and killed.created > 0  # the new tables were made
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         assert migrations.tenant_revision(connection, tenant.schema_name) == first
         connection.rollback()
     assert registry_row(runtime, tenant.slug).schema_version == first  # registry and schema agree

@@ -23,6 +23,7 @@ from tests.integration.faults.killing import (
     held_lock,
     wait_backends_gone,
 )
+from tests.owner import owner_engine
 
 pytestmark = pytest.mark.slow
 GONE_WITHIN_S = 15
@@ -31,13 +32,13 @@ GONE_WITHIN_S = 15
 def test_workers_die_with_a_killed_migrate(settings, runtime, make_tenant):
     tenant = make_tenant()
     first = "t0001"
-    with runtime.owner_engine.begin() as connection:  # the tenant is one revision behind
+    with owner_engine().begin() as connection:  # the tenant is one revision behind
         migrations.downgrade_tenant(connection, tenant.schema_name, first)
         SqlTenantRepository(connection).record_migration(tenant.id, first, None)
     clients_table = f"{quoted_schema(tenant.schema_name)}.clients"
     descendants: list[psutil.Process] = []
     try:
-        with held_lock(runtime.owner_engine, clients_table, "SHARE") as holder:
+        with held_lock(owner_engine(), clients_table, "SHARE") as holder:
             process = subprocess.Popen(
                 cli_command("migrate", "--slug", tenant.slug, "--jobs", "2"),
                 env=cli_env(settings),
@@ -47,7 +48,7 @@ def test_workers_die_with_a_killed_migrate(settings, runtime, make_tenant):
                 start_new_session=True,
             )
             # A worker is inside the tenant's migration, blocked behind our lock.
-            backends = backends_blocked_by(runtime.owner_engine, holder, process)
+            backends = backends_blocked_by(owner_engine(), holder, process)
             descendants = psutil.Process(process.pid).children(recursive=True)
             assert len(descendants) >= 2, "a fork server and at least one worker"
             os.kill(process.pid, signal.SIGKILL)  # the command only, not its process group
@@ -55,8 +56,8 @@ def test_workers_die_with_a_killed_migrate(settings, runtime, make_tenant):
             # Still holding the lock: a surviving worker could not finish the migration either.
             _, alive = psutil.wait_procs(descendants, timeout=GONE_WITHIN_S)
             assert alive == [], f"survived their parent: {[(p.pid, p.name()) for p in alive]}"
-        wait_backends_gone(runtime.owner_engine, backends)
-        with runtime.owner_engine.connect() as connection:
+        wait_backends_gone(owner_engine(), backends)
+        with owner_engine().connect() as connection:
             assert migrations.tenant_revision(connection, tenant.schema_name) == first
             connection.rollback()
     finally:

@@ -18,6 +18,7 @@ from backend.infrastructure.sql.clients import SqlClientRepository
 from backend.infrastructure.sql.media import SqlMediaRepository
 from tests.integration.faults.killing import WAIT_S, poll
 from tests.integration.proof.seed import png_with_text, upload
+from tests.owner import owner_engine
 
 pytestmark = pytest.mark.slow
 API = "/api/v1"
@@ -78,7 +79,7 @@ def killed_midway(monkeypatch, fault_app, repository: type, send):
 
 
 def count(runtime, tenant, table: str) -> int:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         query = f"SELECT count(*) FROM {quoted_schema(tenant.schema_name)}.{table}"
         return connection.execute(text(query)).scalar_one()
 

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from backend.core.config import PROJECT_ROOT
 from backend.domain.tenants import schema_name_for
 from backend.infrastructure import migrations
+from tests.owner import owner_engine
 
 
 def _tables(connection, schema):
@@ -27,7 +28,7 @@ def _tables(connection, schema):
 
 
 def test_shared_tree_up_down_up(runtime):
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         transaction = connection.begin()
         try:
             migrations.upgrade_shared(connection)
@@ -42,7 +43,7 @@ def test_shared_tree_up_down_up(runtime):
 
 def test_tenant_tree_up_down_up_and_check(runtime):
     schema = schema_name_for(uuid.uuid4())
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         transaction = connection.begin()
         try:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))

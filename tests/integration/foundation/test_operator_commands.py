@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from backend.core.config import PROJECT_ROOT
 from tests.conftest import unique_slug
+from tests.owner import owner_engine
 
 BIN = Path(sys.executable).parent
 
@@ -42,7 +43,7 @@ def test_provision_creates_the_schema_and_list_shows_it(settings, runtime):
     listed = _run(settings, "list", "--format", "json", launcher="script")
     assert listed.returncode == 0, listed.stderr
     (row,) = [t for t in json.loads(listed.stdout) if t["slug"] == slug]
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         exists = connection.execute(
             text("SELECT 1 FROM pg_namespace WHERE nspname = :n"), {"n": row["schema_name"]}
         ).scalar()

@@ -14,6 +14,7 @@ from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service.tenants import provision_tenant
 from tests.conftest import unique_slug
+from tests.owner import owner_engine
 
 
 def _provision(runtime, slug):
@@ -23,12 +24,12 @@ def _provision(runtime, slug):
         owner_email=f"owner-{slug}@example.com",
         trial_days=14,
         now=datetime.now(UTC),
-        uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+        uow=SqlRegistryUnitOfWork(owner_engine(), runtime.runtime_role),
     )
 
 
 def _schema_exists(runtime, schema_name) -> bool:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         return bool(
             connection.execute(
                 text("SELECT 1 FROM pg_namespace WHERE nspname = :n"), {"n": schema_name}
@@ -37,7 +38,7 @@ def _schema_exists(runtime, schema_name) -> bool:
 
 
 def _registry_has(runtime, slug) -> bool:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         return bool(
             connection.execute(text("SELECT 1 FROM shared.tenants WHERE slug = :s"), {"s": slug}).scalar()
         )
@@ -45,7 +46,7 @@ def _registry_has(runtime, slug) -> bool:
 
 def test_creates_schema_with_every_tenant_table_at_head(runtime):
     tenant = _provision(runtime, unique_slug())
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         tables = set(
             connection.execute(
                 text("SELECT tablename FROM pg_tables WHERE schemaname = :s"), {"s": tenant.schema_name}

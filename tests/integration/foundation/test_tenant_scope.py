@@ -11,6 +11,7 @@ from sqlalchemy import insert, text
 from backend import create_app
 from backend.core.db import DEFAULT_SEARCH_PATH, create_db_engine, set_tenant_search_path
 from backend.infrastructure.sql.clients import clients
+from tests.owner import owner_engine
 
 
 @pytest.fixture()
@@ -21,7 +22,7 @@ def one_connection_app(settings):
 
 
 def _add_clients(runtime, tenant, names):
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         set_tenant_search_path(connection, tenant.schema_name)
         for name in names:
             connection.execute(insert(clients).values(id=uuid.uuid4(), name=name))
@@ -82,7 +83,7 @@ def test_no_prepared_statements_across_schema_versions(runtime, make_tenant):
     """Two tenants whose `clients` differ (one is a migration ahead): the same SQL text run
     alternately many times on one connection must keep working (prepare_threshold=None)."""
     a, b = make_tenant(), make_tenant()
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(text(f'ALTER TABLE "{b.schema_name}".clients ADD COLUMN extra integer'))
         connection.execute(text(f'GRANT SELECT ON "{b.schema_name}".clients TO {runtime.runtime_role}'))
     with runtime.engine.connect() as connection:
@@ -99,9 +100,9 @@ def test_prepared_statements_would_break_across_schema_versions(settings, runtim
     import psycopg
 
     a, b = make_tenant(), make_tenant()
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(text(f'ALTER TABLE "{b.schema_name}".clients ADD COLUMN extra integer'))
-    url = runtime.owner_engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    url = owner_engine().url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(url, prepare_threshold=0) as conn:
         with pytest.raises(psycopg.errors.FeatureNotSupported, match="cached plan must not change"):
             for tenant in (a, b):

@@ -22,6 +22,7 @@ from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUser
 from backend.infrastructure.sql.tenants import tenants
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service.tenants import provision_tenant
+from tests.owner import owner_engine
 from tests.sessions import session_token
 
 PASSWORD = "correct-horse-battery"
@@ -63,13 +64,13 @@ def bearer(value: str) -> dict:
 
 
 def update_tenant(runtime, tenant_id: uuid.UUID, **values) -> None:
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(update(tenants).where(tenants.c.id == tenant_id).values(**values))
     forget_access(tenant_id=tenant_id)
 
 
 def mark_verified(runtime, user_id: uuid.UUID) -> None:
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(update(users).where(users.c.id == user_id).values(verified_at=datetime.now(UTC)))
     forget_access(user_id=user_id)
 
@@ -88,7 +89,7 @@ class Member:
 
 def add_client_record(runtime, tenant, *, name: str = "A Client", email: str | None = None) -> uuid.UUID:
     client_id = uuid.uuid4()
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         set_tenant_search_path(connection, tenant.schema_name)
         connection.execute(insert(clients).values(id=client_id, name=name, email=email))
     return client_id
@@ -107,11 +108,11 @@ def make_member(runtime, *, state: str = "active") -> Member:
         owner_email=owner_email,
         trial_days=14,
         now=now,
-        uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+        uow=SqlRegistryUnitOfWork(owner_engine(), runtime.runtime_role),
     )
     client_id = add_client_record(runtime, tenant, email=f"client-{slug}@example.com")
     client_user_id = uuid.uuid4()
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         worker_id = SqlUserRepository(connection).id_by_email(owner_email)
         SqlUserRepository(connection).add(client_user_id, f"c-{slug}@example.com", "Client", None, now)
         SqlMembershipRepository(connection).add(
@@ -141,6 +142,17 @@ def make_member(runtime, *, state: str = "active") -> Member:
 @pytest.fixture()
 def member(runtime):
     return lambda state="active": make_member(runtime, state=state)
+
+
+# Signups claim pre-built workspaces only: every identity test starts with a few ready, made
+# by the worker's refill (tests/conftest.py `ready_workspaces`); a test that needs more, or
+# none, says so itself (tests/integration/lifecycle/test_workspace_claim.py).
+READY_WORKSPACES = 4
+
+
+@pytest.fixture(autouse=True)
+def _workspaces_ready(ready_workspaces):
+    ready_workspaces(READY_WORKSPACES)
 
 
 @pytest.fixture()

@@ -17,6 +17,7 @@ from backend.infrastructure.sql.tenants import tenants
 from backend.service.identity import token_digest
 from tests.eventually import eventually
 from tests.integration.identity.conftest import bearer, mark_verified
+from tests.owner import owner_engine
 
 
 def settle(runtime) -> None:
@@ -24,7 +25,7 @@ def settle(runtime) -> None:
     too, and a late one would evict an entry a test has just cached): messages arrive in
     commit order, so once our own has been handled, so were the earlier ones."""
     before = access_cache._generation
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(text("SELECT pg_notify('access_changed', 'sync')"))
     assert eventually(lambda: access_cache._generation, lambda generation: generation > before) > before
 
@@ -39,7 +40,7 @@ def test_a_session_revoked_elsewhere_is_refused_at_once(client, signup, login, r
     pair = login(body["email"]).json
     headers = bearer(pair["access_token"])
     assert client.get("/api/v1/me", headers=headers).status_code == 200
-    with runtime.owner_engine.begin() as connection:  # e.g. an operator, or another worker
+    with owner_engine().begin() as connection:  # e.g. an operator, or another worker
         connection.execute(
             update(refresh_tokens)
             .where(refresh_tokens.c.token_hash == token_digest(pair["refresh_token"]))
@@ -55,7 +56,7 @@ def test_without_its_notification_a_change_stays_unseen_until_the_ttl(client, me
     m = member()
     settle(runtime)
     assert client.get("/api/v1/me", headers=m.worker).status_code == 200
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(text("ALTER TABLE shared.tenants DISABLE TRIGGER notify_access_changed"))
         connection.execute(update(tenants).where(tenants.c.id == m.tenant.id).values(status="disabled"))
         connection.execute(text("ALTER TABLE shared.tenants ENABLE TRIGGER notify_access_changed"))
@@ -64,7 +65,7 @@ def test_without_its_notification_a_change_stays_unseen_until_the_ttl(client, me
     auth.forget_access(tenant_id=m.tenant.id)
     response = client.get("/api/v1/me", headers=m.worker)
     assert response.status_code == 403 and response.json == {"detail": "tenant_disabled"}
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(update(tenants).where(tenants.c.id == m.tenant.id).values(status="active"))
 
 
@@ -73,11 +74,11 @@ def test_other_tenants_entries_survive_a_change(client, member, runtime, listeni
     settle(runtime)
     for m in (first, second):
         assert client.get("/api/v1/me", headers=m.worker).status_code == 200
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(update(tenants).where(tenants.c.id == first.tenant.id).values(status="disabled"))
     assert changed(client, first.worker).status_code == 403
     assert second.tenant.id in {key[1] for key in list(access_cache._entries)}
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(update(tenants).where(tenants.c.id == first.tenant.id).values(status="active"))
 
 

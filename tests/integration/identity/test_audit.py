@@ -22,6 +22,7 @@ from tests.integration.identity.conftest import (
     signup_body,
     update_tenant,
 )
+from tests.owner import owner_engine
 
 
 def trail(client, headers, **params) -> list[dict]:
@@ -68,7 +69,7 @@ def test_every_identity_flow_is_audited_without_secrets(client, runtime, mail_di
     update_tenant(runtime, uuid.UUID(tenant_id), status="active", trial_ends_at=None, plan="paid")
     client.post("/api/v1/auth/logout", headers=worker)
 
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         rows = connection.execute(
             select(audit_events).where(audit_events.c.tenant_id == tenant_id).order_by(audit_events.c.id)
         ).all()

@@ -28,6 +28,7 @@ from backend.domain.identity import Role
 from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository, refresh_tokens
 from tests.integration.identity.conftest import add_client_record, bearer, make_member, update_tenant
 from tests.integration.identity.openapi_walk import body_kwargs, concrete_path, operations
+from tests.owner import owner_engine
 from tests.sessions import session_token
 
 PUBLIC_OPERATIONS = {
@@ -78,7 +79,7 @@ def _insert(runtime, member, statement: str, **values) -> uuid.UUID:
     """A row written straight into the member's tenant schema (owner role), by plain SQL so
     this test does not depend on another area's modules."""
     values["id"] = uuid.uuid4()
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         set_tenant_search_path(connection, member.tenant.schema_name)
         connection.execute(text(statement), values)
     return values["id"]
@@ -112,7 +113,7 @@ def _session(runtime, member) -> uuid.UUID:
     """A live login of the member's client: the family id is what /me/sessions/{id} names."""
     family = uuid.uuid4()
     now = datetime.now(UTC)
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(
             insert(refresh_tokens).values(
                 id=uuid.uuid4(),
@@ -247,7 +248,7 @@ def neighbour_client(runtime, member) -> dict:
     """Headers of a second client with a login in the member's workspace."""
     client_id = add_client_record(runtime, member.tenant, name="Neighbour")
     user_id = uuid.uuid4()
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         SqlUserRepository(connection).add(user_id, f"n-{user_id.hex[:10]}@example.com", "Neighbour", None)
         SqlMembershipRepository(connection).add(
             user_id=user_id, tenant_id=member.tenant.id, role=Role.CLIENT, client_id=client_id

@@ -12,10 +12,11 @@ from backend.infrastructure.sql.audit import audit_events
 from backend.infrastructure.sql.identity import memberships, users
 from tests.integration.identity.conftest import PASSWORD, bearer
 from tests.integration.identity.test_email_change import mails_to
+from tests.owner import owner_engine
 
 
 def with_password(runtime, user_id) -> None:
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(
             update(users).where(users.c.id == user_id).values(password_hash=hash_password(PASSWORD))
         )
@@ -40,7 +41,7 @@ def test_a_client_deletes_their_login_and_the_worker_keeps_the_record(
     assert done.status_code == 204
     assert client.get("/api/v1/me", headers=headers).status_code == 401
     assert login(email).status_code == 401
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         assert connection.execute(select(users.c.id).where(users.c.id == m.client_user_id)).first() is None
         event = connection.execute(
             select(audit_events.c.tenant_id, audit_events.c.target_id, audit_events.c.metadata).where(
@@ -62,7 +63,7 @@ def test_a_client_deletes_their_login_and_the_worker_keeps_the_record(
 def test_a_client_of_two_workspaces_keeps_the_other_login(client, member, runtime, login):
     m, second = member(), member()
     with_password(runtime, m.client_user_id)
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(
             memberships.insert().values(
                 id=uuid.uuid4(),

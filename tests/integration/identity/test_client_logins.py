@@ -8,6 +8,7 @@ import uuid
 
 from tests.eventually import eventually
 from tests.integration.identity.conftest import PASSWORD, add_client_record, bearer, mailed_token
+from tests.owner import owner_engine
 
 API = "/api/v1"
 
@@ -68,7 +69,7 @@ def test_acceptance_checks_the_invitations_email_against_the_record(client, memb
 
     m = member()
     client_id, _, token = invited(client, runtime, mail_dir, m, "ivan")
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         set_tenant_search_path(connection, m.tenant.schema_name)
         connection.execute(
             clients.update().where(clients.c.id == client_id).values(email=fresh_email("moved"))

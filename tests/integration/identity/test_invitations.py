@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from backend.infrastructure.sql.identity import memberships
 from tests.integration.identity.conftest import PASSWORD, add_client_record, bearer, mailed_token
+from tests.owner import owner_engine
 
 
 def invite(client, m, client_id):
@@ -27,7 +28,7 @@ def test_invited_client_accepts_logs_in_and_is_linked_to_the_record(client, memb
     assert accepted.status_code == 200, accepted.json
     assert accepted.json["user"]["email"] == email and accepted.json["user"]["verified"] is True
     assert accepted.json["tenant"]["slug"] == m.tenant.slug
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         row = connection.execute(
             select(memberships).where(
                 memberships.c.tenant_id == m.tenant.id, memberships.c.client_id == client_id

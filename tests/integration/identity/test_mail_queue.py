@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from backend.cli import worker as worker_module
 from backend.domain.errors import Unavailable
+from tests.owner import owner_engine
 
 
 class RefusingMailer:
@@ -26,7 +27,7 @@ def test_a_failed_delivery_is_retried_later(client, signup, runtime, run_jobs, m
     assert response.status_code == 202
     run_jobs()
     assert refusing.attempts == 1
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         job = connection.execute(
             text(
                 "SELECT id, status::text, attempts, scheduled_at > now() AS later"

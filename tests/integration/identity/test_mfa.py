@@ -16,6 +16,7 @@ from backend.infrastructure.sql.audit import audit_events
 from backend.infrastructure.sql.mfa import mfa_recovery_codes, user_mfa
 from tests.eventually import eventually
 from tests.integration.identity.conftest import PASSWORD, bearer, mark_verified, update_tenant
+from tests.owner import owner_engine
 
 
 def worker_with_mfa(client, signup, login, runtime):
@@ -77,7 +78,7 @@ def test_a_recovery_code_works_once(client, signup, login, runtime):
 def test_secrets_and_recovery_codes_are_not_stored_in_plain_text(client, signup, login, runtime):
     _, account, totp, codes, _ = worker_with_mfa(client, signup, login, runtime)
     user_id = uuid.UUID(account["user"]["id"])
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         sealed = connection.execute(
             select(user_mfa.c.secret_sealed).where(user_mfa.c.user_id == user_id)
         ).scalar_one()
@@ -136,7 +137,7 @@ def test_operator_resets_a_locked_out_owner(app, client, signup, login, runtime,
     ended = eventually(lambda: client.get("/api/v1/me", headers=headers), lambda r: r.status_code != 200)
     assert ended.json == {"detail": "invalid_token"}
     assert login(body["email"]).status_code == 200  # password alone again
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         trail = connection.execute(
             select(audit_events.c.event, audit_events.c.metadata, audit_events.c.tenant_id).where(
                 audit_events.c.target_id == account["user"]["id"], audit_events.c.event == "auth.mfa_disabled"

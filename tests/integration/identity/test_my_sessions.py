@@ -11,6 +11,7 @@ from sqlalchemy import update
 from backend.core.passwords import hash_password
 from backend.infrastructure.sql.identity import users
 from tests.integration.identity.conftest import PASSWORD, bearer, mark_verified
+from tests.owner import owner_engine
 
 
 def logged_in(client, signup, runtime, *, agents=("Phone/1.0", "Laptop/2.0")):
@@ -92,7 +93,7 @@ def test_another_users_session_is_invisible_and_cannot_be_ended(client, signup, 
 
 def test_a_client_and_the_worker_of_one_workspace_see_only_their_own(client, member, runtime):
     m = member()
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(
             update(users)
             .where(users.c.id.in_([m.worker_id, m.client_user_id]))

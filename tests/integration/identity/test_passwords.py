@@ -14,6 +14,7 @@ from backend.infrastructure.sql.audit import audit_events
 from backend.infrastructure.sql.identity import one_time_tokens, users
 from backend.service.identity import token_digest
 from tests.integration.identity.conftest import PASSWORD, bearer, mailed_token, mark_verified, update_tenant
+from tests.owner import owner_engine
 
 NEW_PASSWORD = "a-brand-new-passphrase"
 
@@ -43,7 +44,7 @@ def test_forgotten_password_recovery_ends_every_session(client, signup, login, r
     requested = forgot(client, body["email"])
     assert requested.status_code == 202
     token = mailed_token(mail_dir, body["email"])
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         stored = connection.execute(
             select(one_time_tokens.c.token_hash, one_time_tokens.c.expires_at).where(
                 one_time_tokens.c.kind == "password_reset",
@@ -66,7 +67,7 @@ def test_forgotten_password_recovery_ends_every_session(client, signup, login, r
     assert login(body["email"], NEW_PASSWORD).status_code == 200
     # Single use.
     assert reset(client, token, "yet-another-passphrase").json == {"detail": "invalid_token"}
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         trail = connection.execute(
             select(audit_events.c.event, audit_events.c.outcome, audit_events.c.tenant_id).where(
                 audit_events.c.actor_user_id == uuid.UUID(account["user"]["id"]),
@@ -104,7 +105,7 @@ def test_expired_superseded_and_invalid_tokens_fail(client, signup, login, runti
     assert reset(client, "x" * 43).json == {"detail": "invalid_token"}
     too_short = reset(client, second, "short")
     assert too_short.status_code == 422 and "password" in too_short.json["errors"]
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(
             update(one_time_tokens)
             .where(one_time_tokens.c.token_hash == token_digest(second))
@@ -118,7 +119,7 @@ def test_a_link_sent_to_an_old_address_stops_working(client, signup, login, runt
     account, body, _ = verified_worker(signup, login, runtime)
     forgot(client, body["email"])
     token = mailed_token(mail_dir, body["email"])
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(
             update(users)
             .where(users.c.id == uuid.UUID(account["user"]["id"]))

@@ -19,6 +19,7 @@ from tests.integration.identity.conftest import (
     mark_verified,
     update_tenant,
 )
+from tests.owner import owner_engine
 
 
 def verified_signup(signup, runtime):
@@ -62,10 +63,10 @@ def test_a_user_without_password_cannot_log_in(make_tenant, login):
 def test_login_rehashes_a_hash_made_with_other_parameters(signup, login, runtime):
     _account, body = verified_signup(signup, runtime)
     old = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(update(users).where(users.c.email == body["email"]).values(password_hash=old))
     assert login(body["email"]).status_code == 200
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         stored = connection.execute(
             select(users.c.password_hash).where(users.c.email == body["email"])
         ).scalar()
@@ -91,7 +92,7 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_family(client, signup, logi
     me = client.get("/api/v1/me", headers=bearer(third["access_token"]))
     assert me.status_code == 401 and me.json == {"detail": "invalid_token"}
 
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         family = connection.execute(
             select(refresh_tokens.c.family_id).where(
                 refresh_tokens.c.token_hash == token_digest(first["refresh_token"])
@@ -117,7 +118,7 @@ def test_unknown_and_expired_refresh_tokens(client, signup, login, runtime):
     }
     _, body = verified_signup(signup, runtime)
     pair = login(body["email"]).json
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(
             update(refresh_tokens)
             .where(refresh_tokens.c.token_hash == token_digest(pair["refresh_token"]))
@@ -141,7 +142,7 @@ def test_logout_revokes_the_session(client, signup, login, runtime):
 def test_removed_membership_takes_effect_on_a_live_token(client, member, runtime, listening):
     m = member()
     assert client.get("/api/v1/me", headers=m.client).status_code == 200
-    with runtime.owner_engine.begin() as connection:  # another process: no eviction here
+    with owner_engine().begin() as connection:  # another process: no eviction here
         connection.execute(delete(memberships).where(memberships.c.user_id == m.client_user_id))
     response = eventually(lambda: client.get("/api/v1/me", headers=m.client), lambda r: r.status_code != 200)
     assert response.status_code == 401 and response.json == {"detail": "invalid_token"}
@@ -151,7 +152,7 @@ def test_disabling_a_tenant_elsewhere_takes_effect_at_once(client, member, runti
     m = member()
     assert client.get("/api/v1/me", headers=m.worker).status_code == 200
     assert client.get("/api/v1/me", headers=m.client).status_code == 200
-    with runtime.owner_engine.begin() as connection:  # another process: no eviction here
+    with owner_engine().begin() as connection:  # another process: no eviction here
         connection.execute(update(tenants).where(tenants.c.id == m.tenant.id).values(status="disabled"))
     for headers in (m.worker, m.client):
         response = eventually(
@@ -166,7 +167,7 @@ def test_token_names_the_tenant_and_needs_it_with_several_workspaces(client, sig
     _, body = verified_signup(signup, runtime)
     other = member()
     client_id = add_client_record(runtime, other.tenant, name="Also a client elsewhere")
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         user_id = connection.execute(select(users.c.id).where(users.c.email == body["email"])).scalar()
         connection.execute(
             memberships.insert().values(

@@ -1,4 +1,4 @@
-"""POST /auth/signup: an unverified worker, a workspace on trial and its schema, all or nothing."""
+"""POST /auth/signup: an unverified worker, a workspace on trial (a claimed spare), all or nothing."""
 
 from __future__ import annotations
 
@@ -13,22 +13,28 @@ from backend.infrastructure.sql.identity import memberships, users
 from backend.infrastructure.sql.tenants import tenants
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from tests.integration.identity.conftest import PASSWORD, mailed_token, signup_body, unique
+from tests.owner import owner_engine
 
 
 def tenant_schema_count(runtime) -> int:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         return connection.execute(
             text("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tenant\\_%'")
         ).scalar_one()
 
 
+def ready_spares() -> set:
+    with owner_engine().connect() as connection:
+        return set(connection.execute(text("SELECT id FROM shared.spare_schemas")).scalars())
+
+
 def users_with_email(runtime, email: str) -> list:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         return connection.execute(select(users).where(func.lower(users.c.email) == email.lower())).all()
 
 
 def tenants_with_slug(runtime, slug: str) -> list:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         return connection.execute(select(tenants).where(tenants.c.slug == slug)).all()
 
 
@@ -47,7 +53,7 @@ def test_signup_creates_an_unverified_worker_and_a_workspace_on_trial(signup, ru
     (row,) = users_with_email(runtime, body["email"])
     assert row.password_hash.startswith("$argon2id$") and PASSWORD not in row.password_hash
     (registry,) = tenants_with_slug(runtime, body["workspace_slug"])
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         role = connection.execute(
             select(memberships.c.role).where(
                 memberships.c.user_id == row.id, memberships.c.tenant_id == registry.id
@@ -103,15 +109,15 @@ def test_signup_refuses_invalid_input(signup, runtime, overrides, field):
     assert users_with_email(runtime, body["email"]) == []
 
 
-class SchemaCreatedThenFailure:
-    """A schema manager that creates the schema (and its tables) for real, then fails."""
+class SpareClaimedThenFailure:
+    """A schema manager that claims a spare workspace for real, then fails."""
 
     def __init__(self, inner) -> None:
         self._inner = inner
 
-    def create(self, schema_name: str) -> str:
-        self._inner.create(schema_name)
-        raise RuntimeError("injected failure after the schema was created")
+    def claim_spare(self):
+        assert self._inner.claim_spare() is not None
+        raise RuntimeError("injected failure after the spare was claimed")
 
     def __getattr__(self, name: str):
         return getattr(self._inner, name)
@@ -120,20 +126,20 @@ class SchemaCreatedThenFailure:
 class FailingProvisioning(SqlRegistryUnitOfWork):
     def _bind(self, connection) -> None:
         super()._bind(connection)
-        self.schemas = SchemaCreatedThenFailure(self.schemas)
+        self.schemas = SpareClaimedThenFailure(self.schemas)
 
 
 def test_signup_is_all_or_nothing_when_provisioning_fails(client, runtime, monkeypatch, mail_dir):
-    monkeypatch.setattr(
-        identity_routes, "_owner_uow", lambda: FailingProvisioning(runtime.owner_engine, runtime.runtime_role)
-    )
-    schemas_before = tenant_schema_count(runtime)
+    failing = lambda: FailingProvisioning(runtime.engine, spares=True)  # noqa: E731
+    monkeypatch.setattr(identity_routes, "_claiming_uow", failing)
+    schemas_before, spares_before = tenant_schema_count(runtime), ready_spares()
     body = signup_body()
     response = client.post("/api/v1/auth/signup", json=body)
     assert response.status_code == 500 and response.json == {"detail": "internal_error"}
     assert users_with_email(runtime, body["email"]) == []
     assert tenants_with_slug(runtime, body["workspace_slug"]) == []
-    assert tenant_schema_count(runtime) == schemas_before
+    # The claimed spare is back in the pool: the claim is undone with the rest.
+    assert tenant_schema_count(runtime) == schemas_before and ready_spares() == spares_before
     assert not any(body["email"] in p.read_text() for p in mail_dir.glob("*.eml"))
 
     monkeypatch.undo()  # the same signup then simply works: nothing was left behind
@@ -161,20 +167,21 @@ def _concurrently(app, bodies: list[dict]) -> list:
 def test_two_concurrent_signups_one_wins_nothing_half_made(app, runtime, shared):
     first = signup_body()
     second = signup_body(**{shared: first[shared]})
-    schemas_before = tenant_schema_count(runtime)
+    schemas_before, spares_before = tenant_schema_count(runtime), ready_spares()
     responses = _concurrently(app, [first, second])
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [201, 409], [r.json for r in responses]
     loser = next(r for r in responses if r.status_code == 409)
     assert loser.json == {"detail": "email_taken" if shared == "email" else "slug_taken"}
-    assert tenant_schema_count(runtime) == schemas_before + 1
+    # One spare became the winner's workspace; the loser's claim was rolled back.
+    assert tenant_schema_count(runtime) == schemas_before and len(spares_before - ready_spares()) == 1
     slugs = {b["workspace_slug"] for b in (first, second)}
     emails = {b["email"] for b in (first, second)}
     assert sum(len(tenants_with_slug(runtime, slug)) for slug in slugs) == 1
     assert sum(len(users_with_email(runtime, email)) for email in emails) == 1
     # The winner's workspace is complete: its owner can log in.
     winner = next(r for r in responses if r.status_code == 201).json
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         owners = connection.execute(
             select(func.count()).where(
                 memberships.c.tenant_id == winner["tenant"]["id"], memberships.c.role == "worker"

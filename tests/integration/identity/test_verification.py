@@ -10,6 +10,7 @@ from backend.cli import tenants_cli
 from backend.infrastructure.sql.identity import one_time_tokens, users
 from backend.service.identity import token_digest
 from tests.integration.identity.conftest import bearer, mailed_token
+from tests.owner import owner_engine
 
 
 def test_mailed_token_verifies_once_and_unblocks_the_worker(client, signup, login, mail_dir):
@@ -31,7 +32,7 @@ def test_unknown_and_expired_tokens_are_refused(client, signup, runtime, mail_di
     assert client.post("/api/v1/auth/verify", json={"token": "nope"}).json == {"detail": "invalid_token"}
     _, body = signup()
     token = mailed_token(mail_dir, body["email"])
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(
             update(one_time_tokens)
             .where(one_time_tokens.c.token_hash == token_digest(token))
@@ -44,7 +45,7 @@ def test_unknown_and_expired_tokens_are_refused(client, signup, runtime, mail_di
 def test_only_the_digest_of_a_token_is_stored(signup, runtime, mail_dir):
     _, body = signup()
     token = mailed_token(mail_dir, body["email"])
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         stored = connection.execute(
             select(one_time_tokens.c.token_hash).where(one_time_tokens.c.email == body["email"])
         ).scalar_one()
@@ -73,7 +74,7 @@ def test_operator_verifies_a_worker(app, signup, runtime):
     result = runner.invoke(tenants_cli, ["verify-worker", "--email", body["email"].upper()])
     assert result.exit_code == 0, result.output
     assert f"verified {body['email']}" in result.output
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         verified_at = connection.execute(
             select(users.c.verified_at).where(users.c.email == body["email"])
         ).scalar_one()

@@ -20,6 +20,7 @@ from backend.infrastructure.fleet import RegistryUowFactory, preload_workers  # 
 from backend.infrastructure.spares import SparePool  # noqa: E402
 from backend.infrastructure.sql.schemas import SqlSchemaManager  # noqa: E402
 from backend.infrastructure.sql.tenants import tenants  # noqa: E402
+from tests.owner import owner_engine  # noqa: E402
 
 __all__ = ["add_revision", "in_schema"]
 
@@ -42,7 +43,7 @@ def retire(runtime):
     fleet-wide runs (with the repository's tree) never meet their temporary revisions."""
     retired: list = []
     yield retired.extend
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         for tenant in retired:
             SqlSchemaManager(connection, None).drop(tenant.schema_name)
             connection.execute(
@@ -64,6 +65,6 @@ def factory(runtime, settings):
 def spare_pool(runtime):
     """A pool of 2 spare schemas for this test (built by the test); every spare, whatever its
     revision, is dropped afterwards, so no other test meets one."""
-    pool = SparePool(runtime.owner_engine, runtime.runtime_role, 2)
+    pool = SparePool(owner_engine(), runtime.runtime_role, 2)
     yield pool
     pool.refill(target=0, shrink=True, drop_stale=True)

@@ -15,20 +15,21 @@ from backend.infrastructure.sql.audit import audit_events
 from backend.infrastructure.sql.tenants import tenants
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service import tenants as service
+from tests.owner import owner_engine
 
 
 @pytest.fixture()
 def uow(runtime):
-    return lambda: SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role)
+    return lambda: SqlRegistryUnitOfWork(owner_engine(), runtime.runtime_role)
 
 
 def row(runtime, tenant):
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         return connection.execute(select(tenants).where(tenants.c.id == tenant.id)).one()
 
 
 def events(runtime, tenant) -> list[tuple[str, str | None, dict]]:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         rows = connection.execute(
             select(audit_events.c.event, audit_events.c.actor_role, audit_events.c.metadata)
             .where(audit_events.c.tenant_id == tenant.id, audit_events.c.event.like("tenant.%abled"))

@@ -15,6 +15,7 @@ from tests.integration.lifecycle.test_fleet_migrations import (
     has_column,
     registry,
 )
+from tests.owner import owner_engine
 
 API = "/api/v1"
 
@@ -30,7 +31,7 @@ def serves(client, headers) -> str:
 
 
 def audit_events(runtime, tenant) -> list[tuple]:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         return [
             (row.event, row.metadata)
             for row in connection.execute(
@@ -58,7 +59,7 @@ def test_downgrade_keeps_the_registry_true_and_migrate_brings_it_back(
         assert down.exit_code == 0, down.output
         assert f"downgraded {tenant.slug}" in down.output and f"from {head} to {old}" in down.output
         assert registry(runtime, tenant) == (old, None)
-        with runtime.owner_engine.connect() as connection:
+        with owner_engine().connect() as connection:
             assert migrations.tenant_revision(connection, tenant.schema_name) == old
         assert not has_column(runtime, tenant, "archived_at")
         assert has_column(runtime, neighbour, "archived_at"), "only that tenant went down"

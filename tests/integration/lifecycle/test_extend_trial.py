@@ -10,17 +10,18 @@ from sqlalchemy import select, update
 
 from backend.infrastructure.sql.audit import audit_events
 from backend.infrastructure.sql.tenants import tenants
+from tests.owner import owner_engine
 
 
 def trial_end(runtime, tenant):
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         return connection.execute(
             select(tenants.c.trial_ends_at).where(tenants.c.id == tenant.id)
         ).scalar_one()
 
 
 def set_tenant(runtime, tenant, **values) -> None:
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(update(tenants).where(tenants.c.id == tenant.id).values(**values))
 
 
@@ -46,7 +47,7 @@ def test_an_expired_trial_is_extended_from_now_and_the_worker_can_write_again(
     assert trial_end(runtime, other) == other_end  # nobody else's trial moved
     forget_access()
     assert client.post("/api/v1/clients", json={"name": "X"}, headers=headers).status_code == 201
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         event = connection.execute(
             select(audit_events.c.metadata).where(
                 audit_events.c.tenant_id == tenant.id, audit_events.c.event == "tenant.trial_extended"

@@ -19,6 +19,7 @@ from backend.infrastructure.sql.tenants import tenants
 from tests.conftest import unique_slug
 from tests.integration.lifecycle.catalog import snapshot
 from tests.integration.lifecycle.conftest import add_revision
+from tests.owner import owner_engine
 
 
 def new_schema() -> str:
@@ -28,7 +29,7 @@ def new_schema() -> str:
 def build_both(runtime) -> tuple[dict, dict]:
     """One schema by the chain, one by the fast path; their catalog snapshots."""
     chain, fast = new_schema(), new_schema()
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         with connection.begin():
             manager = SqlSchemaManager(connection, runtime.runtime_role, fast_provisioning=False)
             assert manager.create(chain) == migrations.head_revision("tenant")
@@ -110,7 +111,7 @@ def test_equivalence_holds_for_objects_the_tree_does_not_have_yet(runtime, tenan
 
 
 def test_only_a_valid_schema_name_is_created(runtime):
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         manager = SqlSchemaManager(connection, runtime.runtime_role)
         for name in ('tenant_x"; DROP SCHEMA shared CASCADE; --', "shared", "tenant_ABC"):
             with pytest.raises(InvalidSchemaName):
@@ -127,12 +128,12 @@ def test_a_tree_that_cannot_be_rendered_is_created_by_the_chain(make_tenant, run
         tenant = make_tenant()
         retire([tenant])
     assert tenant.schema_version == "x_online"
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         assert migrations.tenant_revision(connection, tenant.schema_name) == "x_online"
 
 
 def tenant_schema_count(runtime) -> int:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         return connection.execute(
             text("SELECT count(*) FROM pg_namespace WHERE nspname ~ '^tenant_'")
         ).scalar_one()
@@ -167,7 +168,7 @@ def test_provisioning_retried_after_a_failure_succeeds_and_leaves_nothing_half_m
         with pytest.raises(InjectedFailure):
             make_tenant(slug, owner_email=email)
 
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         assert connection.execute(select(func.count()).where(tenants.c.slug == slug)).scalar_one() == 0
         assert (
             connection.execute(select(func.count()).where(func.lower(users.c.email) == email)).scalar_one()

@@ -16,6 +16,7 @@ from backend.infrastructure.sql.tenants import tenants as tenants_table
 from backend.service import tenants as service
 from backend.service.tenants import MigrationOutcome, MigrationPlan
 from tests.integration.lifecycle.conftest import add_revision, in_schema
+from tests.owner import owner_engine
 
 ADD_ARCHIVED_AT = """
 op.add_column("clients", sa.Column("archived_at", sa.DateTime(timezone=True)))
@@ -35,7 +36,7 @@ def plan_for(uow_factory, tenants: list, head: str) -> MigrationPlan:
 
 
 def registry(runtime, tenant) -> tuple[str | None, str | None]:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         row = connection.execute(
             select(tenants_table.c.schema_version, tenants_table.c.last_migration_error).where(
                 tenants_table.c.id == tenant.id
@@ -45,7 +46,7 @@ def registry(runtime, tenant) -> tuple[str | None, str | None]:
 
 
 def has_column(runtime, tenant, column: str) -> bool:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         return bool(
             connection.execute(
                 text(
@@ -87,7 +88,7 @@ def test_a_failing_tenant_is_recorded_the_others_migrate_and_a_rerun_resumes(
     broken = fleet[1]
     old_head = broken.schema_version
     # The injected cause: the column the revision adds already exists in one tenant.
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         in_schema(connection, "ALTER TABLE {schema}.clients ADD archived_at date", broken.schema_name)
     head = add_revision(tenant_tree, "x_archived_at", ADD_ARCHIVED_AT, DROP_ARCHIVED_AT)
     with migrations.script_location_override("tenant", tenant_tree):
@@ -101,7 +102,7 @@ def test_a_failing_tenant_is_recorded_the_others_migrate_and_a_rerun_resumes(
         assert {r.method for r in results if r.tenant_id != broken.id} == {UpgradeMethod.SCRIPT}
         version, error = registry(runtime, broken)
         assert version == old_head and "DuplicateColumn" in error
-        with runtime.owner_engine.connect() as connection:  # rolled back to where it was
+        with owner_engine().connect() as connection:  # rolled back to where it was
             assert migrations.tenant_revision(connection, broken.schema_name) == old_head
 
         # A re-run picks up only the failed tenant; while the cause is there it fails again.
@@ -110,7 +111,7 @@ def test_a_failing_tenant_is_recorded_the_others_migrate_and_a_rerun_resumes(
         [again] = service.migrate_tenants(plan=plan, uow_factory=uow_factory)
         assert again.outcome is MigrationOutcome.FAILED
 
-        with runtime.owner_engine.begin() as connection:
+        with owner_engine().begin() as connection:
             in_schema(connection, "ALTER TABLE {schema}.clients DROP archived_at", broken.schema_name)
         [fixed] = service.migrate_tenants(plan=plan_for(uow_factory, fleet, head), uow_factory=uow_factory)
         assert (fixed.outcome, fixed.method) == (MigrationOutcome.MIGRATED, UpgradeMethod.SCRIPT)
@@ -154,7 +155,7 @@ def test_concurrent_runs_never_migrate_a_tenant_twice(make_tenant, runtime, tena
             MigrationOutcome.CURRENT,
         }
         assert registry(runtime, tenant) == (head, None)
-        with runtime.owner_engine.connect() as connection:
+        with owner_engine().connect() as connection:
             query = "SELECT count(*) FROM {schema}.migration_runs"
             runs_in_schema = in_schema(connection, query, tenant.schema_name).scalar_one()
         assert runs_in_schema == 1
@@ -190,7 +191,7 @@ def test_nothing_pending_is_decided_from_the_registry_without_opening_schemas(ma
     head = migrations.head_revision("tenant")
     uow_factory = factory()
     # Its schema is gone behind the registry's back: a run that opened schemas would fail.
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         SqlSchemaManager(connection, None).drop(tenant.schema_name)
     try:
         plan = service.plan_migration(head=head, uow=uow_factory())
@@ -198,7 +199,7 @@ def test_nothing_pending_is_decided_from_the_registry_without_opening_schemas(ma
         assert plan.fleet_size >= 1
         assert plan_for(uow_factory, [tenant], head).pending == []
     finally:
-        with runtime.owner_engine.begin() as connection:
+        with owner_engine().begin() as connection:
             connection.execute(
                 tenants_table.update()
                 .where(tenants_table.c.id == tenant.id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from backend.infrastructure import migrations
 from tests.integration.lifecycle.conftest import add_revision, in_schema
 from tests.integration.lifecycle.test_fleet_migrations import ADD_ARCHIVED_AT, DROP_ARCHIVED_AT
+from tests.owner import owner_engine
 
 
 def test_nothing_pending_exits_cleanly_without_touching_a_tenant(app, make_tenant):
@@ -24,13 +25,13 @@ def test_a_failed_tenant_exits_non_zero_and_the_rerun_succeeds(
 ):
     tenant = make_tenant()
     retire([tenant])
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         in_schema(connection, "ALTER TABLE {schema}.clients ADD archived_at date", tenant.schema_name)
     add_revision(tenant_tree, "x_archived_at", ADD_ARCHIVED_AT, DROP_ARCHIVED_AT)
     cli = app.test_cli_runner()
     with migrations.script_location_override("tenant", tenant_tree):
         failed = cli.invoke(args=["tenants", "migrate", "--slug", tenant.slug, "--jobs", "2"])
-        with runtime.owner_engine.begin() as connection:
+        with owner_engine().begin() as connection:
             in_schema(connection, "ALTER TABLE {schema}.clients DROP archived_at", tenant.schema_name)
         fixed = cli.invoke(args=["tenants", "migrate", "--slug", tenant.slug])
     assert failed.exit_code == 1, failed.output

@@ -19,6 +19,7 @@ from backend.service.tenants import plan_migration
 from tests.conftest import unique_slug
 from tests.integration.faults.killing import kill_when_blocked, orphans, run_cli
 from tests.integration.lifecycle.test_spare_schemas import catalog_facts, spare_ids
+from tests.owner import owner_engine
 
 KILLED = -signal.SIGKILL
 
@@ -45,7 +46,7 @@ def test_the_spares_command_shows_fills_shrinks_and_drops_stale_spares(runtime, 
     assert "1 ready (target 1); 0 built, 2 dropped" in cli("spares", "--fill", "1")
     (spare,) = spare_ids(runtime)
     assert catalog_facts(runtime, schema_name_for(spare))[:2] == (True, True)
-    with runtime.owner_engine.begin() as connection:  # a spare of a revision this code does not know
+    with owner_engine().begin() as connection:  # a spare of a revision this code does not know
         connection.exec_driver_sql("UPDATE shared.spare_schemas SET revision = 'x_future'")
     assert "0 ready (SPARE_SCHEMAS=2), 0 of an older head, 1 of a revision" in cli("spares")
     assert "0 dropped" in cli("spares", "--fill")  # left alone by a plain refill
@@ -77,7 +78,7 @@ def test_provision_command_claims_a_spare_and_list_never_shows_spares(runtime, s
     spares = spare_ids(runtime)
     slug = unique_slug("cli")
     out = cli("provision", "--slug", slug, "--name", "From a spare", "--owner-email", f"{slug}@example.com")
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         tenant_id = connection.execute(select(tenants.c.id).where(tenants.c.slug == slug)).scalar_one()
     assert tenant_id in spares and str(tenant_id) in out
     listed = {row["id"] for row in json.loads(cli("list", "--format", "json"))}
@@ -95,7 +96,7 @@ def test_the_web_process_refills_only_when_the_pool_is_on(settings, runtime):
         assert on.spares is not None and on.spares.pool.size == 3
     finally:
         on.engine.dispose()
-        on.owner_engine.dispose()
+        owner_engine().dispose()
 
 
 def test_fleet_walkers_and_metrics_leave_spares_out(runtime, spare_pool, make_tenant):
@@ -103,11 +104,11 @@ def test_fleet_walkers_and_metrics_leave_spares_out(runtime, spare_pool, make_te
     head = migrations.head_revision("tenant")
 
     def fleet_size() -> int:
-        return plan_migration(head=head, uow=SqlRegistryUnitOfWork(runtime.owner_engine)).fleet_size
+        return plan_migration(head=head, uow=SqlRegistryUnitOfWork(owner_engine())).fleet_size
 
     size, before = fleet_size(), FleetCollector(runtime.engine, ttl_s=0).counts()
     spare_pool.refill()
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.exec_driver_sql(
             "UPDATE shared.spare_schemas SET revision = 'x_old'"
             " WHERE id = (SELECT id FROM shared.spare_schemas LIMIT 1)"
@@ -129,16 +130,16 @@ def test_purge_and_retention_leave_spares_alone(runtime, spare_pool, cli):
 
 @pytest.mark.slow
 def test_a_refill_killed_while_registering_its_spare_leaves_nothing(settings, runtime, spare_pool):
-    before = orphans(runtime.owner_engine)
+    before = orphans(owner_engine())
     # Schema, tables and tenant role are made; the spare's row is next.
     killed = kill_when_blocked(
-        settings, runtime.owner_engine, "shared.spare_schemas", "SHARE", "spares", "--fill", "1"
+        settings, owner_engine(), "shared.spare_schemas", "SHARE", "spares", "--fill", "1"
     )
     assert killed.returncode == KILLED and killed.created > 0
-    assert spare_ids(runtime) == set() and orphans(runtime.owner_engine) == before
+    assert spare_ids(runtime) == set() and orphans(owner_engine()) == before
     again = run_cli(settings, "spares", "--fill", "1")
     assert again.returncode == 0, again.stderr
-    assert len(spare_ids(runtime)) == 1 and orphans(runtime.owner_engine) == before
+    assert len(spare_ids(runtime)) == 1 and orphans(owner_engine()) == before
 
 
 @pytest.mark.slow
@@ -148,14 +149,14 @@ def test_a_provisioning_killed_after_its_claim_leaves_the_spare_in_the_pool(
     monkeypatch.setenv("SPARE_SCHEMAS", "2")
     spare_pool.refill(target=1)
     (spare,) = spare_ids(runtime)
-    before = orphans(runtime.owner_engine)
+    before = orphans(owner_engine())
     slug = unique_slug("killspare")
     args = ("provision", "--slug", slug, "--name", "Killed", "--owner-email", f"{slug}@example.com")
     # The spare is claimed and the registry row written; the owner's membership is next.
-    killed = kill_when_blocked(settings, runtime.owner_engine, "shared.memberships", "SHARE", *args)
+    killed = kill_when_blocked(settings, owner_engine(), "shared.memberships", "SHARE", *args)
     assert killed.returncode == KILLED
-    assert spare_ids(runtime) == {spare} and orphans(runtime.owner_engine) == before
-    with runtime.owner_engine.connect() as connection:
+    assert spare_ids(runtime) == {spare} and orphans(owner_engine()) == before
+    with owner_engine().connect() as connection:
         assert connection.execute(select(tenants.c.id).where(tenants.c.slug == slug)).first() is None
     again = run_cli(settings, *args)
     assert again.returncode == 0, again.stderr

@@ -21,6 +21,7 @@ from tests.conftest import unique_slug
 from tests.integration.faults.killing import orphans
 from tests.integration.lifecycle.test_fast_provisioning import InjectedFailure, fail_after
 from tests.integration.lifecycle.test_spare_schemas import catalog_facts, provision, spare_ids
+from tests.owner import owner_engine
 
 BARRIER_TIMEOUT_S = 30
 
@@ -83,7 +84,7 @@ def test_two_refills_at_once_reach_the_target_without_overshooting(runtime, spar
 
 
 def test_a_refill_that_must_not_wait_leaves_the_work_to_the_one_running(runtime, spare_pool):
-    with runtime.owner_engine.connect() as holder:
+    with owner_engine().connect() as holder:
         holder.execute(select(func.pg_advisory_xact_lock(POOL_LOCK)))  # "another refill"
         result = spare_pool.refill(wait=False)
         holder.rollback()
@@ -100,12 +101,12 @@ def test_a_refill_failing_midway_leaves_complete_spares_or_nothing(
     runtime, spare_pool, monkeypatch, cls, step
 ):
     spare_pool.refill(target=1)
-    before = orphans(runtime.owner_engine)
+    before = orphans(owner_engine())
     with monkeypatch.context() as patch:
         fail_after(patch, cls, step)
         with pytest.raises(InjectedFailure):
             spare_pool.refill(target=2)
-    assert orphans(runtime.owner_engine) == before
+    assert orphans(owner_engine()) == before
     (spare,) = spare_ids(runtime)
     assert catalog_facts(runtime, schema_name_for(spare))[:2] == (True, True)
     assert spare_pool.refill(target=2).built == 1
@@ -133,15 +134,15 @@ def test_a_provisioning_failing_after_the_claim_puts_the_spare_back(
 ):
     spare_pool.refill()
     spares = spare_ids(runtime)
-    before = orphans(runtime.owner_engine)
+    before = orphans(owner_engine())
     slug, email = unique_slug("spare"), f"owner-{uuid.uuid4().hex[:10]}@example.com"
     with monkeypatch.context() as patch:
         fail_after(patch, cls, step)
         with pytest.raises(InjectedFailure):
             provision(runtime, slug, email=email)
     assert spare_ids(runtime) == spares
-    assert orphans(runtime.owner_engine) == before
-    with runtime.owner_engine.connect() as connection:
+    assert orphans(owner_engine()) == before
+    with owner_engine().connect() as connection:
         assert connection.execute(select(func.count()).where(tenants.c.slug == slug)).scalar_one() == 0
         assert connection.execute(select(func.count()).where(users.c.email == email)).scalar_one() == 0
     tenant = provision(runtime, slug, email=email)

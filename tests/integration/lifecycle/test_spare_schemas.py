@@ -19,6 +19,7 @@ from backend.service.tenants import provision_tenant
 from tests.conftest import unique_slug, verify_owner
 from tests.integration.lifecycle.catalog import snapshot
 from tests.integration.lifecycle.conftest import add_revision
+from tests.owner import owner_engine
 
 API = "/api/v1"
 
@@ -31,18 +32,18 @@ def provision(runtime, slug: str | None = None, *, spares: bool = True, email: s
         owner_email=email or f"owner-{slug}@example.com",
         trial_days=14,
         now=datetime.now(UTC),
-        uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role, spares=spares),
+        uow=SqlRegistryUnitOfWork(owner_engine(), runtime.runtime_role, spares=spares),
     )
 
 
 def spare_ids(runtime) -> set[uuid.UUID]:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         return set(connection.execute(select(spare_schemas.c.id)).scalars())
 
 
 def catalog_facts(runtime, schema: str) -> tuple[bool, bool, list[str]]:
     """(schema exists, its tenant role exists, roles with a privilege on the schema)."""
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         exists = connection.execute(
             text("SELECT count(*) FROM pg_namespace WHERE nspname = :s"), {"s": schema}
         ).scalar_one()
@@ -68,14 +69,14 @@ def test_a_spare_is_a_complete_schema_with_its_role_and_a_tenant_takes_its_id(ru
     for spare in spares:
         exists, role, grantees = catalog_facts(runtime, schema_name_for(spare))
         assert exists and role and schema_name_for(spare) in grantees
-        with runtime.owner_engine.connect() as connection:
+        with owner_engine().connect() as connection:
             assert migrations.tenant_revision(connection, schema_name_for(spare)) == status.head
 
     tenant = provision(runtime)
     assert tenant.id in spares and tenant.schema_name == schema_name_for(tenant.id)
     assert tenant.schema_version == migrations.head_revision("tenant")
     assert spare_ids(runtime) == spares - {tenant.id}
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         row = connection.execute(select(tenants).where(tenants.c.id == tenant.id)).one()
     assert (row.status, row.schema_name, row.schema_version) == ("active", tenant.schema_name, status.head)
 
@@ -84,7 +85,7 @@ def test_a_tenant_from_a_spare_has_the_catalog_the_chain_makes(runtime, spare_po
     spare_pool.refill(target=1)
     tenant = provision(runtime)
     chain = f"tenant_{uuid.uuid4().hex}"
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         with connection.begin():
             manager = SqlSchemaManager(connection, runtime.runtime_role, fast_provisioning=False)
             assert manager.create(chain) == tenant.schema_version
@@ -184,7 +185,7 @@ def test_the_pool_shrinks_only_when_asked(runtime, spare_pool):
     assert (result.built, result.dropped) == (0, 2)
     (left,) = spare_ids(runtime)
     assert catalog_facts(runtime, schema_name_for(left))[:2] == (True, True)
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         schemas = connection.execute(
             text("SELECT count(*) FROM pg_namespace WHERE nspname ~ '^tenant_' AND nspname = ANY(:n)"),
             {"n": [schema_name_for(s) for s in spare_ids(runtime)]},
@@ -201,7 +202,7 @@ def test_downgrading_the_shared_tree_drops_the_spares_with_their_table(runtime):
     from backend.infrastructure.sql.spares import SqlSpareRegistry
 
     spare = uuid.uuid4()
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         transaction = connection.begin()
         try:
             revision = SqlSchemaManager(connection, runtime.runtime_role).create(schema_name_for(spare))

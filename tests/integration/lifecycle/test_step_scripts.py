@@ -30,6 +30,7 @@ from tests.integration.lifecycle.test_fleet_migrations import (
     plan_for,
     registry,
 )
+from tests.owner import owner_engine
 
 ENUM_TABLE = """
 op.create_table(
@@ -63,7 +64,7 @@ def migrate_both(runtime, from_rev: str | None, to_rev: str) -> tuple[dict, dict
     chain, the other by the step script, grants in the same round trip. Their catalogs."""
     chain, script = new_schema(), new_schema()
     role = runtime.runtime_role
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         try:
             with connection.begin():
                 for schema in (chain, script):
@@ -152,7 +153,7 @@ def test_a_revision_that_reads_the_database_runs_by_the_chain(
     assert (result.outcome, result.method) == (MigrationOutcome.MIGRATED, UpgradeMethod.CHAIN)
     assert "runs by the migration chain" in caplog.text and "executes TextClause" in caplog.text
     assert registry(runtime, tenant) == ("x_reads", None)
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         comment = connection.execute(
             text("SELECT obj_description(to_regclass(:table), 'pg_class')"),
             {"table": f"{tenant.schema_name}.clients"},
@@ -186,13 +187,13 @@ def test_script_and_chain_migrate_tenants_alike_through_the_schema_manager(
     old_head = by_script.schema_version
     add_revision(tenant_tree, "x_sink", ADD_ARCHIVED_AT + KITCHEN_SINK + ENUM_TABLE, "pass")
     with migrations.script_location_override("tenant", tenant_tree):
-        with runtime.owner_engine.begin() as connection:
+        with owner_engine().begin() as connection:
             manager = SqlSchemaManager(connection, runtime.runtime_role)
             script = manager.migrate(by_script.schema_name, from_version=old_head, lock_timeout_ms=1000)
             chain = manager.migrate(by_chain.schema_name, from_version=None, lock_timeout_ms=1000)
             assert script.method is UpgradeMethod.SCRIPT and chain.method is UpgradeMethod.CHAIN
             assert script.version == chain.version == "x_sink"
-    with runtime.owner_engine.connect() as connection:  # the chain left its search path set
+    with owner_engine().connect() as connection:  # the chain left its search path set
         assert snapshot(connection, by_script.schema_name) == snapshot(connection, by_chain.schema_name)
 
 
@@ -205,7 +206,7 @@ def test_a_schema_not_where_the_registry_says_is_migrated_by_the_chain(
     first = add_revision(tenant_tree, "x_first", 'op.execute("CREATE TABLE first_step (id int)")', "pass")
     add_revision(tenant_tree, "x_second", ADD_ARCHIVED_AT, DROP_ARCHIVED_AT)
     with migrations.script_location_override("tenant", tenant_tree):
-        with runtime.owner_engine.begin() as connection:  # the registry is ahead of the schema
+        with owner_engine().begin() as connection:  # the registry is ahead of the schema
             connection.execute(
                 text("UPDATE shared.tenants SET schema_version = :v WHERE id = :id"),
                 {"v": first, "id": tenant.id},
@@ -215,7 +216,7 @@ def test_a_schema_not_where_the_registry_says_is_migrated_by_the_chain(
             [result] = service.migrate_tenants(
                 plan=plan_for(uow_factory, [tenant], "x_second"), uow_factory=uow_factory
             )
-        with runtime.owner_engine.connect() as connection:
+        with owner_engine().connect() as connection:
             assert migrations.tenant_revision(connection, tenant.schema_name) == "x_second"
             first_table = in_schema(
                 connection, "SELECT to_regclass('{schema}.first_step')", tenant.schema_name
@@ -255,7 +256,7 @@ def test_a_tenant_without_its_role_is_migrated_by_the_chain_which_makes_it(
 ):
     tenant = make_tenant()
     retire([tenant])
-    with runtime.owner_engine.begin() as connection:  # as schemas made before tenant roles
+    with owner_engine().begin() as connection:  # as schemas made before tenant roles
         drop_tenant_role(connection, tenant.schema_name)
     add_revision(tenant_tree, "x_archived_at", ADD_ARCHIVED_AT, DROP_ARCHIVED_AT)
     with migrations.script_location_override("tenant", tenant_tree):
@@ -287,7 +288,7 @@ def test_a_script_postgresql_cannot_parse_fails_its_tenants_whole_and_is_recorde
     for tenant in fleet:
         version, error = registry(runtime, tenant)
         assert version == old_head and "SyntaxError" in error
-        with runtime.owner_engine.connect() as connection:
+        with owner_engine().connect() as connection:
             assert migrations.tenant_revision(connection, tenant.schema_name) == old_head
             columns = set(
                 connection.execute(

@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from backend.api.errors import from_database_error
 from tests.integration.lifecycle.conftest import in_schema
+from tests.owner import owner_engine
 
 
 @pytest.fixture()
@@ -29,7 +30,7 @@ def test_a_request_blocked_by_a_migration_gets_503_tenant_unavailable(
     client, make_tenant, worker_token, runtime, short_lock_timeout
 ):
     migrating, other = make_tenant(), make_tenant()
-    with runtime.owner_engine.connect() as migration:
+    with owner_engine().connect() as migration:
         # What ALTER TABLE takes while a migration runs, until its transaction ends.
         in_schema(migration, "LOCK TABLE {schema}.clients IN ACCESS EXCLUSIVE MODE", migrating.schema_name)
         blocked = client.get("/api/v1/clients", headers=worker_token(migrating))

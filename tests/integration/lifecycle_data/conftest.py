@@ -25,6 +25,7 @@ from backend.infrastructure.sql.identity import (
     users,
 )
 from backend.infrastructure.sql.tenants import tenants
+from tests.owner import owner_engine
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Workspace:
 
 @pytest.fixture()
 def owner(runtime):
-    return runtime.owner_engine
+    return owner_engine()
 
 
 @pytest.fixture()

@@ -12,6 +12,7 @@ from backend.infrastructure.sql.deletion import SqlDeletionUnitOfWork
 from backend.infrastructure.sql.tenants import tenants
 from backend.service import deletion
 from tests.integration.lifecycle_data.conftest import audit_events_of, registry_row
+from tests.owner import owner_engine
 
 URL = "/api/v1/tenant/deletion"
 
@@ -91,7 +92,7 @@ def test_cancelling_returns_a_disabled_tenant_to_disabled(client, make_tenant, w
         grace_days=30,
         now=datetime.now(UTC),
         actor=Actor(),
-        uow=SqlDeletionUnitOfWork(runtime.owner_engine),
+        uow=SqlDeletionUnitOfWork(owner_engine()),
     )
     assert registry_row(owner, tenant.id)["deletion_previous_status"] == "disabled"
     assert client.delete(URL, headers=worker_token(tenant)).status_code == 204
@@ -105,7 +106,7 @@ def test_no_cancel_once_the_grace_period_is_over(client, make_tenant, worker_tok
         grace_days=0,
         now=datetime.now(UTC),
         actor=Actor(),
-        uow=SqlDeletionUnitOfWork(runtime.owner_engine),
+        uow=SqlDeletionUnitOfWork(owner_engine()),
     )
     response = client.delete(URL, headers=worker_token(tenant))
     assert response.status_code == 409
@@ -116,7 +117,7 @@ def test_no_cancel_once_the_grace_period_is_over(client, make_tenant, worker_tok
 def test_operator_now_shortens_an_earlier_schedule(make_tenant, owner, runtime):
     tenant = make_tenant()
     now = datetime.now(UTC)
-    uow = lambda: SqlDeletionUnitOfWork(runtime.owner_engine)  # noqa: E731
+    uow = lambda: SqlDeletionUnitOfWork(owner_engine())  # noqa: E731
     deletion.schedule_deletion(slug=tenant.slug, grace_days=30, now=now, actor=Actor(), uow=uow())
     later = deletion.schedule_deletion(slug=tenant.slug, grace_days=60, now=now, actor=Actor(), uow=uow())
     assert later.deletion_due_at == now + timedelta(days=30)

@@ -25,6 +25,7 @@ from tests.integration.lifecycle_data.conftest import (
     table_rows,
     user_exists,
 )
+from tests.owner import owner_engine
 
 
 def run(app, *args):
@@ -124,7 +125,7 @@ def test_an_export_that_fails_midway_leaves_no_file_behind(runtime, workspace, t
 
     ws = workspace()
     archiver = TarTenantArchiver(
-        engine=runtime.owner_engine,
+        engine=owner_engine(),
         url=runtime.settings.owner_database_url,
         storage=BrokenDisk(runtime.settings.media_dir),
         pg_bin_dir=runtime.settings.pg_bin_dir,
@@ -240,7 +241,7 @@ def test_an_archive_of_a_newer_postgresql_major_is_refused_in_one_line(
     message would be `unsupported version (1.16) in file header`), nothing restored."""
     ws = workspace()
     assert run(app, "export", "--slug", ws.tenant.slug, "--out", str(archive_path)).exit_code == 0
-    server_major = runtime.owner_engine.dialect.server_version_info[0]
+    server_major = owner_engine().dialect.server_version_info[0]
     orphans_before = orphans(owner)[0]
     newer = tmp_path / "newer-major.tar"
     with_manifest(archive_path, newer, server_major=server_major + 1)

@@ -22,13 +22,14 @@ from backend.infrastructure.sql import tenant_metadata
 from backend.infrastructure.sql.clients import clients
 from backend.infrastructure.sql.privileges import grant_tenant
 from tests.integration.lifecycle_data.conftest import audit_events_of, write_media
+from tests.owner import owner_engine
 
 URL = "/api/v1/export"
 
 
 def add_notes_table(runtime, tenant, rows: int, body_bytes: int = 20) -> None:
     """A tenant table this code has never heard of: the export finds it in the catalog."""
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         statement = sql.SQL("CREATE TABLE {} (id integer PRIMARY KEY, body text NOT NULL)").format(
             sql.Identifier(tenant.schema_name, "zz_notes")
         )

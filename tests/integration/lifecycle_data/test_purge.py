@@ -25,6 +25,7 @@ from tests.integration.lifecycle_data.conftest import (
     table_rows,
     user_exists,
 )
+from tests.owner import owner_engine
 
 
 class Crash(Exception):
@@ -38,7 +39,7 @@ def schedule_now(runtime, tenant) -> datetime:
         grace_days=0,
         now=now,
         actor=Actor(),
-        uow=SqlDeletionUnitOfWork(runtime.owner_engine),
+        uow=SqlDeletionUnitOfWork(owner_engine()),
     )
     return now
 
@@ -48,7 +49,7 @@ def purge(runtime, media_root, tenant, now, on_step=None, storage=None):
         tenant_id=tenant.id,
         now=now,
         actor=Actor(),
-        uow_factory=lambda: SqlDeletionUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+        uow_factory=lambda: SqlDeletionUnitOfWork(owner_engine(), runtime.runtime_role),
         storage=storage or LocalMediaStorage(media_root),
         on_step=on_step,
     )

@@ -16,6 +16,7 @@ from backend.infrastructure.sql.unit_of_work import SqlTenantUnitOfWork
 from backend.service import deletion
 from tests.integration.domain.conftest import API, upload
 from tests.integration.lifecycle_data.conftest import audit_events_of, registry_row, schema_exists
+from tests.owner import owner_engine
 
 
 def media_items(client, runtime, tenant, headers, deleted_ats) -> list[str]:
@@ -29,7 +30,7 @@ def media_items(client, runtime, tenant, headers, deleted_ats) -> list[str]:
         assert response.status_code == 201, response.json
         ids.append(response.json["id"])
         if deleted_at is not None:
-            with SqlTenantUnitOfWork(runtime.owner_engine, tenant.schema_name) as uow:
+            with SqlTenantUnitOfWork(owner_engine(), tenant.schema_name) as uow:
                 assert uow.media.soft_delete(uuid.UUID(ids[-1]), deleted_at)
                 uow.commit()
     return ids

@@ -87,7 +87,7 @@ def server(app, database, tmp_path):
     log_path = tmp_path / "gunicorn.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "backend/gunicorn_conf.py", "backend:create_app()"],
+            [str(BIN / "gunicorn"), "-c", "backend/gunicorn_conf.py", "backend:create_api()"],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, update
 from backend.api.metrics import FleetCollector
 from backend.infrastructure.sql.tenants import tenants
 from tests.integration.ops.conftest import METRICS_TOKEN
+from tests.owner import owner_engine
 
 AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
@@ -76,7 +77,7 @@ def test_tenants_by_status_and_migration_result(runtime, make_tenant):
     fleet = FleetCollector(runtime.engine, ttl_s=0)
     before = fleet.counts()
     _active, disabled, failed, pending = (make_tenant() for _ in range(4))
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(update(tenants).where(tenants.c.id == disabled.id).values(status="disabled"))
         connection.execute(
             update(tenants).where(tenants.c.id == failed.id).values(last_migration_error="boom")
@@ -127,7 +128,7 @@ def test_job_queue_depth_failures_and_waiting_time(runtime):
         counts = fleet.counts()
         assert counts.jobs[(queue, "todo")] == 2
         assert counts.oldest_waiting_s[queue] >= 0
-        with runtime.owner_engine.begin() as connection:
+        with owner_engine().begin() as connection:
             connection.execute(
                 text("UPDATE jobs.procrastinate_jobs SET status = 'failed' WHERE id = :id"), {"id": first}
             )
@@ -138,7 +139,7 @@ def test_job_queue_depth_failures_and_waiting_time(runtime):
         with runtime.engine.connect() as connection, denied:
             connection.execute(text("SELECT args FROM jobs.procrastinate_jobs"))
     finally:
-        with runtime.owner_engine.begin() as connection:
+        with owner_engine().begin() as connection:
             connection.execute(
                 text("DELETE FROM jobs.procrastinate_jobs WHERE queue_name = :q"), {"q": queue}
             )

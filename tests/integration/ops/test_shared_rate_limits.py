@@ -95,7 +95,7 @@ def start_gunicorn(  # the `app` fixture has migrated the database
     log_path = tmp_path / "gunicorn.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "backend/gunicorn_conf.py", "backend:create_app()"],
+            [str(BIN / "gunicorn"), "-c", "backend/gunicorn_conf.py", "backend:create_api()"],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -16,6 +16,7 @@ from backend import create_app
 from backend.core.db import set_tenant_search_path
 from backend.infrastructure.sql.clients import clients
 from tests.integration.pgbouncer.conftest import SERVER_CONNECTIONS
+from tests.owner import owner_engine
 
 pytestmark = pytest.mark.slow
 API = "/api/v1"
@@ -23,7 +24,7 @@ CLIENTS = 8  # application connections, against SERVER_CONNECTIONS server connec
 
 
 def add_clients(runtime, tenant, names: list[str]) -> None:
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         set_tenant_search_path(connection, tenant.schema_name)
         connection.execute(insert(clients), [{"id": uuid.uuid4(), "name": name} for name in names])
 
@@ -54,7 +55,7 @@ def bounced_app(settings, pgbouncer):
 
 
 def names_in(runtime, tenant) -> list[str]:
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         set_tenant_search_path(connection, tenant.schema_name)
         return list(connection.execute(select(clients.c.name)).scalars())
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from backend.domain.identity import Role
 from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository, memberships
 from tests.conftest import unique_slug, verify_owner
+from tests.owner import owner_engine
 from tests.sessions import session_token
 
 API = "/api/v1"
@@ -92,7 +93,7 @@ def provision(runtime, label: str):
         owner_email=f"owner-{slug}@example.com",
         trial_days=14,
         now=datetime.now(UTC),
-        uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+        uow=SqlRegistryUnitOfWork(owner_engine(), runtime.runtime_role),
     )
     verify_owner(runtime, tenant)
     return tenant
@@ -100,7 +101,7 @@ def provision(runtime, label: str):
 
 def owner_headers(runtime, tenant) -> dict:
     """A valid access token of the workspace's owner (worker), in a session of its own."""
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         user_id = connection.execute(
             select(memberships.c.user_id).where(
                 memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
@@ -117,7 +118,7 @@ def session_headers(runtime, tenant, user_id: uuid.UUID) -> dict:
 def add_client_user(runtime, tenant, client_id: uuid.UUID, name: str) -> tuple[uuid.UUID, dict]:
     """A client user linked to an existing client record (what accepting an invitation makes)."""
     user_id = uuid.uuid4()
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         SqlUserRepository(connection).add(user_id, f"c-{user_id.hex[:12]}@example.com", name, None)
         SqlMembershipRepository(connection).add(
             user_id=user_id, tenant_id=tenant.id, role=Role.CLIENT, client_id=client_id

@@ -41,6 +41,7 @@ from tests.integration.proof.world import (
     reset_rows,
     slot_times,
 )
+from tests.owner import owner_engine
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,7 @@ def start_session(runtime, user_id: str, tenant_id) -> uuid.UUID:
     """A live login of the user (one refresh token of a new family), written straight in."""
     family = uuid.uuid4()
     now = datetime.now(UTC)
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(
             insert(refresh_tokens).values(
                 id=uuid.uuid4(),
@@ -66,7 +67,7 @@ def start_session(runtime, user_id: str, tenant_id) -> uuid.UUID:
 
 
 def session_alive(runtime, family: uuid.UUID) -> bool:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         revoked = connection.execute(
             select(refresh_tokens.c.revoked_at).where(refresh_tokens.c.family_id == family)
         ).scalar_one()
@@ -332,7 +333,7 @@ class IsolationMachine(RuleBasedStateMachine):
         assert session_alive(self.runtime, family)
 
     def user_of(self, workspace) -> str:
-        with self.runtime.owner_engine.connect() as connection:
+        with owner_engine().connect() as connection:
             return str(
                 connection.execute(
                     select(memberships.c.user_id).where(

@@ -14,6 +14,7 @@ from backend.core.db import set_tenant_search_path
 from backend.core.tenancy import schema_identifier
 from backend.infrastructure.sql.clients import clients
 from tests.integration.proof.seed import add_client_user, owner_headers, provision
+from tests.owner import owner_engine
 
 SLOTS = 12  # appointment start times a step may pick: overlaps happen, on purpose
 FIRST_SLOT = datetime(2031, 3, 3, 9, 0, tzinfo=UTC)
@@ -117,7 +118,7 @@ def reset_rows(runtime, tenant, people: list[Person]) -> None:
     """Empty the workspace's tables, then put back the client records its users log in as."""
     schema = schema_identifier(tenant.schema_name)
     statement = sql.SQL("TRUNCATE {}.media, {}.appointments, {}.clients").format(schema, schema, schema)
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.exec_driver_sql(statement.as_string(None))
         if people:
             set_tenant_search_path(connection, tenant.schema_name)

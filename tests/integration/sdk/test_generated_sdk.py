@@ -60,7 +60,7 @@ def live(app, database, tmp_path_factory):
     log_path = tmp / "gunicorn.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "backend/gunicorn_conf.py", "backend:create_app()"],
+            [str(BIN / "gunicorn"), "-c", "backend/gunicorn_conf.py", "backend:create_api()"],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -1,0 +1,30 @@
+"""The owner role's engine for tests and their fixtures.
+
+The API's Runtime holds no owner engine (issue 14); the commands' app keeps an `OwnerAccess`
+beside it (backend/cli/owner.py). The session app registers its own here, so fixtures and
+tests that set up data as the owner (as operators and the worker would) reach it in one call.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy.engine import Engine
+
+from backend.cli.owner import OwnerAccess, owner_access
+
+_session: dict[str, OwnerAccess] = {}
+
+
+def use(app: Flask) -> OwnerAccess:
+    _session["access"] = owner_access(app)
+    return _session["access"]
+
+
+def owner() -> OwnerAccess:
+    if "access" not in _session:
+        raise RuntimeError("no owner engine yet: the session `app` fixture registers it (ask for `runtime`)")
+    return _session["access"]
+
+
+def owner_engine() -> Engine:
+    return owner().engine
