@@ -138,6 +138,14 @@ def ready_workspaces(app):
     return fill
 
 
+def drain_workspaces(runtime) -> None:
+    """Drop every spare workspace, whatever its revision (tests that count schemas or spares
+    start from an empty pool)."""
+    from backend.infrastructure.spares import SparePool
+
+    SparePool(owner_engine(), runtime.runtime_role, 0).refill(target=0, shrink=True, drop_stale=True)
+
+
 def unique_slug(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 

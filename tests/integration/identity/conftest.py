@@ -22,6 +22,7 @@ from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUser
 from backend.infrastructure.sql.tenants import tenants
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service.tenants import provision_tenant
+from tests.conftest import drain_workspaces
 from tests.owner import owner_engine
 from tests.sessions import session_token
 
@@ -150,8 +151,14 @@ def member(runtime):
 READY_WORKSPACES = 4
 
 
+@pytest.fixture(scope="module")
+def _workspaces_drained_after(runtime):
+    yield
+    drain_workspaces(runtime)  # no test elsewhere meets this module's spares
+
+
 @pytest.fixture(autouse=True)
-def _workspaces_ready(ready_workspaces):
+def _workspaces_ready(ready_workspaces, _workspaces_drained_after):
     ready_workspaces(READY_WORKSPACES)
 
 

@@ -66,5 +66,6 @@ def spare_pool(runtime):
     """A pool of 2 spare schemas for this test (built by the test); every spare, whatever its
     revision, is dropped afterwards, so no other test meets one."""
     pool = SparePool(owner_engine(), runtime.runtime_role, 2)
+    pool.refill(target=0, shrink=True, drop_stale=True)  # whatever an earlier test left
     yield pool
     pool.refill(target=0, shrink=True, drop_stale=True)
