@@ -86,19 +86,6 @@ def test_provision_command_claims_a_spare_and_list_never_shows_spares(runtime, s
     assert listed.isdisjoint(str(spare) for spare in spare_ids(runtime))
 
 
-def test_the_web_process_refills_only_when_the_pool_is_on(settings, runtime):
-    from backend import create_app
-
-    assert runtime.spares is None  # the suite's SPARE_SCHEMAS=0: signups claim nothing
-    app = create_app(settings.model_copy(update=dict(spare_schemas=3)))
-    on = app.extensions["saas"]
-    try:
-        assert on.spares is not None and on.spares.pool.size == 3
-    finally:
-        on.engine.dispose()
-        owner_engine().dispose()
-
-
 def test_fleet_walkers_and_metrics_leave_spares_out(runtime, spare_pool, make_tenant):
     make_tenant()
     head = migrations.head_revision("tenant")

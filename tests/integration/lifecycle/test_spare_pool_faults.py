@@ -4,7 +4,6 @@ complete spare, a tenant, or nothing."""
 
 from __future__ import annotations
 
-import logging
 import threading
 import uuid
 
@@ -12,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from backend.domain.tenants import schema_name_for
-from backend.infrastructure.spares import POOL_LOCK, BackgroundRefill
+from backend.infrastructure.spares import POOL_LOCK
 from backend.infrastructure.sql.identity import SqlMembershipRepository, users
 from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.infrastructure.sql.spares import SqlSpareRegistry
@@ -147,61 +146,6 @@ def test_a_provisioning_failing_after_the_claim_puts_the_spare_back(
         assert connection.execute(select(func.count()).where(users.c.email == email)).scalar_one() == 0
     tenant = provision(runtime, slug, email=email)
     assert tenant.id in spares and spare_ids(runtime) == spares - {tenant.id}
-
-
-def test_the_background_refill_runs_one_thread_and_logs_its_failures(
-    runtime, spare_pool, monkeypatch, caplog
-):
-    refiller = BackgroundRefill(spare_pool)
-    entered, release = threading.Event(), threading.Event()
-    original = spare_pool.refill
-    calls = []
-
-    def slow_refill(**kwargs):
-        calls.append(kwargs)
-        entered.set()
-        release.wait(BARRIER_TIMEOUT_S)
-        return original(**kwargs)
-
-    monkeypatch.setattr(spare_pool, "refill", slow_refill)
-    refiller.trigger()
-    assert entered.wait(BARRIER_TIMEOUT_S)
-    for _ in range(3):  # while it runs: no second thread, one more pass asked for
-        refiller.trigger()
-    assert [t.name for t in threading.enumerate()].count("spare-refill") == 1
-    release.set()
-    assert refiller.wait(60)
-    assert calls == [{"wait": False}, {"wait": False}]
-    assert spare_pool.status().at_head == 2
-
-    def broken(**kwargs):
-        raise RuntimeError("database gone")
-
-    monkeypatch.setattr(spare_pool, "refill", broken)
-    with caplog.at_level(logging.ERROR, logger="backend.infrastructure.spares"):
-        refiller.trigger()
-        assert refiller.wait(60)
-    assert any("spare schema refill failed" in r.getMessage() for r in caplog.records)
-    refiller.trigger()  # a failed refill does not stop the next one
-    assert refiller.wait(60)
-
-
-def test_a_signup_takes_a_spare_and_the_pool_is_topped_up_after_the_response(
-    runtime, spare_pool, client, monkeypatch
-):
-    from tests.integration.identity.conftest import signup_body
-
-    spare_pool.refill()
-    spares = spare_ids(runtime)
-    refiller = BackgroundRefill(spare_pool)
-    monkeypatch.setattr(runtime, "spares", refiller)
-    response = client.post("/api/v1/auth/signup", json=signup_body())
-    assert response.status_code == 201, response.json
-    assert uuid.UUID(response.json["tenant"]["id"]) in spares
-    assert refiller.wait(60) and spare_pool.status().at_head == 1  # nothing before the response ends
-    response.close()  # what the WSGI server does once it has sent the response
-    assert refiller.wait(60)
-    assert spare_pool.status().at_head == 2 and len(spare_ids(runtime) - spares) == 1
 
 
 def test_the_runtime_role_reads_the_pool_and_tenant_transactions_cannot(runtime, spare_pool, make_tenant):

@@ -215,7 +215,8 @@ def test_a_refill_that_cannot_be_asked_for_fails_no_signup(
     finally:
         with owner_engine().begin() as connection:
             grant_shared(connection, runtime.runtime_role)
-    assert [r.getMessage() for r in caplog.records].count("spare refill not enqueued: ConnectorException") == 2
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings.count("spare refill not enqueued: ConnectorException") == 2
     assert refill_jobs() == []
 
 

@@ -74,7 +74,6 @@ def server(app, database, tmp_path):
         **os.environ,
         "APP_ENV": "test",
         "DATABASE_URL": database["runtime"],
-        "MIGRATION_DATABASE_URL": database["owner"],
         "VAR_DIR": str(tmp_path / "var"),
         "HOST": "127.0.0.1",
         "PORT": str(port),

@@ -79,7 +79,6 @@ def start_gunicorn(  # the `app` fixture has migrated the database
         **os.environ,
         "APP_ENV": "test",
         "DATABASE_URL": database["runtime"],
-        "MIGRATION_DATABASE_URL": database["owner"],
         "VAR_DIR": str(tmp_path / "var"),
         "HOST": "127.0.0.1",
         "PORT": str(port),
@@ -147,9 +146,10 @@ LIMITS = {
 }
 
 
-def test_each_limit_holds_exactly_across_two_workers(app, database, tmp_path, store_url):
+def test_each_limit_holds_exactly_across_two_workers(app, database, tmp_path, store_url, ready_workspaces):
     import redis
 
+    ready_workspaces(3)
     redis.Redis.from_url(store_url).flushdb()
     process, base, _ = start_gunicorn(database, tmp_path, store=store_url, workers=2, limits=LIMITS)
     try:
@@ -198,7 +198,10 @@ def test_each_limit_holds_exactly_across_two_workers(app, database, tmp_path, st
     assert redis.Redis.from_url(store_url).keys("LIMITS*")
 
 
-def test_store_down_limits_fall_back_to_worker_memory_and_login_stays_up(app, database, tmp_path):
+def test_store_down_limits_fall_back_to_worker_memory_and_login_stays_up(
+    app, database, tmp_path, ready_workspaces
+):
+    ready_workspaces(1)
     nothing_listens = f"redis://127.0.0.1:{free_port()}/0"
     process, base, log_path = start_gunicorn(
         database, tmp_path, store=nothing_listens, workers=1, limits=LIMITS | {"signup_ip": GENEROUS}

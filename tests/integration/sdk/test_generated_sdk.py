@@ -38,9 +38,11 @@ PNG = (
 
 
 @pytest.fixture(scope="module")
-def live(app, database, tmp_path_factory):
-    """gunicorn (one worker) on a free port, with its own VAR_DIR (mail files, media, exports);
-    `app` has migrated the shared schema."""
+def live(app, database, tmp_path_factory, ready_workspaces):
+    """gunicorn (one worker) serving the API's app (runtime role only) on a free port, with its
+    own VAR_DIR (mail files, media, exports); `app` has migrated the shared schema, and a
+    workspace is ready for the journey's signup (the worker's refill)."""
+    ready_workspaces(2)
     tmp = tmp_path_factory.mktemp("sdk")
     port = free_port()
     var_dir = tmp / "var"
@@ -49,7 +51,6 @@ def live(app, database, tmp_path_factory):
         "APP_ENV": "test",
         "APP_URL": f"http://127.0.0.1:{port}",
         "DATABASE_URL": database["runtime"],
-        "MIGRATION_DATABASE_URL": database["owner"],
         "VAR_DIR": str(var_dir),
         "HOST": "127.0.0.1",
         "PORT": str(port),
