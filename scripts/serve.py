@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """`make run`: start the embedded PostgreSQL when DATABASE_URL is unset, migrate the shared
-schema and every tenant, then serve the API with gunicorn on HOST:PORT (127.0.0.1:8000) and
-run the job worker (`flask --app backend worker`, docs/jobs.md) beside it. Both stop together:
-on SIGTERM/SIGINT, or when either of them exits.
+schema and every tenant (which also fills the pool of spare workspaces signups claim), then
+serve the API with gunicorn on HOST:PORT (127.0.0.1:8000), as the runtime role only, and run
+the job worker (`flask --app backend worker`, docs/jobs.md; the owner role: it keeps the pool
+filled) beside it. Both stop together: on SIGTERM/SIGINT, or when either of them exits.
 
 `make run-citus` (`--citus`): the same on a fresh local Citus cluster, a coordinator and two
 workers (backend/infrastructure/citus_cluster.py), removed when the server stops."""
@@ -69,9 +70,12 @@ def serve(settings: Settings, env: dict) -> int:
     if migrated.returncode != 0:
         log.error("migrate failed", extra={"exit_code": migrated.returncode})
         return migrated.returncode
+    # The API gets the runtime URL only (`backend.create_api()` would ignore the owner's
+    # anyway); the worker and `tenants migrate` hold the owner's (docs/operations.md).
+    api_env = {name: value for name, value in env.items() if name != "MIGRATION_DATABASE_URL"}
     server = subprocess.Popen(
         [str(BIN / "gunicorn"), "-c", str(ROOT / "backend/gunicorn_conf.py"), "backend:create_api()"],
-        env=env,
+        env=api_env,
         cwd=ROOT,
     )
     worker = subprocess.Popen([*flask, "worker"], env=env, cwd=ROOT)

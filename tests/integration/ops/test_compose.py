@@ -80,11 +80,15 @@ def test_volumes_for_database_media_and_exports(compose):
 
 def test_app_services_use_two_roles_and_only_db_init_sees_the_superuser(compose):
     services = compose["services"]
-    for name in ("migrate", "api"):
+    for name in ("migrate", "worker", "api"):
         env = environment(services[name])
         assert url_of(env["DATABASE_URL"]).username == "saas_app"
-        assert url_of(env["MIGRATION_DATABASE_URL"]).username == "saas_owner"
         assert env["APP_ENV"] == "production"
+    for name in ("migrate", "worker"):
+        assert url_of(environment(services[name])["MIGRATION_DATABASE_URL"]).username == "saas_owner"
+    # The API holds the runtime role only: neither the owner's URL nor its password.
+    api = environment(services["api"])
+    assert "MIGRATION_DATABASE_URL" not in api and "OWNER_DB_PASSWORD" not in str(api)
     for name, service in services.items():
         mentions = "POSTGRES_PASSWORD" in str(environment(service))
         assert mentions == (name in ("db", "db-init")), name
