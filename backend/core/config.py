@@ -126,8 +126,9 @@ class Settings(BaseSettings):
     )
     migration_database_url: str | None = setting(
         env="MIGRATION_DATABASE_URL",
-        doc="owner role: migrations, provisioning (sign-up), purge, restore. Same role as `DATABASE_URL`: "
-        "no grants are made",
+        doc="owner role: migrations, building spare workspaces, purge, restore; for the worker and the "
+        "operator commands only, never the API (`backend.create_api()` drops it). Same role as "
+        "`DATABASE_URL`: no grants are made (development only)",
         shown="`DATABASE_URL`",
         repr=False,
     )
@@ -153,7 +154,8 @@ class Settings(BaseSettings):
     pool_max_overflow: int = setting(
         5,
         env="DB_POOL_MAX_OVERFLOW",
-        doc="extra connections per process under load (runtime and owner pools)",
+        doc="extra connections per process under load (the API's runtime pool; the owner pool of the "
+        "worker and the commands)",
     )
     pool_timeout_s: int = setting(
         5,
@@ -257,9 +259,10 @@ class Settings(BaseSettings):
     spare_schemas: NonNegative = setting(
         5,
         env="SPARE_SCHEMAS",
-        doc="spare tenant schemas kept ready for signups to claim "
-        "([architecture.md](architecture.md#provisioning-from-spare-schemas-decision-issue-8)); "
-        "`0`: no pool, every signup creates its schema",
+        doc="spare workspaces (tenant schemas) the worker keeps ready for signups to claim "
+        "([architecture.md](architecture.md#provisioning-from-spare-schemas-decision-issue-8)); a signup "
+        "that finds none answers 503 `tenant_unavailable` and the worker builds one. `0`: no pool kept "
+        "ahead, every signup waits for the worker",
     )
     max_content_length: int = setting(
         10 * 1024 * 1024,
