@@ -26,6 +26,7 @@ from pathlib import Path
 from sqlalchemy import insert, text
 
 from backend import create_app
+from backend.cli.owner import owner_engine
 from backend.cli.tenants import migrate_shared
 from backend.core.config import Settings
 from backend.core.db import set_tenant_search_path
@@ -68,6 +69,7 @@ def main(iterations: int) -> None:
     )
     app = create_app(settings)
     runtime = app.extensions["saas"]
+    owner = owner_engine(app)  # the commands' owner role (the API's Runtime holds none)
     with app.app_context():
         migrate_shared()
     tenant = provision_tenant(
@@ -76,10 +78,10 @@ def main(iterations: int) -> None:
         owner_email="owner@example.com",
         trial_days=14,
         now=datetime.now(UTC),
-        uow=SqlRegistryUnitOfWork(runtime.owner_engine, runtime.runtime_role),
+        uow=SqlRegistryUnitOfWork(owner, runtime.runtime_role),
     )
     schema = quoted_schema(tenant.schema_name)
-    with runtime.owner_engine.begin() as connection:
+    with owner.begin() as connection:
         set_tenant_search_path(connection, tenant.schema_name)
         connection.execute(insert(clients), [{"id": uuid.uuid4(), "name": f"Client {i}"} for i in range(20)])
         # Only for variant A: the access the runtime role had before tenant roles.
@@ -100,7 +102,7 @@ def main(iterations: int) -> None:
     ratio = medians["search path + role"] / medians["search path only"]
     print(f"ratio (with role / without) {ratio:.3f}")
     runtime.engine.dispose()
-    runtime.owner_engine.dispose()
+    owner.dispose()
     database.server.cleanup()
     shutil.rmtree(workdir, ignore_errors=True)
 

@@ -32,6 +32,7 @@ from backend.core.tenancy import schema_identifier, validate_schema_name
 
 SHARED = sql.Identifier("shared")
 AUDIT_TABLE = sql.SQL("shared.audit_events")
+VERSION_TABLE = sql.SQL("shared.alembic_version")
 # The pool of spare schemas is the owner's business: the API may read it (metrics), tenant
 # transactions may not even do that.
 SPARES_TABLE = sql.SQL("shared.spare_schemas")
@@ -140,6 +141,10 @@ def grant_shared(connection: Connection, runtime_role: str | None) -> None:
         statements += _dml_grants(SHARED, role)
         # The audit trail is append-only for the API.
         statements.append(sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(AUDIT_TABLE, role))
+        # The shared tree's version is the owner's to write; the readiness probe only reads it.
+        statements.append(
+            sql.SQL("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(VERSION_TABLE, role)
+        )
     runtime, tenants = sql.Identifier(runtime_role), sql.Identifier(group)
     statements += [
         sql.SQL("REVOKE INSERT, UPDATE, DELETE ON {} FROM {}").format(SPARES_TABLE, runtime),

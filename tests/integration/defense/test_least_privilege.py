@@ -152,7 +152,7 @@ def test_shared_tables_are_dml_only(as_runtime, runtime_role):
             }
             expected = {"SELECT", "INSERT"} if table == "audit_events" else set(DML)
             if table == "alembic_version":
-                expected = set(DML)  # read by the readiness probe; grants cover every table
+                expected = {"SELECT"}  # read by the readiness probe; only the owner writes it
             if table == "spare_schemas":  # the owner's pool; the API reads it for metrics
                 expected = {"SELECT"} if role == runtime_role else set()
             assert granted == expected, (role, table)

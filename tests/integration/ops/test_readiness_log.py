@@ -10,6 +10,7 @@ import socket
 from sqlalchemy.engine import make_url
 
 from backend import create_app
+from backend.cli.owner import owner_access
 from backend.core.db import sqlalchemy_url
 from backend.core.logging import JsonLineFormatter
 
@@ -31,7 +32,7 @@ def ready(settings, caplog, **overrides):
             return application.test_client().get("/health/ready")
     finally:
         application.extensions["saas"].engine.dispose()
-        application.extensions["saas"].owner_engine.dispose()
+        owner_access(application).dispose()
 
 
 def test_database_unreachable_is_logged(settings, caplog):

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from backend import create_app
+from backend.cli.owner import owner_access
 from backend.core.db import set_tenant_search_path
 from backend.infrastructure.sql.clients import clients
 from tests.integration.pgbouncer.conftest import SERVER_CONNECTIONS
@@ -51,7 +52,7 @@ def bounced_app(settings, pgbouncer):
     )
     yield app
     app.extensions["saas"].engine.dispose()
-    app.extensions["saas"].owner_engine.dispose()
+    owner_access(app).dispose()
 
 
 def names_in(runtime, tenant) -> list[str]:
@@ -136,4 +137,4 @@ def test_a_session_setting_leaked_by_another_pooler_client_is_refused(
         assert again.status_code == 200, again.json
     finally:
         app.extensions["saas"].engine.dispose()
-        app.extensions["saas"].owner_engine.dispose()
+        owner_access(app).dispose()
