@@ -32,14 +32,17 @@ _SAVEPOINT = "step_script"
 
 
 class SqlSchemaManager:
-    """Runs as the owner role, on the caller's connection and transaction.
+    """Runs as the owner role (but `claim_spare` and `ready_spares`), on the caller's connection
+    and transaction.
 
     `fast_provisioning`: create schemas from the tenant tree's SQL, base to head (the step
     script of step_scripts.py, rendered once per process by Alembic's offline mode), in one
     round trip, instead of running the migration chain; the chain remains the fallback (a
     tree that cannot be rendered) and the reference the script is tested against.
-    `spares`: `claim_spare` takes a spare schema from the pool (infrastructure/spares.py);
-    off, it claims nothing and provisioning creates every schema itself."""
+    `spares`: `claim_spare` takes a spare schema from the pool (infrastructure/spares.py),
+    through the owner's SECURITY DEFINER `shared.claim_spare_schema`, the one thing of this
+    class the runtime role may do (signup); off, it claims nothing and provisioning creates
+    every schema itself (owner role only)."""
 
     def __init__(
         self,

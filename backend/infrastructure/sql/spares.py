@@ -1,10 +1,12 @@
 """The pool of spare tenant schemas (`shared.spare_schemas`) and its repository.
 
 A spare is a complete tenant schema at a tenant revision, with its tenant role and grants,
-built ahead of time under a fresh UUID4 (infrastructure/spares.py). Its row here is written in
-the transaction that builds it, so a row always means a complete schema. The provisioning
-transaction claims one by deleting its row (`claim`): the new tenant takes the spare's id, so
-its schema name is already right; a rollback puts the row, hence the spare, back.
+built ahead of time under a fresh UUID4 by the worker (infrastructure/spares.py). Its row here
+is written in the transaction that builds it, so a row always means a complete schema. The
+provisioning transaction claims one by deleting its row (`claim`, through the owner's SECURITY
+DEFINER `shared.claim_spare_schema`, shared revision 0008, which the API's runtime role may
+call): the new tenant takes the spare's id, so its schema name is already right; a rollback
+puts the row, hence the spare, back.
 """
 
 from __future__ import annotations

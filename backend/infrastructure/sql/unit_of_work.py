@@ -1,9 +1,9 @@
 """Units of work: one transaction each, rolled back unless `commit()` was called.
 
-`SqlRegistryUnitOfWork` works on the shared schema (as the owner role for provisioning and
-operator commands, as the runtime role for requests); `SqlTenantUnitOfWork` works inside one
-tenant's scope (transaction-local search path). Both translate known constraint
-violations into domain conflicts.
+`SqlRegistryUnitOfWork` works on the shared schema (as the owner role for operator commands
+and the worker, as the runtime role for requests, signup's claim of a workspace included);
+`SqlTenantUnitOfWork` works inside one tenant's scope (transaction-local search path). Both
+translate known constraint violations into domain conflicts.
 """
 
 from __future__ import annotations
@@ -76,8 +76,9 @@ class _SqlUnitOfWork:
 
 
 class SqlRegistryUnitOfWork(_SqlUnitOfWork):
-    """`spares`: provisioning may claim a spare schema from the pool (SPARE_SCHEMAS > 0);
-    the entry points that provision (signup, `tenants provision`) pass it from the settings."""
+    """`spares`: provisioning may claim a spare schema from the pool, through the owner's
+    `shared.claim_spare_schema` (so the runtime role may too): signup always (as the runtime
+    role, which can only claim), `tenants provision` when SPARE_SCHEMAS > 0."""
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from backend.app import refuse_privileged_api_role
 from backend.core.config import ConfigError
@@ -54,3 +55,24 @@ def test_one_url_for_both_roles_is_development_only(database):
             refuse_privileged_api_role(engine, None)
     finally:
         engine.dispose()
+
+
+def test_the_production_api_given_the_runtime_url_alone_starts_and_a_privileged_one_is_refused(
+    settings, database
+):
+    """Compose gives `api` DATABASE_URL only: the serving app names its role from it and starts
+    (no "one URL" refusal); the owner's URL as DATABASE_URL is refused for its own powers."""
+    from backend import create_api
+
+    app = create_api(settings.model_copy(update=dict(env="production", migration_database_url=None)))
+    rt = app.extensions["saas"]
+    try:
+        assert rt.runtime_role == make_url(sqlalchemy_url(database["runtime"])).username
+        assert rt.settings.migration_database_url is None
+    finally:
+        rt.engine.dispose()
+    owner_as_api = settings.model_copy(
+        update=dict(env="production", database_url=database["owner"], migration_database_url=None)
+    )
+    with pytest.raises(ConfigError, match=r"which (has CREATEROLE|owns \d+ schema)"):
+        create_api(owner_as_api)
