@@ -589,6 +589,12 @@ class FakeSchemaManager:
     def claim_spare(self) -> SpareSchema | None:
         return self.spares.pop(0) if self.spares else None
 
+    def ready_spares(self) -> int:
+        return sum(1 for spare in self.spares if spare.revision == self.head)
+
+    def add_spares(self, count: int) -> None:
+        self.spares += [SpareSchema(id=uuid.uuid4(), revision=self.head) for _ in range(count)]
+
     def migrate(self, schema_name, *, from_version=None, lock_timeout_ms=None) -> SchemaUpgrade:
         if schema_name in self.broken:
             raise RuntimeError("column already exists\n[SQL: ALTER TABLE ...]")
@@ -844,10 +850,22 @@ class FakeTenantArchiver:
 
 @dataclass
 class FakeJobQueue:
-    """Jobs as (task, queue, arguments), in the order enqueued."""
+    """Jobs as (task, queue, arguments), in the order enqueued; one waiting job per queueing
+    lock, as procrastinate's (a second enqueue under a held lock returns None); `failure` is
+    raised by every enqueue (a queue that cannot be written to)."""
 
     jobs: list[tuple[str, str, dict]] = field(default_factory=list)
+    locks: set[str] = field(default_factory=set)
+    failure: Exception | None = None
 
-    def enqueue(self, task_name: str, *, queue: str = "default", **arguments) -> int:
+    def enqueue(
+        self, task_name: str, *, queue: str = "default", queueing_lock: str | None = None, **arguments
+    ) -> int | None:
+        if self.failure is not None:
+            raise self.failure
+        if queueing_lock is not None:
+            if queueing_lock in self.locks:
+                return None
+            self.locks.add(queueing_lock)
         self.jobs.append((task_name, queue, arguments))
         return len(self.jobs)

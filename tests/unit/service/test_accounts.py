@@ -10,16 +10,24 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from backend.domain.errors import Conflict, Invalid, NotFound, Unauthenticated
+from backend.domain.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
 from backend.domain.identity import OneTimeTokenKind
 from backend.service.identity import accounts
+from backend.service.tenants import REFILL_SPARES_TASK
 from tests.unit.fakes import FakeJobQueue, FakeMailer, FakeRegistryUnitOfWork
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TTL = 3600
 
 
-def signup(uow, mailer, email="Ada@Example.com", slug=None, workspace="Acme Studio"):
+def with_spares(count: int = 5) -> FakeRegistryUnitOfWork:
+    """A registry whose pool holds `count` ready workspaces (the worker built them)."""
+    uow = FakeRegistryUnitOfWork()
+    uow.schemas.add_spares(count)
+    return uow
+
+
+def signup(uow, mailer, email="Ada@Example.com", slug=None, workspace="Acme Studio", jobs=None, target=0):
     return accounts.signup(
         email=email,
         password="correct horse battery",
@@ -32,6 +40,8 @@ def signup(uow, mailer, email="Ada@Example.com", slug=None, workspace="Acme Stud
         now=NOW,
         uow=uow,
         mailer=mailer,
+        jobs=jobs if jobs is not None else FakeJobQueue(),
+        spare_target=target,
     )
 
 
@@ -41,7 +51,7 @@ def mailed_token(mailer) -> str:
 
 
 def test_signup_makes_an_unverified_owner_and_mails_a_link_that_verifies_once():
-    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    uow, mailer = with_spares(), FakeMailer()
     result = signup(uow, mailer)
     assert result.user.email == "Ada@Example.com" and result.user.verified_at is None  # kept as typed
     assert result.user.password_hash is None, "the hash never leaves the service"
@@ -57,7 +67,7 @@ def test_signup_makes_an_unverified_owner_and_mails_a_link_that_verifies_once():
 
 
 def test_an_expired_or_unknown_verification_token_is_refused():
-    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    uow, mailer = with_spares(), FakeMailer()
     signup(uow, mailer)
     with pytest.raises(Unauthenticated) as expired:
         accounts.verify_email(token=mailed_token(mailer), now=NOW + timedelta(seconds=TTL), uow=uow)
@@ -68,7 +78,7 @@ def test_an_expired_or_unknown_verification_token_is_refused():
 
 
 def test_a_generated_slug_avoids_a_taken_one_but_an_asked_for_slug_does_not():
-    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    uow, mailer = with_spares(), FakeMailer()
     signup(uow, mailer)
     second = signup(uow, mailer, email="bob@example.com")
     assert second.tenant.slug.startswith("acme-studio-") and second.tenant.slug != "acme-studio"
@@ -78,7 +88,7 @@ def test_a_generated_slug_avoids_a_taken_one_but_an_asked_for_slug_does_not():
 
 
 def test_an_email_already_registered_is_refused_and_nothing_is_mailed():
-    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    uow, mailer = with_spares(), FakeMailer()
     signup(uow, mailer)
     with pytest.raises(Conflict) as taken:
         signup(uow, mailer, email="ADA@example.com", workspace="Other")
@@ -86,7 +96,7 @@ def test_an_email_already_registered_is_refused_and_nothing_is_mailed():
 
 
 def test_a_weak_password_is_refused_before_anything_is_written():
-    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    uow, mailer = with_spares(), FakeMailer()
     with pytest.raises(Invalid):
         accounts.signup(
             email="ada@example.com",
@@ -100,12 +110,14 @@ def test_a_weak_password_is_refused_before_anything_is_written():
             now=NOW,
             uow=uow,
             mailer=mailer,
+            jobs=FakeJobQueue(),
+            spare_target=5,
         )
     assert uow.commits == 0 and mailer.sent == [] and uow.users.rows == {}
 
 
 def test_a_link_for_an_address_verified_another_way_is_already_verified():
-    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    uow, mailer = with_spares(), FakeMailer()
     result = signup(uow, mailer)
     with uow:
         uow.users.mark_verified(result.user.id, NOW)
@@ -116,7 +128,7 @@ def test_a_link_for_an_address_verified_another_way_is_already_verified():
 
 
 def test_verification_is_audited_in_the_workspace_and_ends_the_other_links():
-    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    uow, mailer = with_spares(), FakeMailer()
     result = signup(uow, mailer)
     token = mailed_token(mailer)
     accounts.verify_email(token=token, now=NOW, uow=uow, request_id="r9")
@@ -127,7 +139,7 @@ def test_verification_is_audited_in_the_workspace_and_ends_the_other_links():
 
 
 def test_an_operator_verifies_a_worker_once_and_it_is_audited_in_their_workspace():
-    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    uow, mailer = with_spares(), FakeMailer()
     result = signup(uow, mailer)
     with pytest.raises(NotFound):
         accounts.verify_worker_by_operator(email="nobody@example.com", now=NOW, uow=uow)
@@ -148,7 +160,7 @@ def resend(uow, mailer, email="ada@example.com", now=NOW):
 
 
 def test_a_resend_mails_a_fresh_link_that_supersedes_the_first():
-    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    uow, mailer = with_spares(), FakeMailer()
     signup(uow, mailer)
     first = mailed_token(mailer)
     resend(uow, mailer, email=" ADA@example.com ", now=NOW + timedelta(minutes=1))
@@ -162,7 +174,7 @@ def test_a_resend_mails_a_fresh_link_that_supersedes_the_first():
 
 
 def test_a_resend_for_an_unknown_or_verified_address_does_nothing():
-    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    uow, mailer = with_spares(), FakeMailer()
     signup(uow, mailer)
     accounts.verify_email(token=mailed_token(mailer), now=NOW, uow=uow)
     commits = uow.commits
@@ -183,7 +195,7 @@ def test_asking_for_a_resend_only_enqueues_the_same_job_for_any_address():
 
 
 def test_a_signup_whose_mail_fails_still_stands_and_the_user_is_public():
-    uow = FakeRegistryUnitOfWork()
+    uow = with_spares()
     result = signup(uow, FakeMailer(down=True))
     assert uow.users.get(result.user.id) is not None
     user = accounts.get_user(user_id=result.user.id, uow=uow)
@@ -193,6 +205,35 @@ def test_a_signup_whose_mail_fails_still_stands_and_the_user_is_public():
 
 
 def test_a_workspace_named_like_a_reserved_slug_gets_a_suffixed_one():
-    uow, mailer = FakeRegistryUnitOfWork(), FakeMailer()
+    uow, mailer = with_spares(), FakeMailer()
     result = signup(uow, mailer, workspace="Admin")
     assert result.tenant.slug.startswith("admin-") and len(result.tenant.slug) == len("admin-") + 6
+
+
+def test_signup_takes_a_ready_workspace_and_asks_once_for_a_refill_below_the_target():
+    uow, mailer, jobs = with_spares(3), FakeMailer(), FakeJobQueue()
+    spares = {spare.id for spare in uow.schemas.spares}
+    first = signup(uow, mailer, jobs=jobs, target=3)
+    second = signup(uow, mailer, email="bob@example.com", workspace="Bob", jobs=jobs, target=3)
+    assert {first.tenant.id, second.tenant.id} <= spares and first.tenant.id != second.tenant.id
+    assert uow.schemas.schemas == {}, "signup never builds a schema"
+    assert [task for task, _queue, _arguments in jobs.jobs] == [REFILL_SPARES_TASK]  # the queueing lock: one
+
+
+def test_signup_with_no_workspace_ready_writes_nothing_and_asks_for_a_refill():
+    uow, mailer, jobs = with_spares(0), FakeMailer(), FakeJobQueue()
+    with pytest.raises(Unavailable) as unavailable:
+        signup(uow, mailer, jobs=jobs, target=0)
+    assert unavailable.value.code == "tenant_unavailable" and unavailable.value.retry_after_s > 0
+    assert uow.commits == 0 and uow.users.rows == {} and uow.schemas.schemas == {} and mailer.sent == []
+    assert [task for task, _queue, _arguments in jobs.jobs] == [REFILL_SPARES_TASK]
+    uow.schemas.add_spares(1)  # the worker ran: the same signup now works
+    assert signup(uow, mailer, jobs=jobs).tenant.slug == "acme-studio"
+
+
+def test_a_refill_that_cannot_be_asked_for_fails_no_signup():
+    jobs = FakeJobQueue(failure=ConnectionError("queue unreachable"))
+    uow, mailer = with_spares(1), FakeMailer()
+    assert signup(uow, mailer, jobs=jobs, target=5).tenant.slug == "acme-studio"
+    with pytest.raises(Unavailable):
+        signup(uow, mailer, email="bob@example.com", workspace="Bob", jobs=jobs, target=5)
