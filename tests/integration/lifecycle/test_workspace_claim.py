@@ -6,6 +6,9 @@ never failed by the refill it asks for."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
 import uuid
 
@@ -15,11 +18,21 @@ from sqlalchemy.engine import Engine
 
 from backend import create_api
 from backend.cli.owner import EXTENSION as OWNER_EXTENSION
+from backend.core.config import PROJECT_ROOT
 from backend.infrastructure.sql.audit import audit_events
 from backend.infrastructure.sql.identity import users
 from backend.infrastructure.sql.privileges import grant_shared
 from backend.infrastructure.sql.tenants import tenants
-from backend.service.tenants import REFILL_SPARES_TASK
+from backend.service.tenants import PROVISIONING_QUEUE, REFILL_SPARES_TASK, request_spare_refill
+from tests.integration.faults.killing import (
+    BIN,
+    backends_blocked_by,
+    cli_env,
+    held_lock,
+    orphans,
+    relations_created,
+    wait_backends_gone,
+)
 from tests.integration.identity.conftest import signup_body
 from tests.integration.lifecycle.test_spare_schemas import spare_ids
 from tests.owner import owner_engine
@@ -253,3 +266,42 @@ def test_the_periodic_refill_keeps_the_pool_at_its_size_and_is_idempotent(
         again = refill_spare_pool(app, reason="periodic")
     assert (first.built, again.built, again.dropped) == (2, 0, 0)
     assert len(spare_ids(runtime)) == 2
+
+
+@pytest.mark.slow
+def test_a_worker_killed_while_building_a_spare_leaves_nothing_and_the_next_run_builds_it(
+    settings, runtime, spare_pool, no_refill_jobs, run_jobs
+):
+    """`flask --app backend worker` SIGKILLed in the middle of a refill (schema, tables and
+    tenant role made, the spare's row next): no half-built spare, no orphan schema or role; the
+    refill a later signup asks for builds it, once."""
+    before = orphans(owner_engine())
+    runtime.jobs.enqueue(REFILL_SPARES_TASK, queue=PROVISIONING_QUEUE, queueing_lock=REFILL_SPARES_TASK)
+    with held_lock(owner_engine(), "shared.spare_schemas", "SHARE") as holder:
+        worker = subprocess.Popen(
+            [str(BIN / "flask"), "--app", "backend", "worker"],
+            env=cli_env(settings),
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            blocked = backends_blocked_by(owner_engine(), holder, worker)
+            assert relations_created(owner_engine(), blocked) > 0
+        finally:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=60)
+    wait_backends_gone(owner_engine(), blocked)
+    assert spare_ids(runtime) == set() and orphans(owner_engine()) == before
+    assert "doing" in refill_jobs()  # the killed run's job, left for the runbook
+
+    run_jobs()  # whatever the killed worker's periodic deferrer queued meanwhile
+    # A signup finds nothing, asks again (the lock holds only waiting jobs), the worker builds.
+    assert request_spare_refill(jobs=runtime.jobs)
+    run_jobs()
+    assert len(spare_ids(runtime)) == 1 and orphans(owner_engine()) == before
+    with owner_engine().begin() as connection:
+        connection.execute(
+            text("DELETE FROM jobs.procrastinate_jobs WHERE task_name = :t"), {"t": REFILL_SPARES_TASK}
+        )
