@@ -7,6 +7,9 @@ tests that set up data as the owner (as operators and the worker would) reach it
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from flask import Flask
 from sqlalchemy.engine import Engine
 
@@ -28,3 +31,19 @@ def owner() -> OwnerAccess:
 
 def owner_engine() -> Engine:
     return owner().engine
+
+
+@contextmanager
+def using(app: Flask) -> Iterator[OwnerAccess]:
+    """Another app's owner access (a test with a database of its own) for the helpers that
+    take the owner engine from here (verify_owner, session_token, ...), then the session's
+    again."""
+    previous = _session.get("access")
+    _session["access"] = owner_access(app)
+    try:
+        yield _session["access"]
+    finally:
+        if previous is None:
+            _session.pop("access", None)
+        else:
+            _session["access"] = previous

@@ -22,6 +22,7 @@ from backend.infrastructure.sql.clients import SqlClientRepository
 from backend.infrastructure.sql.identity import memberships
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service.tenants import provision_tenant
+from tests import owner
 from tests.conftest import unique_slug, verify_owner
 from tests.owner import owner_engine
 from tests.sessions import session_token
@@ -95,37 +96,38 @@ def test_postgresql_stopped_is_503_and_service_recovers_when_it_returns(settings
     )
     runtime = application.extensions["saas"]
     http = application.test_client()
-    try:
-        with application.app_context():
-            migrate_shared()
-        tenant = provision_tenant(
-            slug=unique_slug(),
-            name="Fault",
-            owner_email="fault@example.com",
-            trial_days=14,
-            now=datetime.now(UTC),
-            uow=SqlRegistryUnitOfWork(owner_engine(), runtime.runtime_role),
-        )
-        verify_owner(runtime, tenant)
-        headers = {"Authorization": "Bearer " + _worker_token(runtime, tenant)}
-        assert http.get("/api/v1/clients", headers=headers).status_code == 200
+    with owner.using(application):  # this test's own database: its owner engine for the helpers
+        try:
+            with application.app_context():
+                migrate_shared()
+            tenant = provision_tenant(
+                slug=unique_slug(),
+                name="Fault",
+                owner_email="fault@example.com",
+                trial_days=14,
+                now=datetime.now(UTC),
+                uow=SqlRegistryUnitOfWork(owner_engine(), runtime.runtime_role),
+            )
+            verify_owner(runtime, tenant)
+            headers = {"Authorization": "Bearer " + _worker_token(runtime, tenant)}
+            assert http.get("/api/v1/clients", headers=headers).status_code == 200
 
-        db.server.cleanup()  # PostgreSQL stops
-        forget_access()
-        for path in ("/health/ready", "/api/v1/clients"):
-            down = http.get(path, headers=headers)
-            assert down.status_code == 503, path
-            assert down.json["detail"] == "database_unavailable"  # fail closed, never "all"
-            assert b"Traceback" not in down.data
+            db.server.cleanup()  # PostgreSQL stops
+            forget_access()
+            for path in ("/health/ready", "/api/v1/clients"):
+                down = http.get(path, headers=headers)
+                assert down.status_code == 503, path
+                assert down.json["detail"] == "database_unavailable"  # fail closed, never "all"
+                assert b"Traceback" not in down.data
 
-        again = embedded_postgres.start(pgdata, cleanup="stop")  # same data directory
-        assert http.get("/health/ready").status_code == 200, "recovered without a restart"
-        assert http.get("/api/v1/clients", headers=headers).status_code == 200
-        again.server.cleanup()
-    finally:
-        runtime.engine.dispose()
-        owner_engine().dispose()
-        shutil.rmtree(pgdata.parent, ignore_errors=True)
+            again = embedded_postgres.start(pgdata, cleanup="stop")  # same data directory
+            assert http.get("/health/ready").status_code == 200, "recovered without a restart"
+            assert http.get("/api/v1/clients", headers=headers).status_code == 200
+            again.server.cleanup()
+        finally:
+            runtime.engine.dispose()
+            owner_engine().dispose()
+            shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 def _worker_token(runtime, tenant) -> str:
