@@ -151,7 +151,7 @@ def test_account_flows_are_audited_without_secrets(app, client, runtime, mail_di
     passwords, the TOTP secret and its URI, every code typed, the recovery codes, access and
     refresh tokens, password hashes, and the bytes of a downloaded file."""
     caplog.set_level(logging.DEBUG)
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         before = connection.execute(select(func.coalesce(func.max(audit_events.c.id), 0))).scalar_one()
     secrets: list[str] = [PASSWORD, "wrong-current-pass-1"]
 
@@ -268,7 +268,7 @@ def test_account_flows_are_audited_without_secrets(app, client, runtime, mail_di
     disable = {"password": second_new, "code": recovery_codes[1]}
     ok(client.post("/api/v1/me/mfa/totp/disable", json=disable, headers=worker), 204)
 
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         rows = connection.execute(
             select(audit_events).where(audit_events.c.id > before).order_by(audit_events.c.id)
         ).all()

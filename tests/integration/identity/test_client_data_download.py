@@ -22,6 +22,7 @@ from backend.infrastructure.sql.clients import clients
 from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository
 from tests.integration.domain.conftest import PDF, png_bytes
 from tests.integration.identity.conftest import add_client_record, bearer
+from tests.owner import owner_engine
 from tests.sessions import session_token
 
 URL = "/api/v1/me/data"
@@ -53,7 +54,7 @@ def second_client(runtime, member) -> tuple[uuid.UUID, dict]:
     """Another client of the same workspace with a login: (client id, headers)."""
     client_id = add_client_record(runtime, member.tenant, name="Neighbour NEIGHBOUR-NAME")
     user_id = uuid.uuid4()
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         SqlUserRepository(connection).add(user_id, f"n-{user_id.hex[:10]}@example.com", "Neighbour", None)
         SqlMembershipRepository(connection).add(
             user_id=user_id, tenant_id=member.tenant.id, role=Role.CLIENT, client_id=client_id
@@ -62,7 +63,7 @@ def second_client(runtime, member) -> tuple[uuid.UUID, dict]:
 
 
 def set_record_notes(runtime, member, client_id, notes: str) -> None:
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         set_tenant_search_path(connection, member.tenant.schema_name)
         connection.execute(update(clients).where(clients.c.id == client_id).values(notes=notes, phone="+100"))
 
@@ -133,7 +134,7 @@ def test_a_client_downloads_only_their_own_data(client, member, runtime):
     ]:
         assert secret not in everything, secret
 
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         event = connection.execute(
             select(audit_events).where(
                 audit_events.c.tenant_id == home.tenant.id, audit_events.c.event == "client.data_exported"

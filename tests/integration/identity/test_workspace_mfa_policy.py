@@ -21,6 +21,7 @@ from backend.infrastructure.sql.tenants import tenants
 from tests.eventually import eventually
 from tests.integration.identity.conftest import PASSWORD, bearer, update_tenant
 from tests.integration.identity.test_mfa import worker_with_mfa
+from tests.owner import owner_engine
 from tests.sessions import session_token
 
 SETTINGS = "/api/v1/tenant/settings"
@@ -30,7 +31,7 @@ GATE = {"detail": "mfa_enrolment_required"}
 def second_worker(runtime, tenant_id: uuid.UUID) -> tuple[uuid.UUID, dict]:
     """A verified worker of the tenant without a second factor, and their headers."""
     user_id = uuid.uuid4()
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         SqlUserRepository(connection).add(
             user_id, f"w2-{user_id.hex[:10]}@example.com", "Second", None, datetime.now(UTC)
         )
@@ -39,7 +40,7 @@ def second_worker(runtime, tenant_id: uuid.UUID) -> tuple[uuid.UUID, dict]:
 
 
 def policy_events(runtime, tenant_id) -> list[dict]:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         return [
             dict(row._mapping)
             for row in connection.execute(
@@ -53,7 +54,7 @@ def policy_events(runtime, tenant_id) -> list[dict]:
 
 
 def stored_setting(runtime, tenant_id) -> bool:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         return connection.execute(
             select(tenants.c.mfa_required_for_workers).where(tenants.c.id == tenant_id)
         ).scalar_one()
@@ -135,7 +136,7 @@ def test_a_fresh_password_login_of_a_held_worker_gets_tokens_that_only_open_enro
     body, account, _, _, owner = worker_with_mfa(client, signup, login, runtime)
     tenant_id = uuid.UUID(account["tenant"]["id"])
     client.patch(SETTINGS, json={"mfa_required_for_workers": True}, headers=owner)
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         user_id = uuid.uuid4()
         email = f"w3-{user_id.hex[:10]}@example.com"
         SqlUserRepository(connection).add(user_id, email, "Third", hash_password(PASSWORD), datetime.now(UTC))
@@ -169,7 +170,7 @@ def test_a_factor_removed_elsewhere_holds_the_worker_at_once(client, signup, log
     user_id = uuid.UUID(account["user"]["id"])
     client.patch(SETTINGS, json={"mfa_required_for_workers": True}, headers=owner)
     assert client.get("/api/v1/clients", headers=owner).status_code == 200
-    with runtime.owner_engine.begin() as connection:  # e.g. a manual fix by an operator
+    with owner_engine().begin() as connection:  # e.g. a manual fix by an operator
         connection.execute(delete(user_mfa).where(user_mfa.c.user_id == user_id))
     held = eventually(lambda: client.get("/api/v1/clients", headers=owner), lambda r: r.status_code != 200)
     assert (held.status_code, held.json) == (403, GATE)
@@ -178,7 +179,7 @@ def test_a_factor_removed_elsewhere_holds_the_worker_at_once(client, signup, log
 def test_the_setting_changed_elsewhere_applies_at_once(client, signup, login, runtime, member, listening):
     m = member()
     assert client.get("/api/v1/clients", headers=m.worker).status_code == 200
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         connection.execute(
             tenants.update().where(tenants.c.id == m.tenant.id).values(mfa_required_for_workers=True)
         )
