@@ -69,9 +69,12 @@ def build_app(settings: Settings | None = None, *, serving: bool = False) -> Fla
     app.cli.add_command(worker_cli)
     settings = with_database(settings)
     role = runtime_role(settings)
-    if serving and not settings.migration_database_url:
-        role = _user(settings.database_url)  # given the runtime URL alone, as the API should be
-    if not serving:
+    if serving:
+        if not settings.migration_database_url:
+            role = _user(settings.database_url)  # given the runtime URL alone, as the API should be
+        # From here on the API's process has no owner URL: not in its settings, nowhere else.
+        settings = settings.model_copy(update=dict(migration_database_url=None))
+    else:
         app.extensions[OWNER_EXTENSION] = OwnerAccess(settings.owner_database_url, role, settings)
     engine = create_db_engine(
         settings.database_url, settings, statement_timeout_ms=settings.statement_timeout_ms
@@ -79,8 +82,7 @@ def build_app(settings: Settings | None = None, *, serving: bool = False) -> Fla
     if serving and settings.env == "production":
         refuse_privileged_api_role(engine, role)
     app.extensions["saas"] = Runtime(
-        # What the API is given of the settings: the owner URL is not among it.
-        settings=settings.model_copy(update=dict(migration_database_url=None)) if serving else settings,
+        settings=settings,
         engine=engine,
         runtime_role=role,
         jobs=ProcrastinateJobQueue(settings.database_url),
