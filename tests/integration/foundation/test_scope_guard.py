@@ -16,6 +16,7 @@ from backend.core.db import (
     read_in_tenant_scope,
     set_tenant_search_path,
 )
+from tests.owner import owner_engine
 
 
 def autocommit(engine):
@@ -55,7 +56,7 @@ def test_a_read_in_the_scope_is_one_implicit_transaction_of_its_tenant(settings,
     read sees its own tenant's rows only, and a dirty session is refused all the same."""
     tenant, other = make_tenant(), make_tenant()
     for owner, name in ((tenant, "mine"), (other, "theirs")):
-        with runtime.owner_engine.begin() as connection:
+        with owner_engine().begin() as connection:
             set_tenant_search_path(connection, owner.schema_name)
             connection.execute(
                 text("INSERT INTO clients (id, name) VALUES (gen_random_uuid(), :n)"), {"n": name}
