@@ -101,6 +101,17 @@ def session_app(settings: Settings):
     access_cache.stop_listening()  # before the session's PostgreSQL stops
 
 
+@pytest.fixture(autouse=True)
+def owner_of_this_tests_database(request):
+    """`tests.owner.owner_engine()` is the owner of the database this test's `app` runs on:
+    the embedded server's session app and the Citus suite's live side by side in one worker."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    with owner.using(request.getfixturevalue("app")):
+        yield
+
+
 @pytest.fixture()
 def client(app):
     return app.test_client()

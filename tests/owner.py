@@ -19,8 +19,9 @@ _session: dict[str, OwnerAccess] = {}
 
 
 def use(app: Flask) -> OwnerAccess:
-    _session["access"] = owner_access(app)
-    return _session["access"]
+    """The session's default owner: the first session app's. A later one (the Citus suite's,
+    in the same process) does not replace it; each test gets its own app's (tests/conftest.py)."""
+    return _session.setdefault("access", owner_access(app))
 
 
 def owner() -> OwnerAccess:
