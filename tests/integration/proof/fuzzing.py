@@ -6,7 +6,8 @@ phases: the stateful phase chains operations through the links it infers from th
 is served by werkzeug in a thread: the engine's in-process WSGI transport does not accept the
 transport options the engine passes it (schemathesis 4.32).
 
-Checks: the standard ones but `ensure_resource_availability`, which cannot know that deleting a
+Checks: the standard ones (`positive_data_acceptance` included: the document states the request
+rules, docs/api-integration.md) but `ensure_resource_availability`, which cannot know that deleting a
 client deletes its appointments and media (docs/domain.md) and reports their 404 as a bug.
 
 Strictness beyond the defaults:
@@ -27,6 +28,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import schemathesis
 from schemathesis.engine import events, from_schema
@@ -41,14 +43,61 @@ CHECKS = (
     "negative_data_rejection",
     "ignored_auth",
     "use_after_free",
-    # positive_data_acceptance is not on yet (issue 16, open): schema-valid bodies still meet domain
-    # rules the document does not state (email domains like `0@0.a`, empty phone or slug strings,
-    # `ends_at` after `starts_at`, which JSON Schema cannot say). `make fuzz` can run it by hand.
+    "positive_data_acceptance",
     "unsupported_method",
     "no_foreign_marker",
 )
+# Rules JSON Schema cannot state, which positive cases must follow (the descriptions say them):
+# an appointment ends after it starts, a range's `to` is after its `from`. A PATCH moving one
+# bound is checked against the stored other one, which the generator cannot know: it sends both.
+PERIODS = {"createAppointment": ("starts_at", "ends_at"), "updateAppointment": ("starts_at", "ends_at")}
+RANGES = {"listAppointments": ("from", "to")}
+# Refusals of well-formed requests that depend on stored data or on bytes no JSON Schema can
+# describe (positive_data_acceptance takes them as answers to valid data, nothing else):
+# - scheduleDeletion 422: `confirm_slug` must be the caller's own slug, and the right one would
+#   schedule the deletion of the workspace under test;
+# - inviteClient 422: the client record has no email address to invite (a body-less request);
+# - uploadMedia 415: the bytes must really be one of the allowed types (recognised from the
+#   bytes; the document names the types in the part's `encoding`).
+DATA_DEPENDENT = {"scheduleDeletion": "422", "inviteClient": "422", "uploadMedia": "415"}
+POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 DEFAULT_EXAMPLES = 15  # per operation and phase in `make test`; `make fuzz` sets FUZZ_EXAMPLES
 DEFAULT_STEPS = 8
+
+
+def _instant(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return instant if instant.tzinfo is not None else None
+
+
+def _ordered(values: object, names: tuple[str, str], *, both: bool) -> bool:
+    """False when both bounds are instants in the wrong order (or, with `both`, when only one
+    of them is sent); anything else is left to the generator."""
+    if not isinstance(values, dict):
+        return True
+    first, second = (_instant(values.get(name)) for name in names)
+    if both and (names[0] in values) != (names[1] in values):
+        return False
+    return first is None or second is None or first < second
+
+
+def follow_cross_field_rules(schema) -> None:
+    """Schema-local Schemathesis hooks (its documented `filter_body` / `filter_query`)."""
+
+    @schema.hook
+    def filter_body(ctx, body):
+        names = PERIODS.get(ctx.operation.definition.raw.get("operationId"))
+        return names is None or _ordered(body, names, both=True)
+
+    @schema.hook
+    def filter_query(ctx, query):
+        names = RANGES.get(ctx.operation.definition.raw.get("operationId"))
+        return names is None or _ordered(query, names, both=False)
 
 
 def examples() -> int:
@@ -184,6 +233,13 @@ def fuzz(
         "base-url": base_url,
         "cache": {"enabled": False},  # nothing learnt carries over between runs or lands in the tree
         "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+        "operations": [
+            {
+                "include-operation-id": operation_id,
+                "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE_STATUSES, status]}},
+            }
+            for operation_id, status in DATA_DEPENDENT.items()
+        ],
         "generation": {"max-examples": examples(), "database": "none"},
         "phases": {
             "examples": {"enabled": False},  # the document carries no examples
@@ -208,6 +264,7 @@ def fuzz(
     if include is not None:
         schema = schema.include(**include)
     schema = schema.exclude(**SELF_ENDING)
+    follow_cross_field_rules(schema)
     token = actor.headers["Authorization"]
 
     @schema.auth()
