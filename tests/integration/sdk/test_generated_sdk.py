@@ -238,8 +238,8 @@ def test_the_whole_journey_through_the_generated_client(sdk, live):
     assert isinstance(archive, types.File)
     with zipfile.ZipFile(io.BytesIO(archive.payload.read())) as unzipped:
         names = set(unzipped.namelist())
-        assert {"manifest.json", "tables/clients.csv", "tables/appointments.csv"} <= names
-        assert any(n.startswith("media/") and unzipped.read(n) == PNG for n in names)
+        assert {"manifest.json", "README.md", "tables/csv-metadata.json", "tables/clients.csv"} <= names
+        assert unzipped.read(f"media/{media.id}.png") == PNG  # named with the type's extension
 
     # logout: the session's refresh token is dead
     out = api(sdk, "identity", "logout").sync_detailed(client=as_client)
