@@ -13,8 +13,14 @@ import marshmallow as ma
 
 from backend.domain.tenants import RESERVED_SLUGS
 
+# What Python's str.strip() removes (str.isspace), spelled out: `\s` differs between Python
+# and ECMA 262 (\x1c-\x1f and \x85 are space to one, \ufeff to the other), and a generator
+# reading the document must agree with the domain. Found by the API fuzzer (`"\x1e"` as a name).
+SPACE = (
+    r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 # A name the domain trims and then requires non-empty (clients, workspaces).
-NON_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+NON_BLANK = rf"^[^\x00]*[^\x00{SPACE}][^\x00]*$"
 # backend/domain/tenants.py validate_slug: 3-40 lowercase letters, digits and single hyphens,
 # starting and ending with a letter or digit, not reserved, not `pg-...`.
 _RESERVED = "|".join(sorted(re.escape(slug) for slug in RESERVED_SLUGS))
@@ -23,7 +29,7 @@ SLUG = rf"^(?!pg-)(?!(?:{_RESERVED})$)(?!.*--)[a-z0-9][a-z0-9-]{{1,38}}[a-z0-9]$
 OPTIONAL_SLUG = rf"^$|{SLUG}"
 # backend/domain/clients.py: blank (stored as none), or digits, spaces and + ( ) . / - with at
 # least three digits, once trimmed.
-PHONE = r"^\s*$|^\s*\+?(?=(?:[^0-9]*[0-9]){3})[0-9 ()./-]+\s*$"
+PHONE = rf"^[{SPACE}]*$|^[{SPACE}]*\+?(?=(?:[^0-9]*[0-9]){{3}})[0-9 ()./-]+[{SPACE}]*$"
 # The addresses accepted: marshmallow's Email validator and this pattern, which leaves out
 # its rarer forms (quoted local parts, internationalised domains) and, like RFC 5321 and the
 # `email` format checkers, local parts over 64 characters: a dot-atom local part and a dotted

@@ -15,7 +15,10 @@ from backend.domain.tenants import validate_slug, validate_workspace_name
 
 SLUGS = ["acme", "a-b", "ab", "a--b", "-ab", "ab-", "api", "pg-x", "x" * 40, "x" * 41, "Acme", "a_b", ""]
 PHONES = ["", "   ", "+49 30 1234", "12", "123", "(030) 12/34.5-6", "+1+2 3", "12a3", " 123 ", "\t123"]
-NAMES = ["", " ", "\t\n", "A", " A ", "Ada Lovelace", "\u00a0"]
+PHONES += ["\x1c12 3\x85", "\ufeff123"]
+# \x1c-\x1f and \x85 are space to Python (the domain strips them), not to ECMA 262's \s; \ufeff
+# the other way round (found by the API fuzzer: a workspace named "\x1e").
+NAMES = ["", " ", "\t\n", "A", " A ", "Ada Lovelace", "\u00a0", "\x1e", "\x85\x1c", "\ufeff", "\u3000x"]
 EMAILS = ["a@b.co", "0@0.a", "a.b@x-y.com", "a..b@x.com", "a@b", "a@-b.com", "x" * 65 + "@b.co", "a b@c.de"]
 
 
@@ -25,6 +28,18 @@ def domain_accepts(check, value) -> bool:
     except (Invalid, ma.ValidationError):
         return False
     return True
+
+
+@pytest.mark.parametrize("name", ["NON_BLANK", "PHONE", "SLUG", "OPTIONAL_SLUG", "EMAIL"])
+def test_patterns_mean_the_same_in_python_and_ecma_262(name):
+    """`\\s`, `\\d`, `\\w` and `\\b` differ between Python's `re` and ECMA 262 (what JSON Schema
+    readers, generators and fuzzers use): a document pattern spells its classes out."""
+    assert not re.search(r"(?<!\\)\\[sSdDwWbB]", getattr(rules, name)), name
+
+
+def test_the_space_class_is_what_the_domain_strips():
+    space = re.compile(f"[{rules.SPACE}]")
+    assert all(bool(space.fullmatch(chr(c))) == chr(c).isspace() for c in range(0x110000))
 
 
 @pytest.mark.parametrize("slug", SLUGS)
