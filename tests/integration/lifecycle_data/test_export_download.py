@@ -86,6 +86,7 @@ def test_export_holds_every_table_media_and_a_matching_manifest(
     disposition = response.headers["Content-Disposition"]
     assert disposition.startswith("attachment;") and tenant.slug in disposition
     archive, manifest = open_zip(response.data)
+    response.close()  # frees the export slot (EXPORT_MAX_CONCURRENT per app)
 
     assert manifest["tenant"]["id"] == str(tenant.id)
     assert manifest["schema_version"] == migrations.head_revision("tenant")
@@ -221,3 +222,4 @@ def test_exports_beyond_the_concurrency_limit_are_told_to_retry(client, runtime,
         response.close()
     again = client.get(URL, headers=worker_token(tenant))
     assert again.status_code == 200
+    again.close()
