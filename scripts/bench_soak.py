@@ -148,7 +148,8 @@ class Load:
 
     def operation(self, conn, rng: random.Random, name: str, tenant: dict) -> tuple[bool, str]:
         """Run one operation of the mix; (as expected?, what came back)."""
-        worker, person = tenant["worker"], rng.choice(tenant["people"])["token"]
+        someone = rng.choice(tenant["people"])
+        worker, person = tenant["worker"], someone["token"]
         reads = {
             "list clients": ("/clients?page_size=20", worker),
             "list appointments": ("/appointments?page_size=20", worker),
@@ -175,8 +176,11 @@ class Load:
             return self.counted(status, tenant, "appointments")
         if name == "client: upload file":
             boundary = uuid.uuid4().hex
+            # client_id is required of clients too: their own (GET /me answers it).
+            owner = f'--{boundary}\r\nContent-Disposition: form-data; name="client_id"\r\n\r\n'
+            owner += f"{someone['client_id']}\r\n"
             part = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="soak.png"\r\n\r\n'
-            body = part.encode() + PNG + f"\r\n--{boundary}--\r\n".encode()
+            body = owner.encode() + part.encode() + PNG + f"\r\n--{boundary}--\r\n".encode()
             kind = f"multipart/form-data; boundary={boundary}"
             status, _ = self.request(conn, "POST", "/media", person, body, kind)
             return self.counted(status, tenant, "media")

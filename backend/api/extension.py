@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import flask_smorest
+import marshmallow as ma
 from flask import g, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
@@ -76,6 +77,14 @@ def rate_limited(error: RateLimitExceeded):
     return errors.from_http_exception(error)
 
 
+class PaginationMetadata(PaginationMetadataSchema):
+    """flask-smorest's X-Pagination object, documented with what is always there: `total` and
+    `total_pages`; the page links only when there are pages."""
+
+    total = ma.fields.Integer(required=True, metadata={"description": "Items across all pages"})
+    total_pages = ma.fields.Integer(required=True)
+
+
 class Api(flask_smorest.Api):
     """Our error handlers are registered after flask-smorest's, by `init_app` (public), so
     that ours win for the exceptions both handle."""
@@ -98,7 +107,7 @@ class Api(flask_smorest.Api):
             "PAGINATION",
             {
                 "description": "Pagination metadata (a JSON object)",
-                "content": {"application/json": {"schema": PaginationMetadataSchema}},
+                "content": {"application/json": {"schema": PaginationMetadata}},
             },
             lazy=True,
         )

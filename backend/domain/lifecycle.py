@@ -78,6 +78,15 @@ class RetentionPolicy:
 
 
 @dataclass(frozen=True)
+class SourceColumn:
+    """A column of a tenant table as the export's snapshot reads it from the catalog."""
+
+    name: str
+    db_type: str  # PostgreSQL's name for the type (format_type)
+    not_null: bool
+
+
+@dataclass(frozen=True)
 class ArchiveMember:
     """One file of an export zip: its path in the zip, its bytes as they come, and whether
     to deflate them (already compressed media are stored as they are)."""

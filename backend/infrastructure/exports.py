@@ -8,7 +8,8 @@ descriptors, Zip64 for every entry), which is what lets it go straight to the HT
 from __future__ import annotations
 
 import stat
-from collections.abc import Generator, Iterable, Iterator
+import uuid
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -20,7 +21,7 @@ from stream_zip import NO_COMPRESSION_64, ZIP_64, stream_zip
 
 from backend.core.db import set_tenant_search_path
 from backend.core.tenancy import validate_schema_name
-from backend.domain.lifecycle import ArchiveMember
+from backend.domain.lifecycle import ArchiveMember, SourceColumn
 
 CHUNK_BYTES = 256 * 1024
 # Deflate is most of the worker's CPU in an export (docs/benchmarks/history-to-session-11.md,
@@ -31,6 +32,7 @@ RAW_DEFLATE_WBITS = -15  # raw deflate, 32 KiB window, no header: what zip membe
 FILE_MODE = stat.S_IFREG | 0o600
 # Bookkeeping of the migration tool, not the tenant's data (its revision is in the manifest).
 EXCLUDED_TABLES = frozenset({"alembic_version"})
+INSTANT_TYPE = "timestamp with time zone"
 
 
 class ZipStream:
@@ -99,33 +101,55 @@ class SqlTenantSnapshot:
         )
         return {name for (name,) in rows}
 
-    def _columns(self, table: str) -> sql.Composable:
-        """The table's columns in order, instants written as the API writes them (ISO 8601 in
-        UTC, `2026-01-31T09:30:00.000000+00:00`) by PostgreSQL itself: no per-row Python."""
+    def columns(self, table: str) -> list[SourceColumn]:
+        """The table's columns in order, with their types, from the catalog."""
         rows = self._connection.execute(
             text(
-                "SELECT a.attname, a.atttypid = 'timestamptz'::regtype FROM pg_catalog.pg_attribute a"
+                "SELECT a.attname, format_type(a.atttypid, NULL), a.attnotnull FROM pg_catalog.pg_attribute a"
                 " WHERE a.attrelid = CAST(quote_ident(:schema) || '.' || quote_ident(:table) AS regclass)"
                 " AND a.attnum > 0 AND NOT a.attisdropped"
                 " ORDER BY a.attnum"
             ),
             {"schema": self._schema, "table": table},
         ).all()
+        return [SourceColumn(name, db_type, not_null) for name, db_type, not_null in rows]
+
+    def _select_list(self, table: str, renames: Sequence[tuple[str, str]] | None) -> sql.Composable:
+        """The exported columns (every column, or `renames`' (column, CSV name) pairs), instants
+        written as the API writes them (ISO 8601 in UTC, `2026-01-31T09:30:00.000000+00:00`) by
+        PostgreSQL itself: no per-row Python."""
+        types = {column.name: column.db_type for column in self.columns(table)}
+        pairs = renames if renames is not None else [(name, name) for name in types]
         columns = []
-        for name, is_instant in rows:
+        for name, label in pairs:
             column = sql.Identifier(name)
-            if is_instant:
+            if types[name] == INSTANT_TYPE:
                 # to_json writes ISO 8601 in the session's time zone (UTC in the snapshot); far
                 # cheaper than to_char, which parses its pattern for every value.
-                columns.append(sql.SQL("to_json({}) #>> '{{}}' AS {}").format(column, column))
+                columns.append(sql.SQL("to_json({}) #>> '{{}}' AS {}").format(column, sql.Identifier(label)))
+            elif label != name:
+                columns.append(sql.SQL("{} AS {}").format(column, sql.Identifier(label)))
             else:
                 columns.append(column)
         return sql.SQL(", ").join(columns)
 
-    def copy_csv(self, table: str) -> Generator[bytes, None, int]:
-        """The table as CSV with a header line, in chunks; returns the number of rows."""
+    def media_files(self) -> list[tuple[uuid.UUID, str]]:
+        """(id, stored media type) of every media row, deleted ones included (the export flags
+        them); none when the schema has no media table."""
+        if "media" not in self._all_tables():
+            return []
+        statement = sql.SQL("SELECT id, content_type FROM {} ORDER BY id").format(
+            sql.Identifier(self._schema, "media")
+        )
+        return [tuple(row) for row in self._connection.exec_driver_sql(statement.as_string(None))]
+
+    def copy_csv(
+        self, table: str, columns: Sequence[tuple[str, str]] | None = None
+    ) -> Generator[bytes, None, int]:
+        """The table as CSV with a header line, in chunks; returns the number of rows. `columns`:
+        the (column, name in the header) pairs to write, in order; every column by default."""
         statement = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT WITH (FORMAT csv, HEADER true)")
-        statement = statement.format(self._columns(table), sql.Identifier(self._schema, table))
+        statement = statement.format(self._select_list(table, columns), sql.Identifier(self._schema, table))
         cursor = self._connection.connection.driver_connection.cursor()
         buffer = bytearray()
         try:

@@ -17,6 +17,7 @@ from typing import BinaryIO
 from backend.domain.errors import Conflict, NotFound
 from backend.domain.lifecycle import Actor, ArchiveMember, ArchiveSummary, restored_status
 from backend.domain.tenants import Tenant, TenantStatus, schema_name_for, validate_slug
+from backend.service import export_format
 from backend.service.audit import record_tenant_event
 from backend.service.ports import (
     ArchiveWriter,
@@ -95,24 +96,35 @@ def _members(
     tenant, now, open_snapshot, storage, progress: _Progress
 ) -> Generator[ArchiveMember, None, None]:
     """The zip's members in order, each pulled by the writer once the previous one is written:
-    one CSV per table (all from one snapshot), the media files, then the manifest, which is
-    built last from what was written."""
+    the README and the CSVW description, one CSV per table (all from one snapshot), the files
+    of the media rows of that snapshot, then the manifest, built last from what was written."""
     with open_snapshot(tenant.schema_name) as snapshot:
         schema_version = snapshot.schema_version()
-        for table in snapshot.tables():
-            name = f"tables/{table}.csv"
-            yield ArchiveMember(name, _recorded(name, snapshot.copy_csv(table), progress))
-    for name in storage.files(tenant.id):
+        tables = [export_format.plan_table(name, snapshot.columns(name)) for name in snapshot.tables()]
+        readme = export_format.readme(slug=tenant.slug, exported_at=now, tables=tables)
+        yield ArchiveMember(export_format.README, _recorded(export_format.README, _once(readme), progress))
+        metadata = export_format.csvw_metadata(tables)
+        name = export_format.CSVW_METADATA
+        yield ArchiveMember(name, _recorded(name, _once(metadata), progress))
+        for table in tables:
+            columns = [(column.source, column.name) for column in table.columns]
+            rows = snapshot.copy_csv(table.name, columns)
+            yield ArchiveMember(table.path, _recorded(table.path, rows, progress))
+        media_files = snapshot.media_files()
+    for media_id, content_type in media_files:
         try:
-            handle = storage.open(tenant.id, name)
-        except FileNotFoundError:  # deleted since the listing: not part of the export
+            handle = storage.open(tenant.id, media_id)
+        except FileNotFoundError:  # purged since the snapshot: not part of the export
             continue
+        name = export_format.media_path(media_id, content_type)
         with handle:
-            yield ArchiveMember(
-                f"media/{name}", _recorded(f"media/{name}", _read(handle), progress), compress=False
-            )
+            yield ArchiveMember(name, _recorded(name, _read(handle), progress), compress=False)
     manifest = _manifest(tenant, schema_version, now, progress.files)
     yield ArchiveMember("manifest.json", [json.dumps(manifest, indent=2).encode()])
+
+
+def _once(data: bytes) -> Generator[bytes, None, None]:
+    yield data
 
 
 def _read(handle: BinaryIO) -> Generator[bytes, None, None]:

@@ -7,7 +7,7 @@ and unit tests pass small fakes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, Self
@@ -26,7 +26,13 @@ from backend.domain.identity import (
     SessionInfo,
     User,
 )
-from backend.domain.lifecycle import ArchiveContents, ArchivedUser, ArchiveMember, ArchiveSummary
+from backend.domain.lifecycle import (
+    ArchiveContents,
+    ArchivedUser,
+    ArchiveMember,
+    ArchiveSummary,
+    SourceColumn,
+)
 from backend.domain.media import Media, MediaFilter
 from backend.domain.tenants import SchemaDowngrade, SchemaUpgrade, SpareSchema, Tenant, TenantStatus
 
@@ -308,7 +314,11 @@ class TenantSnapshot(Protocol):
 
     def schema_version(self) -> str | None: ...
     def tables(self) -> list[str]: ...
-    def copy_csv(self, table: str) -> Generator[bytes, None, int]: ...
+    def columns(self, table: str) -> list[SourceColumn]: ...
+    def copy_csv(
+        self, table: str, columns: Sequence[tuple[str, str]] | None = None
+    ) -> Generator[bytes, None, int]: ...
+    def media_files(self) -> list[tuple[uuid.UUID, str]]: ...
 
 
 class ClientSnapshot(Protocol):

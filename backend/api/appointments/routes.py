@@ -6,6 +6,7 @@ from flask import g
 from flask.views import MethodView
 
 from backend.api.appointments.schemas import (
+    AppointmentCreateSchema,
     AppointmentQuerySchema,
     AppointmentSchema,
     AppointmentUpdateSchema,
@@ -43,7 +44,7 @@ class Appointments(MethodView):
         return items
 
     @blueprint.protected(Role.WORKER)
-    @blueprint.arguments(AppointmentSchema)
+    @blueprint.arguments(AppointmentCreateSchema)
     @blueprint.response(201, AppointmentSchema)
     @blueprint.alt_response(404, description="No such client in this workspace")
     @blueprint.alt_response(409, description=OVERLAP)

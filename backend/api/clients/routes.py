@@ -5,7 +5,12 @@ from datetime import UTC, datetime
 from flask import g
 from flask.views import MethodView
 
-from backend.api.clients.schemas import ClientQuerySchema, ClientRecordSchema, ClientRecordUpdateSchema
+from backend.api.clients.schemas import (
+    ClientQuerySchema,
+    ClientRecordCreateSchema,
+    ClientRecordSchema,
+    ClientRecordUpdateSchema,
+)
 from backend.api.context import tenant_uow
 from backend.api.extension import Blueprint, PaginationParameters
 from backend.domain.errors import Invalid
@@ -34,7 +39,7 @@ class Clients(MethodView):
         return items
 
     @blueprint.protected(Role.WORKER)
-    @blueprint.arguments(ClientRecordSchema)
+    @blueprint.arguments(ClientRecordCreateSchema)
     @blueprint.response(201, ClientRecordSchema)
     @blueprint.alt_response(409, description="`client_email_taken`")
     @blueprint.doc(operationId="createClient")

@@ -227,6 +227,7 @@ def me():
         "mfa_enrolment_required": mfa_enrolment_due(
             access.role, mfa_required=access.mfa_required, mfa_enabled=access.mfa_enabled
         ),
+        "client_id": g.principal.client_id,
     }
 
 

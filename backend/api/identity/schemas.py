@@ -1,5 +1,6 @@
 import marshmallow as ma
 
+from backend.api import rules
 from backend.api.parsing import JsonBoolean
 from backend.domain.identity import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
@@ -17,33 +18,43 @@ _NEW_PASSWORD_DOC = {
 
 
 class SignupSchema(ma.Schema):
-    email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
+    email = rules.Email(required=True, validate=ma.validate.Length(max=254))
     password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD, metadata=_NEW_PASSWORD_DOC)
     name = ma.fields.String(required=True, validate=ma.validate.Length(max=120))
-    workspace_name = ma.fields.String(required=True, validate=ma.validate.Length(max=120))
-    workspace_slug = ma.fields.String(load_default=None, allow_none=True)
+    workspace_name = ma.fields.String(
+        required=True, validate=ma.validate.Length(max=120), metadata={"pattern": rules.NON_BLANK}
+    )
+    workspace_slug = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "pattern": rules.OPTIONAL_SLUG,
+            "description": "3 to 40 lowercase letters, digits and single hyphens, not reserved; "
+            "null or empty: derived from the workspace name",
+        },
+    )
 
 
 class UserSchema(ma.Schema):
-    id = ma.fields.UUID(dump_only=True)
-    email = ma.fields.String(dump_only=True)
-    name = ma.fields.String(dump_only=True)
-    verified = ma.fields.Function(lambda user: user.verified_at is not None, dump_only=True)
-    verified_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
-    created_at = ma.fields.AwareDateTime(dump_only=True)
+    id = ma.fields.UUID(dump_only=True, required=True)
+    email = ma.fields.String(dump_only=True, required=True)
+    name = ma.fields.String(dump_only=True, required=True)
+    verified = ma.fields.Function(lambda user: user.verified_at is not None, dump_only=True, required=True)
+    verified_at = ma.fields.AwareDateTime(dump_only=True, required=True, allow_none=True)
+    created_at = ma.fields.AwareDateTime(dump_only=True, required=True)
 
 
 class TenantSchema(ma.Schema):
-    id = ma.fields.UUID(dump_only=True)
-    slug = ma.fields.String(dump_only=True)
-    name = ma.fields.String(dump_only=True)
-    status = ma.fields.String(dump_only=True)
-    trial_ends_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    id = ma.fields.UUID(dump_only=True, required=True)
+    slug = ma.fields.String(dump_only=True, required=True)
+    name = ma.fields.String(dump_only=True, required=True)
+    status = ma.fields.String(dump_only=True, required=True)
+    trial_ends_at = ma.fields.AwareDateTime(dump_only=True, required=True, allow_none=True)
 
 
 class AccountSchema(ma.Schema):
-    user = ma.fields.Nested(UserSchema, dump_only=True)
-    tenant = ma.fields.Nested(TenantSchema, dump_only=True)
+    user = ma.fields.Nested(UserSchema, dump_only=True, required=True)
+    tenant = ma.fields.Nested(TenantSchema, dump_only=True, required=True)
 
 
 class VerifySchema(ma.Schema):
@@ -51,7 +62,7 @@ class VerifySchema(ma.Schema):
 
 
 class ResendVerificationSchema(ma.Schema):
-    email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
+    email = rules.Email(required=True, validate=ma.validate.Length(max=254))
 
 
 class TokenRequestSchema(ma.Schema):
@@ -62,10 +73,10 @@ class TokenRequestSchema(ma.Schema):
 
 
 class TokenResponseSchema(ma.Schema):
-    access_token = ma.fields.String(dump_only=True)
-    token_type = ma.fields.Constant("Bearer", dump_only=True)
-    expires_in = ma.fields.Integer(dump_only=True, metadata={"description": "seconds"})
-    refresh_token = ma.fields.String(dump_only=True)
+    access_token = ma.fields.String(dump_only=True, required=True)
+    token_type = ma.fields.Constant("Bearer", dump_only=True, required=True)
+    expires_in = ma.fields.Integer(dump_only=True, required=True, metadata={"description": "seconds"})
+    refresh_token = ma.fields.String(dump_only=True, required=True)
 
 
 class RefreshSchema(ma.Schema):
@@ -79,12 +90,21 @@ class AcceptInvitationSchema(ma.Schema):
 
 
 class MeSchema(ma.Schema):
-    user = ma.fields.Nested(UserSchema, dump_only=True)
-    tenant = ma.fields.Nested(TenantSchema, dump_only=True)
-    role = ma.fields.String(dump_only=True)
-    access_mode = ma.fields.String(dump_only=True, metadata={"enum": ["active", "read_only", "blocked"]})
+    user = ma.fields.Nested(UserSchema, dump_only=True, required=True)
+    tenant = ma.fields.Nested(TenantSchema, dump_only=True, required=True)
+    role = ma.fields.String(dump_only=True, required=True)
+    access_mode = ma.fields.String(
+        dump_only=True, required=True, metadata={"enum": ["active", "read_only", "blocked"]}
+    )
+    client_id = ma.fields.UUID(
+        dump_only=True,
+        required=True,
+        allow_none=True,
+        metadata={"description": "A client's own client record (what `POST /media` takes); null for workers"},
+    )
     mfa_enrolment_required = ma.fields.Boolean(
         dump_only=True,
+        required=True,
         metadata={
             "description": "The workspace requires a second factor of its workers and the caller has "
             "none: only enrolment, this route, the caller's password and sessions, and logout answer "
@@ -94,9 +114,9 @@ class MeSchema(ma.Schema):
 
 
 class InvitationSchema(ma.Schema):
-    client_id = ma.fields.UUID(dump_only=True)
-    email = ma.fields.String(dump_only=True)
-    expires_at = ma.fields.AwareDateTime(dump_only=True)
+    client_id = ma.fields.UUID(dump_only=True, required=True)
+    email = ma.fields.String(dump_only=True, required=True)
+    expires_at = ma.fields.AwareDateTime(dump_only=True, required=True)
 
 
 class AuthorizationServerMetadataSchema(ma.Schema):
@@ -113,7 +133,7 @@ class AuthorizationServerMetadataSchema(ma.Schema):
 
 
 class JwksSchema(ma.Schema):
-    keys = ma.fields.List(ma.fields.Dict(), dump_only=True)
+    keys = ma.fields.List(ma.fields.Dict(), dump_only=True, required=True)
 
 
 class ForgotPasswordSchema(ma.Schema):
@@ -123,18 +143,20 @@ class ForgotPasswordSchema(ma.Schema):
 
 class ResetPasswordSchema(ma.Schema):
     token = ma.fields.String(required=True, validate=_TOKEN)
-    password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
+    password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD, metadata=_NEW_PASSWORD_DOC)
 
 
 class ChangePasswordSchema(ma.Schema):
     current_password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
-    new_password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
+    new_password = ma.fields.String(
+        required=True, load_only=True, validate=_PASSWORD, metadata=_NEW_PASSWORD_DOC
+    )
     keep_this_session = JsonBoolean(load_default=True)
 
 
 class ChangeEmailSchema(ma.Schema):
     password = ma.fields.String(required=True, load_only=True, validate=_PASSWORD)
-    new_email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
+    new_email = rules.Email(required=True, validate=ma.validate.Length(max=254))
 
 
 class CloseAccountSchema(ma.Schema):
@@ -142,19 +164,19 @@ class CloseAccountSchema(ma.Schema):
 
 
 class SessionSchema(ma.Schema):
-    id = ma.fields.UUID(dump_only=True)
-    created_at = ma.fields.AwareDateTime(dump_only=True)
-    last_used_at = ma.fields.AwareDateTime(dump_only=True)
-    user_agent = ma.fields.String(dump_only=True, allow_none=True)
-    current = ma.fields.Boolean(dump_only=True)
+    id = ma.fields.UUID(dump_only=True, required=True)
+    created_at = ma.fields.AwareDateTime(dump_only=True, required=True)
+    last_used_at = ma.fields.AwareDateTime(dump_only=True, required=True)
+    user_agent = ma.fields.String(dump_only=True, required=True, allow_none=True)
+    current = ma.fields.Boolean(dump_only=True, required=True)
 
 
 class SessionListSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(SessionSchema), dump_only=True)
+    items = ma.fields.List(ma.fields.Nested(SessionSchema), dump_only=True, required=True)
 
 
 class SessionsEndedSchema(ma.Schema):
-    ended = ma.fields.Integer(dump_only=True)
+    ended = ma.fields.Integer(dump_only=True, required=True)
 
 
 class MfaLoginSchema(ma.Schema):
@@ -167,8 +189,8 @@ class MfaLoginSchema(ma.Schema):
 
 
 class MfaEnrolmentSchema(ma.Schema):
-    secret = ma.fields.String(dump_only=True)
-    otpauth_uri = ma.fields.String(dump_only=True)
+    secret = ma.fields.String(dump_only=True, required=True)
+    otpauth_uri = ma.fields.String(dump_only=True, required=True)
 
 
 class MfaCodeSchema(ma.Schema):
@@ -181,10 +203,10 @@ class MfaDisableSchema(ma.Schema):
 
 
 class MfaEnrolmentConfirmedSchema(ma.Schema):
-    recovery_codes = ma.fields.List(ma.fields.String(), dump_only=True)
+    recovery_codes = ma.fields.List(ma.fields.String(), dump_only=True, required=True)
 
 
 class MfaStatusSchema(ma.Schema):
-    enabled = ma.fields.Boolean(dump_only=True)
-    enabled_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
-    recovery_codes_left = ma.fields.Integer(dump_only=True)
+    enabled = ma.fields.Boolean(dump_only=True, required=True)
+    enabled_at = ma.fields.AwareDateTime(dump_only=True, required=True, allow_none=True)
+    recovery_codes_left = ma.fields.Integer(dump_only=True, required=True)

@@ -17,6 +17,12 @@ from backend.infrastructure.storage import LocalMediaStorage
 from backend.service import media as service
 
 NOT_FOUND = "No such media visible to the caller"
+# The file part's allowed media types (OpenAPI `encoding`); the server sniffs the bytes.
+UPLOAD_ENCODING = {
+    "content": {
+        "multipart/form-data": {"encoding": {"file": {"contentType": ", ".join(DEFAULT_MEDIA_TYPES)}}}
+    }
+}
 
 
 class MultipartParser(ArgumentsParser):
@@ -69,7 +75,7 @@ class MediaCollection(MethodView):
     @blueprint.alt_response(404, description="No such client or appointment visible to the caller")
     @blueprint.alt_response(413, description="`payload_too_large`: above MEDIA_MAX_BYTES")
     @blueprint.alt_response(415, description="`unsupported_media_type`: bytes of a type not allowed")
-    @blueprint.doc(operationId="uploadMedia")
+    @blueprint.doc(operationId="uploadMedia", requestBody=UPLOAD_ENCODING)
     def post(self, form: dict):
         """Upload a file"""
         settings = runtime().settings

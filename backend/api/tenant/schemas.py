@@ -1,11 +1,13 @@
 import marshmallow as ma
 
+from backend.api import rules
 from backend.api.parsing import JsonBoolean
 
 
 class DeletionRequestSchema(ma.Schema):
     confirm_slug = ma.fields.String(
-        required=True, metadata={"description": "The workspace slug, typed again to confirm"}
+        required=True,
+        metadata={"description": "The workspace slug, typed again to confirm", "pattern": rules.SLUG},
     )
 
 

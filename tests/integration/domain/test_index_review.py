@@ -261,8 +261,7 @@ class Driver:
             return {"json": {"starts_at": starts_at, "ends_at": ends_at}}
         if method == "POST" and path == "/api/v1/media":
             form = {"appointment_id": target.appointment, "file": (io.BytesIO(png_bytes()), "b.png")}
-            if role == "worker":
-                form["client_id"] = target.client
+            form["client_id"] = target.client  # required of clients too (their own)
             return {"data": form, "content_type": "multipart/form-data"}
         return {}
 

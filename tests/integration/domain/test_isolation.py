@@ -138,7 +138,9 @@ def test_a_client_cannot_reach_another_client_of_the_same_workspace(worlds):
         assert response.json["detail"] == "not_found"
     assert called == 5  # get and cancel an appointment; get, download and delete a file
     assert upload(http, me.headers, client_id=other.client_id).status_code == 404
-    assert upload(http, me.headers, appointment_id=other.appointment).status_code == 404
+    assert (
+        upload(http, me.headers, client_id=me.client_id, appointment_id=other.appointment).status_code == 404
+    )
     for path in ("/appointments", "/media"):
         listed = http.get(f"{API}{path}", headers=me.headers).json
         assert {item["client_id"] for item in listed} == {me.client_id}

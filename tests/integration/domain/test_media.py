@@ -290,7 +290,11 @@ def test_a_client_sees_uploads_and_deletes_only_their_own(workspace, client_toke
     other = ws.create_client(name="Other")
     from_worker = ws.upload(client_id=me)
     theirs = ws.upload(client_id=other["id"])
-    mine = ws.upload(headers=my_headers)  # no client_id: a client uploads for themselves
+    # client_id is required of clients too (the document says so): their own, from GET /me.
+    assert ws.http.get(f"{API}/me", headers=my_headers).json["client_id"] == str(me)
+    omitted = upload(ws.http, my_headers)
+    assert omitted.status_code == 422 and "client_id" in omitted.json["errors"]
+    mine = ws.upload(headers=my_headers, client_id=me)
     assert (mine["client_id"], mine["uploaded_by"]) == (str(me), "client")
     also_mine = ws.upload(headers=my_headers, client_id=me)
     listed = ws.http.get(f"{API}/media", headers=my_headers).json

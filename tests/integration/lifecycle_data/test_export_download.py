@@ -21,7 +21,9 @@ from backend.infrastructure import migrations
 from backend.infrastructure.sql import tenant_metadata
 from backend.infrastructure.sql.clients import clients
 from backend.infrastructure.sql.privileges import grant_tenant
+from tests.integration.domain.conftest import PDF, png_bytes
 from tests.integration.lifecycle_data.conftest import audit_events_of, write_media
+from tests.integration.lifecycle_data.test_export_format import upload
 from tests.owner import owner_engine
 
 URL = "/api/v1/export"
@@ -69,32 +71,38 @@ def test_export_holds_every_table_media_and_a_matching_manifest(
     add_clients(owner, tenant, ["Ada", 'Grace, "the" admiral\nsecond line'])
     add_clients(owner, other, ["Other-tenant-secret"])
     add_notes_table(runtime, tenant, rows=5)
-    media = {
-        "f1": write_media(settings.media_dir, tenant, "f1", os.urandom(5000)),
-        "f2": write_media(settings.media_dir, tenant, "f2", b"%PDF-1.7 small"),
-    }
+    headers = worker_token(tenant)
+    [owner_of_files] = [c for c in client.get("/api/v1/clients", headers=headers).json if c["name"] == "Ada"]
+    photo = upload(client, headers, owner_of_files["id"], png_bytes(4, 4), "photo.png")
+    scan = upload(client, headers, owner_of_files["id"], PDF, "scan.pdf")
+    # Files without a media row (a partial upload, a stray file) are not the workspace's data.
     write_media(settings.media_dir, tenant, ".f3.part", b"partial upload")
+    write_media(settings.media_dir, tenant, "stray", b"no row names this file")
     write_media(settings.media_dir, other, "other-file", b"Other-tenant-secret file")
 
-    response = client.get(URL, headers=worker_token(tenant))
+    response = client.get(URL, headers=headers)
     assert response.status_code == 200
     assert response.mimetype == "application/zip"
     disposition = response.headers["Content-Disposition"]
     assert disposition.startswith("attachment;") and tenant.slug in disposition
     archive, manifest = open_zip(response.data)
+    response.close()  # frees the export slot (EXPORT_MAX_CONCURRENT per app)
 
     assert manifest["tenant"]["id"] == str(tenant.id)
     assert manifest["schema_version"] == migrations.head_revision("tenant")
     assert manifest["exported_at"]
     files = {entry["path"]: entry for entry in manifest["files"]}
     tables = {f"tables/{name}.csv" for name in tenant_metadata.tables}
-    assert set(files) == tables | {"tables/zz_notes.csv", "media/f1", "media/f2"}
+    media = {f"media/{photo['id']}.png": photo, f"media/{scan['id']}.pdf": scan}
+    described = {"README.md", "tables/csv-metadata.json"}
+    assert set(files) == tables | described | {"tables/zz_notes.csv", *media}
     assert sorted(archive.namelist()) == sorted([*files, "manifest.json"])
     for path, entry in files.items():
         data = archive.read(path)
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
         assert len(data) == entry["bytes"]
-    assert files["media/f1"]["sha256"] == media["f1"]
+    for path, item in media.items():
+        assert files[path]["sha256"] == item["sha256"]
     assert files["tables/clients.csv"]["rows"] == len(csv_rows(archive, "tables/clients.csv")) == 2
     assert files["tables/zz_notes.csv"]["rows"] == len(csv_rows(archive, "tables/zz_notes.csv")) == 5
     names = sorted(row[1] for row in csv_rows(archive, "tables/clients.csv"))
@@ -214,3 +222,4 @@ def test_exports_beyond_the_concurrency_limit_are_told_to_retry(client, runtime,
         response.close()
     again = client.get(URL, headers=worker_token(tenant))
     assert again.status_code == 200
+    again.close()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+from backend.api import rules
 from backend.cli.openapi import OPENAPI_PATH, WRITE_COMMAND, render
+from backend.core.config import DEFAULT_MEDIA_TYPES
 
 
 def test_committed_openapi_document_is_up_to_date(app):
@@ -67,8 +69,38 @@ def test_binary_answers_declare_a_type_a_generator_reads(app):
 
 
 def test_request_strings_state_the_rules_the_api_applies(app):
+    document = app.test_client().get("/api/openapi.json").json
+    schemas = document["components"]["schemas"]
+    assert schemas["Verify"]["properties"]["token"]["pattern"] == r"^[^\x00]*$"
+    assert schemas["ClientRecordCreate"]["properties"]["name"]["pattern"] == rules.NON_BLANK
+    assert schemas["ClientRecordCreate"]["properties"]["phone"]["pattern"] == rules.PHONE
+    for schema, field in (("Signup", "email"), ("ClientRecordCreate", "email"), ("ChangeEmail", "new_email")):
+        assert schemas[schema]["properties"][field]["pattern"] == rules.EMAIL, schema
+    assert schemas["Signup"]["properties"]["workspace_slug"]["pattern"] == rules.OPTIONAL_SLUG
+    assert schemas["DeletionRequest"]["properties"]["confirm_slug"]["pattern"] == rules.SLUG
+    new_passwords = [("Signup", "password"), ("ResetPassword", "password")]
+    new_passwords.append(("ChangePassword", "new_password"))
+    for schema, field in new_passwords:
+        password = schemas[schema]["properties"][field]
+        assert (password["minLength"], password["maxLength"]) == (10, 256), schema
+    assert schemas["AppointmentCreate"]["properties"]["status"]["enum"] == ["scheduled", "completed"]
+    # Uploads: client_id required of everyone, the file's allowed types in the part's encoding.
+    assert set(schemas["MediaUpload"]["required"]) == {"file", "client_id"}
+    upload = document["paths"]["/api/v1/media"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert upload["encoding"]["file"]["contentType"].split(", ") == list(DEFAULT_MEDIA_TYPES)
+    # Read-only fields are not request strings.
+    assert "pattern" not in schemas["ClientRecordUpdate"]["properties"]["id"]
+    assert schemas["ClientRecordUpdate"]["properties"]["id"]["readOnly"] is True
+
+
+def test_response_fields_always_present_are_required(app):
+    """Generated models type them `X` (nullable: `X | None`), not `X | Unset`."""
     schemas = app.test_client().get("/api/openapi.json").json["components"]["schemas"]
-    assert schemas["ClientRecord"]["properties"]["name"]["pattern"] == r"^[^\x00]*$"
-    password = schemas["Signup"]["properties"]["password"]
-    assert (password["minLength"], password["maxLength"]) == (10, 256)
-    assert "pattern" not in schemas["ClientRecord"]["properties"]["id"]  # read-only: not a request string
+    for name in ("ClientRecord", "Media", "User", "Tenant", "Me", "TokenResponse", "AuditEvent", "Session"):
+        assert set(schemas[name]["required"]) == set(schemas[name]["properties"]), name
+    # Workers alone receive an appointment's private notes and bookkeeping times.
+    appointment = schemas["Appointment"]
+    optional = set(appointment["properties"]) - set(appointment["required"])
+    assert optional == {"notes", "created_at", "updated_at"}
+    assert schemas["ClientRecord"]["properties"]["email"]["type"] == ["string", "null"]
+    assert set(schemas["PaginationMetadata"]["required"]) == {"total", "total_pages"}

@@ -183,7 +183,7 @@ def seed_workspace(http, runtime, tenant, worker: dict, *, tag: str, people: int
         if index < people:
             user_id, headers = add_client_user(runtime, tenant, uuid.UUID(client["id"]), "Person")
             filename, inside = marks.new("file"), marks.new("png")
-            _ok(upload(http, headers, png_with_text(inside), f"{filename}.png"), 201)
+            _ok(upload(http, headers, png_with_text(inside), f"{filename}.png", client_id=client["id"]), 201)
             visible.update({filename, inside})
             record = {name, client["email"].split("@")[0]}
             seeded.people.append(Person(uuid.UUID(client["id"]), user_id, headers, visible, record))

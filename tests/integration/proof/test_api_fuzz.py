@@ -47,8 +47,9 @@ def stranger(seeded):
     return seeded("stranger")
 
 
-def test_fuzz_as_worker_never_fails_nor_leaks(app, runtime, seeded, stranger):
+def test_fuzz_as_worker_never_fails_nor_leaks(app, runtime, seeded, stranger, ready_workspaces):
     home = seeded("workerhome")
+    ready_workspaces(5)  # signups succeed (then answer their documented 503 once none is left)
     actor = Actor(
         "worker",
         home.worker,

@@ -197,7 +197,7 @@ class IsolationMachine(RuleBasedStateMachine):
     @rule(tenant=st.integers(0, 2), who=st.integers(0, 1))
     def client_uploads(self, tenant, who):
         person = self.world[tenant].people[who]
-        response = self.upload(person.headers)
+        response = self.upload(person.headers, client_id=str(person.client_id))
         assert response.status_code == 201, response.json
         assert response.json["client_id"] == person.client_id
         self.model.media.append(Media(response.json["id"], tenant, person.client_id, person.user_id))

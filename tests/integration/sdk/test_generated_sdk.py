@@ -166,7 +166,7 @@ def test_the_whole_journey_through_the_generated_client(sdk, live):
 
     # clients: create, read-modify-write, list
     created = api(sdk, "clients", "create_client").sync(
-        client=worker, body=models.ClientRecord(name="Carla", email=f"carla-{slug}@example.com")
+        client=worker, body=models.ClientRecordCreate(name="Carla", email=f"carla-{slug}@example.com")
     )
     assert isinstance(created, models.ClientRecord) and isinstance(created.id, uuid.UUID)
     fetched = api(sdk, "clients", "get_client").sync(created.id, client=worker)
@@ -175,12 +175,17 @@ def test_the_whole_journey_through_the_generated_client(sdk, live):
     updated = api(sdk, "clients", "update_client").sync_detailed(created.id, client=worker, body=changes)
     assert updated.status_code == 200, updated.content
     assert isinstance(updated.parsed, models.ClientRecord) and updated.parsed.phone == "+49 30 1234"
-    listed = api(sdk, "clients", "list_clients").sync(client=worker)
-    assert isinstance(listed, list) and [c.id for c in listed] == [created.id]
+    listed = api(sdk, "clients", "list_clients").sync_detailed(client=worker)
+    assert isinstance(listed.parsed, list) and [c.id for c in listed.parsed] == [created.id]
+    # The totals: the X-Pagination header, a JSON object the generated model reads.
+    totals = models.PaginationMetadata.from_dict(json.loads(listed.headers["X-Pagination"]))
+    assert (totals.total, totals.total_pages) == (1, 1)
 
     # appointments, the second overlapping one refused
     start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=2)
-    booking = models.Appointment(client_id=created.id, starts_at=start, ends_at=start + dt.timedelta(hours=1))
+    booking = models.AppointmentCreate(
+        client_id=created.id, starts_at=start, ends_at=start + dt.timedelta(hours=1)
+    )
     first = api(sdk, "appointments", "create_appointment").sync_detailed(client=worker, body=booking)
     assert first.status_code == 201, first.content
     overlap = api(sdk, "appointments", "create_appointment").sync_detailed(client=worker, body=booking)
@@ -211,6 +216,8 @@ def test_the_whole_journey_through_the_generated_client(sdk, live):
     )
     assert isinstance(client_pair, models.TokenResponse)
     as_client = sdk.AuthenticatedClient(base_url=base, token=client_pair.access_token)
+    client_me = api(sdk, "identity", "get_me").sync(client=as_client)
+    assert isinstance(client_me, models.Me) and client_me.client_id == created.id  # what uploads take
     own = api(sdk, "appointments", "list_appointments").sync(client=as_client)
     assert isinstance(own, list) and [a.client_id for a in own] == [created.id]
 
@@ -231,8 +238,8 @@ def test_the_whole_journey_through_the_generated_client(sdk, live):
     assert isinstance(archive, types.File)
     with zipfile.ZipFile(io.BytesIO(archive.payload.read())) as unzipped:
         names = set(unzipped.namelist())
-        assert {"manifest.json", "tables/clients.csv", "tables/appointments.csv"} <= names
-        assert any(n.startswith("media/") and unzipped.read(n) == PNG for n in names)
+        assert {"manifest.json", "README.md", "tables/csv-metadata.json", "tables/clients.csv"} <= names
+        assert unzipped.read(f"media/{media.id}.png") == PNG  # named with the type's extension
 
     # logout: the session's refresh token is dead
     out = api(sdk, "identity", "logout").sync_detailed(client=as_client)
@@ -241,6 +248,26 @@ def test_the_whole_journey_through_the_generated_client(sdk, live):
         client=anonymous, body=models.Refresh(refresh_token=client_pair.refresh_token)
     )
     assert dead.status_code == 401
+
+
+def test_answers_always_present_are_plain_attributes(sdk):
+    """`required` on response fields: the generated models type them `X` (or `X | None`),
+    never `X | Unset`; only the fields workers alone receive stay optional."""
+    models = importlib.import_module(f"{PACKAGE}.models")
+    always = {
+        "ClientRecord": {"id", "name", "email", "phone", "notes", "created_at", "updated_at"},
+        "Appointment": {"id", "client_id", "starts_at", "ends_at", "status", "shared_notes", "cancelled_at"},
+        "Media": {"id", "client_id", "appointment_id", "filename", "content_type", "size_bytes", "sha256"},
+        "Me": {"user", "tenant", "role", "access_mode", "client_id"},
+        "TokenResponse": {"access_token", "token_type", "expires_in", "refresh_token"},
+        "PaginationMetadata": {"total", "total_pages"},
+    }
+    for name, fields in always.items():
+        annotations = getattr(models, name).__annotations__
+        unset = sorted(field for field in fields if "Unset" in str(annotations[field]))
+        assert not unset, f"{name}: {unset} typed as possibly unset"
+    workers_only = models.Appointment.__annotations__
+    assert all("Unset" in str(workers_only[field]) for field in ("notes", "created_at", "updated_at"))
 
 
 def _login(sdk, anonymous, models, email: str):

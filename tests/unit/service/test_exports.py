@@ -15,18 +15,26 @@ from datetime import UTC, datetime
 import pytest
 
 from backend.domain.errors import NotFound
-from backend.domain.lifecycle import Actor
+from backend.domain.lifecycle import Actor, SourceColumn
 from backend.domain.tenants import TenantStatus
-from backend.service import exports, tenants
+from backend.service import export_format, exports, tenants
 from tests.unit.fakes import FakeMediaStorage, FakeRegistryUnitOfWork
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TABLES = {"appointments": [b"id\n", b"1\n2\n"], "clients": [b"id,name\n1,Ada\n"]}
+COLUMNS = {
+    "appointments": [SourceColumn("id", "uuid", True)],
+    "clients": [SourceColumn("id", "uuid", True), SourceColumn("name", "text", True)],
+    "media": [SourceColumn("uploaded_by", "uuid", True), SourceColumn("uploaded_by_role", "text", True)],
+}
+PHOTO, SCAN, GONE = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
 
 class FakeSnapshot:
-    def __init__(self) -> None:
+    def __init__(self, media=()) -> None:
         self.open = False
+        self.media = list(media)
+        self.copied: dict[str, list] = {}
 
     def schema_version(self):
         return "r_head"
@@ -34,10 +42,19 @@ class FakeSnapshot:
     def tables(self):
         return sorted(TABLES)
 
-    def copy_csv(self, table):
+    def columns(self, table):
+        assert self.open, "columns are read inside the snapshot"
+        return COLUMNS[table]
+
+    def copy_csv(self, table, columns=None):
         assert self.open, "tables are read inside the snapshot"
+        self.copied[table] = columns
         yield from TABLES[table]
         return sum(chunk.count(b"\n") for chunk in TABLES[table]) - 1
+
+    def media_files(self):
+        assert self.open, "media rows are read inside the snapshot"
+        return self.media
 
 
 class KeepingWriter:
@@ -80,26 +97,61 @@ def workspace():
     return uow, tenant
 
 
-def test_tables_then_media_then_a_manifest_with_counts_and_checksums(workspace):
+def test_readme_tables_then_media_then_a_manifest_with_counts_and_checksums(workspace):
     uow, tenant = workspace
-    storage, snapshot, writer = FakeMediaStorage(), FakeSnapshot(), KeepingWriter()
-    storage.save(tenant.id, "m1", [b"\x89PNG..."])
+    storage, writer = FakeMediaStorage(), KeepingWriter()
+    rows = [(PHOTO, "image/png"), (SCAN, "application/x-unknown"), (GONE, "image/png")]
+    snapshot = FakeSnapshot(media=rows)
+    storage.save(tenant.id, PHOTO, [b"\x89PNG..."])
+    storage.save(tenant.id, SCAN, [b"%PDF?"])
+    storage.save(tenant.id, "stray-file", [b"no row in the snapshot"])
     body = b"".join(export(uow, storage, snapshot, writer, tenant.id))
+    # Media come from the snapshot's rows, named with the extension of their stored type
+    # (`.bin` for a type without one); a file without a row, or a row whose file is gone, is not.
     assert list(writer.members) == [
+        "README.md",
+        "tables/csv-metadata.json",
         "tables/appointments.csv",
         "tables/clients.csv",
-        "media/m1",
+        f"media/{PHOTO}.png",
+        f"media/{SCAN}.bin",
         "manifest.json",
     ]
-    assert writer.members["media/m1"][1] is False and writer.members["tables/clients.csv"][1] is True
+    assert writer.members[f"media/{PHOTO}.png"][1] is False
+    assert writer.members["tables/clients.csv"][1] is True
+    assert snapshot.copied["clients"] == [("id", "id"), ("name", "name")]
     manifest = json.loads(writer.members["manifest.json"][0])
     files = {f["path"]: f for f in manifest["files"]}
     assert files["tables/appointments.csv"]["rows"] == 2 and files["tables/clients.csv"]["rows"] == 1
-    assert "rows" not in files["media/m1"]
-    assert files["media/m1"]["sha256"] == hashlib.sha256(b"\x89PNG...").hexdigest()
+    assert "rows" not in files[f"media/{PHOTO}.png"] and "README.md" in files
+    assert files[f"media/{PHOTO}.png"]["sha256"] == hashlib.sha256(b"\x89PNG...").hexdigest()
     assert manifest["schema_version"] == "r_head"
     [fields] = [f for e, f in uow.audit.events if e == "export.downloaded"]
-    assert fields["outcome"] == "success" and fields["metadata"] == {"count": 3, "bytes": len(body)}
+    assert fields["outcome"] == "success" and fields["metadata"] == {"count": 6, "bytes": len(body)}
+
+
+def test_media_columns_mean_what_the_api_means():
+    """The API's `uploaded_by` is a role: the CSV's is too, the user id gets its own name."""
+    table = export_format.plan_table("media", COLUMNS["media"])
+    assert [(c.source, c.name) for c in table.columns] == [
+        ("uploaded_by", "uploaded_by_user_id"),
+        ("uploaded_by_role", "uploaded_by"),
+    ]
+
+
+def test_a_column_nobody_described_is_exported_and_says_so():
+    table = export_format.plan_table("clients", [SourceColumn("shoe_size", "integer", False)])
+    [column] = table.columns
+    assert (column.name, column.datatype) == ("shoe_size", "integer")
+    assert column.description == export_format.NOT_DESCRIBED
+
+
+def test_media_extensions_come_from_the_stored_type_only():
+    media_id = uuid.uuid4()
+    assert export_format.media_path(media_id, "image/jpeg") == f"media/{media_id}.jpg"
+    assert export_format.media_path(media_id, "text/html; x=../../etc") == f"media/{media_id}.bin"
+    with pytest.raises(ValueError):
+        export_format.media_path("../../etc/passwd", "image/png")
 
 
 def test_an_abandoned_download_is_audited_as_aborted_and_closes_the_snapshot(workspace):
@@ -120,7 +172,7 @@ def test_an_unknown_workspace_is_not_found_before_anything_streams():
 
 
 class BrokenSnapshot(FakeSnapshot):
-    def copy_csv(self, table):
+    def copy_csv(self, table, columns=None):
         yield b"id\n"
         raise ConnectionError("server closed the connection")
 
@@ -135,21 +187,17 @@ def test_a_download_that_fails_midway_is_audited_as_a_failure_with_the_error(wor
     assert fields["outcome"] == "failure" and fields["metadata"]["code"] == "ConnectionError"
 
 
-class VanishingStorage(FakeMediaStorage):
-    """Lists a file that is deleted before it is opened."""
-
-    def files(self, tenant_id):
-        return iter(["gone", *super().files(tenant_id)])
-
-
-def test_a_media_file_deleted_during_the_export_is_left_out(workspace):
+def test_a_media_file_purged_during_the_export_is_left_out(workspace):
+    """The snapshot still has the row; the file went before the export reached it."""
     uow, tenant = workspace
-    storage, writer = VanishingStorage(), KeepingWriter()
-    storage.save(tenant.id, "kept", [b"data"])
-    b"".join(export(uow, storage, FakeSnapshot(), writer, tenant.id))
-    assert "media/gone" not in writer.members and "media/kept" in writer.members
+    storage, writer = FakeMediaStorage(), KeepingWriter()
+    kept, gone = uuid.uuid4(), uuid.uuid4()
+    storage.save(tenant.id, kept, [b"data"])
+    snapshot = FakeSnapshot(media=[(gone, "image/png"), (kept, "application/pdf")])
+    b"".join(export(uow, storage, snapshot, writer, tenant.id))
+    assert f"media/{gone}.png" not in writer.members and f"media/{kept}.pdf" in writer.members
     manifest = json.loads(writer.members["manifest.json"][0])
-    assert [f["path"] for f in manifest["files"] if f["path"].startswith("media/")] == ["media/kept"]
+    assert [f["path"] for f in manifest["files"] if f["path"].startswith("media/")] == [f"media/{kept}.pdf"]
 
 
 def test_a_purged_workspace_cannot_be_exported(workspace):
