@@ -95,7 +95,7 @@ class Node:
             capture_output=True,
         )
 
-    def init(self) -> None:
+    def init(self, *, citus: bool = True) -> None:
         self.data_dir.mkdir(parents=True)
         if os.geteuid() == 0:
             shutil.chown(self.data_dir, SUPERUSER, SUPERUSER)
@@ -107,6 +107,8 @@ class Node:
             capture_output=True,
         )
         settings = {**NODE_SETTINGS, "port": str(self.port), "unix_socket_directories": f"'{self.data_dir}'"}
+        if not citus:
+            del settings["shared_preload_libraries"]
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
 
@@ -218,3 +220,19 @@ def start(base_dir: Path, *, workers: int = 2) -> CitusCluster:
         cluster.stop()
         raise
     return cluster
+
+
+def start_single(base_dir: Path) -> Node:
+    """One plain PostgreSQL 15 server (no Citus) with the same settings, roles and database as
+    the cluster's nodes: the single server `scripts/bench.py citus` compares the cluster with."""
+    base_dir.mkdir(parents=True, exist_ok=True)
+    base_dir.chmod(0o755)
+    node = Node(base_dir / "single", _free_port())
+    node.init(citus=False)
+    node.start()
+    try:
+        embedded_postgres.bootstrap(node.url())
+    except BaseException:
+        node.stop()
+        raise
+    return node
