@@ -151,6 +151,21 @@ def write_until(port: int, token: str, prefix: str, stop: threading.Event, out: 
     connection.close()
 
 
+def worker_connections(nodes: citus_cluster.CitusCluster) -> int:
+    """Client connections open on the busiest worker (the coordinator's hop opens them)."""
+    import psycopg
+
+    counts = []
+    for worker in nodes.workers:
+        with psycopg.connect(worker.url()) as conn:
+            counts.append(
+                conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                ).fetchone()[0]
+            )
+    return max(counts)
+
+
 def names_in(db: BenchDatabase, schema_name: str) -> Counter:
     with db.runtime.owner_engine.begin() as connection:
         set_tenant_search_path(connection, schema_name)
@@ -289,6 +304,7 @@ def run(args: argparse.Namespace) -> Report:
                 for _ in range(rounds):
                     for name, (server, tokens) in servers.items():
                         passes[name].append(load(server, tokens, requests, args))
+                connections = worker_connections(nodes)
                 moving = make_tenants(multi, 1, 0, "move")[0]
                 fill(multi, moving[0].schema_name, move_rows)
                 move = move_under_load(multi, cluster_server, args, moving, made[0])
@@ -306,6 +322,7 @@ def run(args: argparse.Namespace) -> Report:
         ["p99 one server / cluster", f"{ms(single_load.p(99))} / {ms(cluster_load.p(99))}", ""],
         ["p99 cluster / one server", f"{p99_ratio:.2f}", "reported"],
         ["read errors (both)", str(single_load.errors + cluster_load.errors), "0"],
+        ["client connections on the busiest worker after the passes", str(connections), "reported"],
         ["tenants per worker", per_node, ""],
         ["placement spread (largest distance from even)", f"{placement_spread:.3f}", "<= 0.1"],
         [moved, f"{move.seconds:.2f} s", "reported"],
@@ -351,5 +368,6 @@ def run(args: argparse.Namespace) -> Report:
             "write_blocked_s": move.blocked_s,
             "move_seconds": move.seconds,
             "read_errors": single_load.errors + cluster_load.errors,
+            "worker_connections": connections,
         },
     )
