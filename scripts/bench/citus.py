@@ -40,6 +40,15 @@ WARM_UP_PER_TENANT = 2
 RECONNECT_EVERY = 50
 
 
+def skip_in_all(*, quick: bool) -> str | None:
+    """`all` runs this one only where Citus is installed, and not in its smoke run (`all
+    --quick`, part of the test suite): four PostgreSQL servers would double that run's time;
+    tests/citus covers the move under load, `bench.py citus --quick` smoke-tests this file."""
+    if quick:
+        return "four PostgreSQL servers: run `scripts/bench.py citus --quick` on its own"
+    return citus_cluster.unavailable_reason()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenants", type=int, default=200, help="tenants on each setup")
     parser.add_argument("--clients", type=int, default=20, help="clients per tenant (a page is 20)")
