@@ -9,7 +9,8 @@ import time
 import click
 from flask.cli import with_appcontext
 
-from backend.cli.tenants import _runtime, owner_uow, tenants_cli
+from backend.cli.owner import owner_engine
+from backend.cli.tenants import owner_uow, tenants_cli
 from backend.infrastructure.sql.placement import (
     REBALANCE_STRATEGIES,
     TRANSFER_MODES,
@@ -25,7 +26,7 @@ _MODE_HELP = (
 
 
 def _placement() -> CitusPlacement:
-    engine = _runtime().owner_engine
+    engine = owner_engine()
     with engine.connect() as connection:
         if not is_citus(connection):
             raise click.ClickException("not a Citus coordinator: every tenant is on this one server")

@@ -117,7 +117,7 @@ def serving(db: BenchDatabase, args: argparse.Namespace):
 def placements(db: BenchDatabase) -> dict[str, str]:
     from backend.infrastructure.sql.placement import tenant_placements
 
-    with db.runtime.owner_engine.connect() as connection:
+    with db.owner_engine.connect() as connection:
         return {p.schema_name: p.node for p in tenant_placements(connection)}
 
 
@@ -176,13 +176,13 @@ def worker_connections(nodes: citus_cluster.CitusCluster) -> int:
 
 
 def names_in(db: BenchDatabase, schema_name: str) -> Counter:
-    with db.runtime.owner_engine.begin() as connection:
+    with db.owner_engine.begin() as connection:
         set_tenant_search_path(connection, schema_name)
         return Counter(connection.execute(text("SELECT name FROM clients")).scalars())
 
 
 def fill(db: BenchDatabase, schema_name: str, rows: int) -> None:
-    with db.runtime.owner_engine.begin() as connection:
+    with db.owner_engine.begin() as connection:
         set_tenant_search_path(connection, schema_name)
         connection.execute(
             text(
@@ -213,7 +213,7 @@ def move_under_load(db: BenchDatabase, server, args: argparse.Namespace, moving,
 
     (tenant, token), (other_tenant, other_token) = moving, other
     source = placements(db)[tenant.schema_name]
-    with db.runtime.owner_engine.connect() as connection:
+    with db.owner_engine.connect() as connection:
         target = next(node for node in worker_nodes(connection) if node != source)
     stop = threading.Event()
     moving_writes = [Writes() for _ in range(args.writers)]
@@ -234,8 +234,8 @@ def move_under_load(db: BenchDatabase, server, args: argparse.Namespace, moving,
             slug=tenant.slug,
             target=target,
             mode="auto",
-            uow_factory=lambda: SqlRegistryUnitOfWork(db.runtime.owner_engine, db.runtime.runtime_role),
-            placement=CitusPlacement(db.runtime.owner_engine),
+            uow_factory=lambda: SqlRegistryUnitOfWork(db.owner_engine, db.runtime.runtime_role),
+            placement=CitusPlacement(db.owner_engine),
         )
         ended = time.monotonic()
         time.sleep(1)

@@ -15,6 +15,7 @@ from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.infrastructure.sql.tenants import tenants as tenants_table
 from tests.citus.test_distributed_schemas import _placements
 from tests.integration.lifecycle.conftest import add_revision, copy_tree, in_schema
+from tests.owner import owner_engine
 
 FLEET = 110
 ADD_ARCHIVED_AT = """
@@ -33,7 +34,7 @@ def retire_at(runtime):
     test, so later tests (with the repository's tree) never meet that revision."""
     revisions: list[str] = []
     yield revisions.append
-    with runtime.owner_engine.begin() as connection:
+    with owner_engine().begin() as connection:
         rows = connection.execute(
             select(tenants_table.c.id, tenants_table.c.schema_name).where(
                 tenants_table.c.schema_version.in_(revisions)
@@ -49,7 +50,7 @@ def retire_at(runtime):
 
 
 def _registry(runtime, fleet) -> dict:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         rows = connection.execute(
             select(
                 tenants_table.c.id, tenants_table.c.schema_version, tenants_table.c.last_migration_error
@@ -68,7 +69,7 @@ def test_a_new_migration_reaches_every_distributed_schema_and_a_failure_stays_al
     }
     before = fleet[0].schema_version
     broken = fleet[FLEET // 2]
-    with runtime.owner_engine.begin() as connection:  # this tenant cannot take the revision
+    with owner_engine().begin() as connection:  # this tenant cannot take the revision
         in_schema(connection, "ALTER TABLE {schema}.clients ADD COLUMN archived_at date", broken.schema_name)
     tree = copy_tree(tmp_path / "tenant_migrations")
     head = add_revision(tree, "c_archived_at", ADD_ARCHIVED_AT, DROP_ARCHIVED_AT)
@@ -89,13 +90,13 @@ def test_a_new_migration_reaches_every_distributed_schema_and_a_failure_stays_al
         for tenant in fleet:
             if tenant is broken:
                 continue
-            with runtime.owner_engine.begin() as connection:
+            with owner_engine().begin() as connection:
                 set_tenant_search_path(connection, tenant.schema_name)
                 connection.execute(
                     text("INSERT INTO clients (id, name, archived_at) VALUES (gen_random_uuid(), 'x', now())")
                 )
 
-        with runtime.owner_engine.begin() as connection:  # the operator fixes the cause
+        with owner_engine().begin() as connection:  # the operator fixes the cause
             in_schema(connection, "ALTER TABLE {schema}.clients DROP COLUMN archived_at", broken.schema_name)
         second = runner.invoke(args=["tenants", "migrate", "--jobs", "2"])
         assert second.exit_code == 0, second.output

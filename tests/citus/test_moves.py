@@ -14,6 +14,7 @@ from backend.domain.placement import MOVED
 from backend.infrastructure.sql.audit import audit_events
 from tests.citus.moves import Writer, client_names, under_load
 from tests.citus.test_distributed_schemas import _placements
+from tests.owner import owner_engine
 
 
 def _node(database, port: int) -> str:
@@ -21,7 +22,7 @@ def _node(database, port: int) -> str:
 
 
 def _moved_events(runtime, tenant) -> list[dict]:
-    with runtime.owner_engine.connect() as connection:
+    with owner_engine().connect() as connection:
         rows = connection.execute(
             select(audit_events.c.metadata).where(
                 audit_events.c.tenant_id == tenant.id, audit_events.c.event == MOVED
@@ -50,8 +51,8 @@ def test_a_tenant_moves_while_it_and_another_serve_writes(app, database, runtime
         assert all(status == 503 and retry for status, retry, _ in writer.failures), writer.failures
     # Every acknowledged write is there exactly once, and nothing else: no lost, duplicated
     # or foreign row, in the moved tenant and in the other one.
-    moved_rows = Counter(client_names(runtime.owner_engine, moving.schema_name))
-    other_rows = Counter(client_names(runtime.owner_engine, other.schema_name))
+    moved_rows = Counter(client_names(owner_engine(), moving.schema_name))
+    other_rows = Counter(client_names(owner_engine(), other.schema_name))
     assert moved_rows == Counter(name for writer in writers[:3] for name in writer.acknowledged)
     assert other_rows == Counter(writers[3].acknowledged)
     # Writes after the move went to the new worker: the tenant still answers them.
