@@ -46,8 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         return write(args.check)
     everything = args.name == "all"
     names = list(BENCHMARKS) if everything else [args.name]
+    quick_all = everything and "--quick" in (argv or sys.argv[1:])
     for name in names:
         module = importlib.import_module(f"bench.{name}")
+        skip = getattr(module, "skip_in_all", None)
+        reason = skip(quick=quick_all) if everything and skip else None
+        if reason:
+            print(f"\n{name}: skipped in `all` ({reason})")
+            continue
         if everything:  # re-parsed per benchmark: its defaults, or its ALL_ARGS sizes (`all`
             # must finish in under 15 minutes on 2 cores), and the common flags given
             sizes = [] if "--quick" in (argv or sys.argv[1:]) else getattr(module, "ALL_ARGS", [])

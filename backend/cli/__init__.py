@@ -7,6 +7,7 @@ registers them all.
 from backend.cli import (
     identity,  # noqa: F401  (registers verify-worker)
     lifecycle,  # noqa: F401  (delete, purge, export, restore)
+    placement,  # noqa: F401  (move, rebalance)
 )
 from backend.cli.spares import spares
 from backend.cli.tenants import tenants_cli

@@ -19,6 +19,7 @@ from backend.core.config import ConfigError
 from backend.domain.errors import DomainError
 from backend.infrastructure.archives import ArchiveError
 from backend.infrastructure.pg_tools import PgToolError
+from backend.infrastructure.sql.placement import PlacementError
 
 MAX_LINE = 500
 DEBUG_HINT = "rerun with LOG_LEVEL=DEBUG for the traceback"
@@ -53,7 +54,7 @@ def one_line(error: Exception) -> str | None:
         return database_line(error)
     if isinstance(error, ConfigError):
         return f"configuration: {first_line(error)}"
-    if isinstance(error, (PgToolError, ArchiveError, OSError)):
+    if isinstance(error, (PgToolError, ArchiveError, PlacementError, OSError)):
         return first_line(error)
     return None
 

@@ -166,7 +166,9 @@ def migrate(slug: str | None, jobs: int, lock_timeout_ms: int) -> None:
 
 def run_migration(plan: service.MigrationPlan, jobs: int, lock_timeout_ms: int) -> list:
     owner = owner_access()
-    uow_factory = fleet.RegistryUowFactory.for_current_tree(owner.url, owner.runtime_role)
+    uow_factory = fleet.RegistryUowFactory.for_current_tree(
+        owner.url, owner.runtime_role, citus=owner.settings.citus
+    )
     fleet.preload_workers()
     results = []
     try:

@@ -48,8 +48,11 @@ NODE_SETTINGS = {
     "max_replication_slots": "20",
     # A throwaway cluster: durability buys nothing and costs the shared machine IO.
     "fsync": "off",
-    "synchronous_commit": "off",
     "full_page_writes": "off",
+    # synchronous_commit stays on: an online move waits until the target has replayed up to
+    # the source's pg_current_wal_lsn(), which does not yet cover commits acknowledged with
+    # synchronous_commit = off (still in WAL buffers): those writes were lost at the switch
+    # (tests/citus/test_moves.py caught it; docs/scale-out.md, Limits).
 }
 
 
@@ -92,7 +95,7 @@ class Node:
             capture_output=True,
         )
 
-    def init(self) -> None:
+    def init(self, *, citus: bool = True) -> None:
         self.data_dir.mkdir(parents=True)
         if os.geteuid() == 0:
             shutil.chown(self.data_dir, SUPERUSER, SUPERUSER)
@@ -104,6 +107,8 @@ class Node:
             capture_output=True,
         )
         settings = {**NODE_SETTINGS, "port": str(self.port), "unix_socket_directories": f"'{self.data_dir}'"}
+        if not citus:
+            del settings["shared_preload_libraries"]
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
 
@@ -160,35 +165,71 @@ class CitusCluster:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
-def _create_citus_extension(node: Node) -> None:
-    with psycopg.connect(node.url(database=embedded_postgres.DATABASE), autocommit=True) as conn:
+def _in_database(superuser_url: str) -> str:
+    """The same server and user, in the application's database."""
+    return psycopg.conninfo.make_conninfo(superuser_url, dbname=embedded_postgres.DATABASE)
+
+
+def _address(url: str) -> tuple[str, int]:
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    return str(info.get("host") or HOST), int(info.get("port") or 5432)
+
+
+def _create_citus_extension(superuser_url: str) -> None:
+    with psycopg.connect(_in_database(superuser_url), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS citus")
 
 
-def _form_cluster(cluster: CitusCluster) -> None:
-    """The coordinator's database first (owned by the superuser for now), the workers joined,
-    and only then the two roles, created by the superuser in the Citus database: so Citus
-    records them as distributed objects. A role it does not know would be propagated again
-    by the owner's first DDL in a transaction, as the owner, with `ALTER ROLE ... NOSUPERUSER`,
-    which only a superuser may run (`must be superuser to alter superuser roles`)."""
-    coordinator = cluster.coordinator
-    with psycopg.connect(coordinator.url(), autocommit=True) as conn:
-        database = sql.Identifier(embedded_postgres.DATABASE)
-        conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8'").format(database))
-    _create_citus_extension(coordinator)
-    with psycopg.connect(cluster.superuser_url, autocommit=True) as conn:
-        conn.execute("SELECT citus_set_coordinator_host(%s, %s)", (HOST, coordinator.port))
-        for worker in cluster.workers:
-            conn.execute("SELECT citus_add_node(%s, %s)", (HOST, worker.port))
+def form_cluster(coordinator_url: str, worker_urls: list[str]) -> None:
+    """Join the workers to the coordinator, idempotently (the local cluster, and the one-shot
+    `cluster-init` of docker-compose.citus.yml through scripts/citus_bootstrap.py). URLs are
+    the superuser's, to each node's `postgres` database, with the host and port the
+    coordinator reaches the node by.
+
+    Each worker gets the roles, the database and the extension first (the roles own the
+    database). On the coordinator: the database (owned by the superuser for now), the
+    extension, the workers joined, and only then the two roles, created by the superuser in
+    the Citus database: so Citus records them as distributed objects. A role it does not know
+    would be propagated again by the owner's first DDL in a transaction, as the owner, with
+    `ALTER ROLE ... NOSUPERUSER`, which only a superuser may run (`must be superuser to alter
+    superuser roles`)."""
+    for worker_url in worker_urls:
+        embedded_postgres.bootstrap(worker_url)
+        _create_citus_extension(worker_url)
+    with psycopg.connect(coordinator_url, autocommit=True) as conn:
+        database = embedded_postgres.DATABASE
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8'").format(sql.Identifier(database)))
+    _create_citus_extension(coordinator_url)
+    with psycopg.connect(_in_database(coordinator_url), autocommit=True) as conn:
+        conn.execute("SELECT citus_set_coordinator_host(%s, %s)", _address(coordinator_url))
+        for worker_url in worker_urls:
+            host, port = _address(worker_url)
+            joined = conn.execute(
+                "SELECT 1 FROM pg_dist_node WHERE nodename = %s AND nodeport = %s", (host, port)
+            ).fetchone()
+            if not joined:
+                conn.execute("SELECT citus_add_node(%s, %s)", (host, port))
         for role, attributes in embedded_postgres.ROLE_ATTRIBUTES.items():
-            conn.execute(sql.SQL("CREATE ROLE {} {}").format(sql.Identifier(role), sql.SQL(attributes)))
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                conn.execute(sql.SQL("CREATE ROLE {} {}").format(sql.Identifier(role), sql.SQL(attributes)))
         conn.execute(
             sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
                 sql.Identifier(embedded_postgres.DATABASE), sql.Identifier(embedded_postgres.OWNER_ROLE)
             )
         )
     # Settings, grants and the closed `public` schema, as on the workers (idempotent).
-    embedded_postgres.bootstrap(coordinator.url())
+    embedded_postgres.bootstrap(coordinator_url)
+    with psycopg.connect(_in_database(coordinator_url), autocommit=True) as conn:
+        # The coordinator opens its worker connections as the tenant role of each transaction,
+        # and caches one per (worker, role) in every backend: with many tenants the workers ran
+        # out of connection slots (scripts/bench.py citus, 200 tenants). The runtime role's
+        # sessions keep none: a tenant transaction opens its worker connection (docs/scale-out.md).
+        conn.execute(
+            sql.SQL("ALTER ROLE {} SET citus.max_cached_conns_per_worker = 0").format(
+                sql.Identifier(embedded_postgres.RUNTIME_ROLE)
+            )
+        )
 
 
 def start(base_dir: Path, *, workers: int = 2) -> CitusCluster:
@@ -206,12 +247,24 @@ def start(base_dir: Path, *, workers: int = 2) -> CitusCluster:
         cluster.coordinator.refuse_tenant_roles()
         for node in cluster.nodes:
             node.start()
-        for worker in cluster.workers:
-            # The roles must exist on a worker before its database (they own it).
-            embedded_postgres.bootstrap(worker.url())
-            _create_citus_extension(worker)
-        _form_cluster(cluster)
+        form_cluster(cluster.coordinator.url(), [worker.url() for worker in cluster.workers])
     except BaseException:
         cluster.stop()
         raise
     return cluster
+
+
+def start_single(base_dir: Path) -> Node:
+    """One plain PostgreSQL 15 server (no Citus) with the same settings, roles and database as
+    the cluster's nodes: the single server `scripts/bench.py citus` compares the cluster with."""
+    base_dir.mkdir(parents=True, exist_ok=True)
+    base_dir.chmod(0o755)
+    node = Node(base_dir / "single", _free_port())
+    node.init(citus=False)
+    node.start()
+    try:
+        embedded_postgres.bootstrap(node.url())
+    except BaseException:
+        node.stop()
+        raise
+    return node

@@ -46,23 +46,28 @@ class RegistryUowFactory:
     url: str
     runtime_role: str | None
     tenant_tree: str  # the migration tree the run was planned against
+    # The planning process's Settings.citus, not the worker's environment: on a Citus
+    # coordinator the steps must take the statement-by-statement chain (docs/scale-out.md).
+    citus: bool = False
 
     @classmethod
-    def for_current_tree(cls, url: str, runtime_role: str | None) -> RegistryUowFactory:
-        return cls(url, runtime_role, str(migrations.script_location("tenant")))
+    def for_current_tree(
+        cls, url: str, runtime_role: str | None, *, citus: bool = False
+    ) -> RegistryUowFactory:
+        return cls(url, runtime_role, str(migrations.script_location("tenant")), citus)
 
     def __call__(self) -> SqlRegistryUnitOfWork:
         if migrations.script_location("tenant") != Path(self.tenant_tree):
             migrations.use_script_location("tenant", Path(self.tenant_tree))
-        return SqlRegistryUnitOfWork(engine_for(self.url), self.runtime_role)
+        return SqlRegistryUnitOfWork(engine_for(self.url, citus=self.citus), self.runtime_role)
 
 
-def engine_for(url: str) -> Engine:
+def engine_for(url: str, *, citus: bool = False) -> Engine:
     """One small engine per process and URL (a forked or spawned worker never reuses its
     parent's connections)."""
     key = (os.getpid(), url)
     if key not in _engines:
-        _engines[key] = _recycling_engine(url)
+        _engines[key] = _recycling_engine(url, citus)
     return _engines[key]
 
 
@@ -73,10 +78,12 @@ def dispose_engines() -> None:
             del _engines[(pid, url)]
 
 
-def _recycling_engine(url: str) -> Engine:
+def _recycling_engine(url: str, citus: bool) -> Engine:
     # No ping before every tenant: a connection that died fails that one tenant (recorded,
     # retried by the next run) and is discarded by the pool.
-    engine = create_db_engine(url, Settings(), application_name="saas-migrate", pool_size=1, pre_ping=False)
+    engine = create_db_engine(
+        url, Settings(citus=citus), application_name="saas-migrate", pool_size=1, pre_ping=False
+    )
 
     @event.listens_for(engine, "checkout")
     def _recycle_worn(dbapi_connection, connection_record, connection_proxy):

@@ -34,6 +34,7 @@ from backend.domain.lifecycle import (
     SourceColumn,
 )
 from backend.domain.media import Media, MediaFilter
+from backend.domain.placement import SchemaMove
 from backend.domain.tenants import SchemaDowngrade, SchemaUpgrade, SpareSchema, Tenant, TenantStatus
 
 
@@ -206,6 +207,15 @@ class SchemaManager(Protocol):
     ) -> SchemaUpgrade: ...
     def downgrade(self, schema_name: str, revision: str) -> SchemaDowngrade: ...
     def drop(self, schema_name: str) -> None: ...
+
+
+class TenantPlacement(Protocol):
+    """Where tenant schemas live on a Citus cluster, and moving them (infrastructure/sql/placement.py)."""
+
+    def node_of(self, schema_name: str) -> str | None: ...
+    def move(self, schema_name: str, target: str, mode: str) -> None: ...
+    def rebalance_plan(self, strategy: str) -> list[SchemaMove]: ...
+    def rebalance(self, strategy: str, mode: str) -> None: ...
 
 
 class AuditLog(Protocol):

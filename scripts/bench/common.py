@@ -55,7 +55,11 @@ BENCH_TOKEN_TTL_S = 6 * 3600
 class BenchDatabase:
     """A fresh embedded PostgreSQL in a temporary directory, or DATABASE_URL (plus
     MIGRATION_DATABASE_URL) when set: then its registry must be empty, because benchmarks
-    add tenants and move them to revisions the repository does not have."""
+    add tenants and move them to revisions the repository does not have. `citus`: the database
+    is a Citus coordinator (Settings.citus; the gunicorn it serves reads CITUS itself)."""
+
+    def __init__(self, *, citus: bool = False) -> None:
+        self.citus = citus
 
     def __enter__(self) -> BenchDatabase:
         from backend import create_app
@@ -82,6 +86,7 @@ class BenchDatabase:
             # The bench's tokens must outlive its longest run (growing a fleet of 10,000
             # tenants takes longer than the 15 minutes of a production access token).
             access_token_ttl_s=BENCH_TOKEN_TTL_S,
+            citus=self.citus,
         )
         self.app = create_app(self.settings)
         self.runtime = self.app.extensions["saas"]

@@ -212,6 +212,14 @@ TARGETS = (
     ),
     Target(
         "citus",
+        "p99_cluster_over_single",
+        "p99 latency, 3-node cluster / one server",
+        "reported",
+        None,
+        {"tenants": 1},
+    ),
+    Target(
+        "citus",
         "placement_spread",
         "tenants per node, largest deviation from even",
         "<=",
@@ -221,6 +229,15 @@ TARGETS = (
     Target("citus", "lost_writes", "writes lost while a tenant moved", "==", 0, {"tenants": 1}),
     Target(
         "citus", "write_blocked_s", "write-blocked window of a move", "reported", None, {"tenants": 1}, " s"
+    ),
+    Target(
+        "citus",
+        "move_seconds",
+        "move of a tenant (--move-rows, 10,000 by default) under writes",
+        "reported",
+        None,
+        {"tenants": 1, "move_rows": 10000},
+        " s",
     ),
 )
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from backend.core.db import tenant_role_name
+
 
 def _placements(database) -> dict[str, int]:
     """Schema name -> port of the worker holding its tables."""
@@ -60,8 +62,6 @@ def test_tenant_requests_run_as_the_tenant_role_on_the_workers(client, make_tena
 def test_tenant_roles_log_in_to_workers_only(database, make_tenant):
     """Tenant roles may log in (the coordinator's hop), but the coordinator refuses them:
     only the runtime role connects there, then assumes a tenant role per transaction."""
-    from backend.core.db import tenant_role_name
-
     tenant = make_tenant()
     role = tenant_role_name(tenant.schema_name)
     cluster = database["cluster"]
@@ -69,3 +69,20 @@ def test_tenant_roles_log_in_to_workers_only(database, make_tenant):
         psycopg.connect(cluster.coordinator.url(role, "saas")).close()
     with psycopg.connect(cluster.workers[0].url(role, "saas")) as conn:
         assert conn.execute("SELECT current_user").fetchone()[0] == role
+
+
+def test_worker_connections_do_not_pile_up_one_per_tenant_role(client, database, make_tenant, worker_token):
+    """The hop runs as each tenant's role: cached, that is a connection per tenant per API
+    backend on the workers, which ran out of slots at 200 tenants. None stays open after the
+    requests (docs/scale-out.md, "Worker connections")."""
+    tenants = [make_tenant() for _ in range(8)]
+    for tenant in tenants:
+        assert client.get("/api/v1/clients", headers=worker_token(tenant)).status_code == 200
+    roles = [tenant_role_name(tenant.schema_name) for tenant in tenants]
+    open_as_tenants = 0
+    for worker in database["cluster"].workers:
+        with psycopg.connect(worker.url(database="saas")) as conn:
+            open_as_tenants += conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY(%s)", (roles,)
+            ).fetchone()[0]
+    assert open_as_tenants == 0

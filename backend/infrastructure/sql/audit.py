@@ -63,6 +63,8 @@ ALLOWED_METADATA_KEYS = frozenset(
         "logins_removed",
         "required",
         "dropped",
+        "node",
+        "from_node",
     }
 )
 

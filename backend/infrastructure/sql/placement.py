@@ -1,11 +1,29 @@
-"""Where each tenant lives on a Citus cluster: the worker holding its distributed schema."""
+"""Where each tenant lives on a Citus cluster, and moving it: the worker holding its
+distributed schema, `citus_schema_move` for one tenant, the rebalancer for the fleet.
+
+Only Citus's public functions and catalog are used (docs/scale-out.md). Both operations run
+as the owner role (it owns the tenant tables, which is what Citus asks of a move); a move
+through logical replication keeps the tenant serving, writes wait only for the final switch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
+
+from backend.domain.placement import SchemaMove
+
+# How Citus copies the shards: `auto` and `force_logical` stream the tables while the tenant
+# keeps serving (logical replication) and block writes only for the final catch-up;
+# `block_writes` copies with writes blocked for the whole copy.
+TRANSFER_MODES = ("auto", "force_logical", "block_writes")
+REBALANCE_STRATEGIES = ("by_shard_count", "by_disk_size")
+
+
+class PlacementError(Exception):
+    """A move or rebalance Citus cannot do as asked (unknown node, not distributed...)."""
 
 
 @dataclass(frozen=True)
@@ -17,6 +35,15 @@ class Placement:
 
 # A distributed schema's tables are co-located: the placement of any one shard of the schema
 # is the tenant's node. citus_schemas / pg_dist_* are Citus's public catalog views and tables.
+_NODE_OF = text(
+    "SELECT n.nodename || ':' || n.nodeport"
+    " FROM public.citus_schemas s"
+    " JOIN pg_dist_partition p ON p.colocationid = s.colocation_id"
+    " JOIN pg_dist_shard sh ON sh.logicalrelid = p.logicalrelid"
+    " JOIN pg_dist_placement pl ON pl.shardid = sh.shardid"
+    " JOIN pg_dist_node n ON n.groupid = pl.groupid"
+    " WHERE s.schema_name::text = :schema LIMIT 1"
+)
 _PLACEMENTS = text(
     "SELECT t.slug, t.schema_name, ("
     "  SELECT n.nodename || ':' || n.nodeport"
@@ -28,6 +55,12 @@ _PLACEMENTS = text(
     "  WHERE s.schema_name::text = t.schema_name LIMIT 1"
     ") AS node FROM shared.tenants t WHERE t.status <> 'deleted' ORDER BY t.slug"
 )
+# Workers that may hold shards; the coordinator holds the shared schema only.
+_WORKERS = text(
+    "SELECT nodename || ':' || nodeport FROM pg_dist_node"
+    " WHERE noderole = 'primary' AND isactive AND shouldhaveshards AND groupid <> 0"
+    " ORDER BY nodename, nodeport"
+)
 
 
 def is_citus(connection: Connection) -> bool:
@@ -36,3 +69,103 @@ def is_citus(connection: Connection) -> bool:
 
 def tenant_placements(connection: Connection) -> list[Placement]:
     return [Placement(row.slug, row.schema_name, row.node) for row in connection.execute(_PLACEMENTS)]
+
+
+def node_of(connection: Connection, schema_name: str) -> str | None:
+    """HOST:PORT of the worker holding the schema, None when it is not distributed."""
+    return connection.execute(_NODE_OF, {"schema": schema_name}).scalar()
+
+
+def worker_nodes(connection: Connection) -> list[str]:
+    return list(connection.execute(_WORKERS).scalars())
+
+
+def move_schema(connection: Connection, schema_name: str, target: str, mode: str) -> None:
+    """Move the tenant's distributed schema (all its co-located tables) to `target`
+    (HOST:PORT). Runs outside a transaction block: Citus refuses a move inside one. The
+    caller's connection must be in autocommit mode."""
+    if mode not in TRANSFER_MODES:
+        raise PlacementError(f"unknown transfer mode {mode!r} (one of {', '.join(TRANSFER_MODES)})")
+    if target not in worker_nodes(connection):
+        raise PlacementError(f"{target} is not an active worker of this cluster")
+    if node_of(connection, schema_name) is None:
+        raise PlacementError(f"schema {schema_name} is not a distributed schema")
+    host, port = target.rsplit(":", 1)
+    # The mode is a literal from TRANSFER_MODES: as a parameter it would need a cast to
+    # citus.shard_transfer_mode, whose schema the owner role may not use.
+    connection.execute(
+        text(f"SELECT citus_schema_move(CAST(:schema AS regnamespace), :host, :port, '{mode}')"),
+        {"schema": schema_name, "host": host, "port": int(port)},
+    )
+
+
+def rebalance_plan(connection: Connection, strategy: str) -> list[SchemaMove]:
+    """The moves the rebalancer would make: one per tenant schema (Citus plans one row per
+    co-location group, named by one of its tables)."""
+    _check_strategy(strategy)
+    rows = connection.execute(
+        text(
+            "SELECT DISTINCT ON (c.relnamespace) n.nspname::text AS schema_name,"
+            " plan.sourcename || ':' || plan.sourceport AS source,"
+            " plan.targetname || ':' || plan.targetport AS target"
+            " FROM get_rebalance_table_shards_plan(rebalance_strategy := :strategy) plan"
+            " JOIN pg_class c ON c.oid = plan.table_name"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        ),
+        {"strategy": strategy},
+    )
+    return [SchemaMove(row.schema_name, row.source, row.target) for row in rows]
+
+
+def rebalance(connection: Connection, strategy: str, mode: str) -> int | None:
+    """Start Citus's background rebalancer and wait for it to finish; the job id, or None
+    when nothing needed to move. Autocommit connection, as for a move."""
+    _check_strategy(strategy)
+    if mode not in TRANSFER_MODES:
+        raise PlacementError(f"unknown transfer mode {mode!r} (one of {', '.join(TRANSFER_MODES)})")
+    job_id = connection.execute(
+        text(
+            f"SELECT citus_rebalance_start(rebalance_strategy := :strategy, shard_transfer_mode := '{mode}')"
+        ),
+        {"strategy": strategy},
+    ).scalar()
+    if job_id is not None:
+        connection.execute(text("SELECT citus_rebalance_wait()"))
+        state = connection.execute(
+            text("SELECT state::text FROM pg_dist_background_job WHERE job_id = :job"), {"job": job_id}
+        ).scalar()
+        if state != "finished":
+            raise PlacementError(f"rebalance job {job_id} ended {state}: see citus_rebalance_status()")
+    return job_id
+
+
+def _check_strategy(strategy: str) -> None:
+    if strategy not in REBALANCE_STRATEGIES:
+        raise PlacementError(f"unknown strategy {strategy!r} (one of {', '.join(REBALANCE_STRATEGIES)})")
+
+
+class CitusPlacement:
+    """The service's TenantPlacement on the owner's engine: each call on its own connection,
+    in autocommit (Citus moves and rebalances outside a transaction block)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _connect(self) -> Connection:
+        return self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def node_of(self, schema_name: str) -> str | None:
+        with self._connect() as connection:
+            return node_of(connection, schema_name)
+
+    def move(self, schema_name: str, target: str, mode: str) -> None:
+        with self._connect() as connection:
+            move_schema(connection, schema_name, target, mode)
+
+    def rebalance_plan(self, strategy: str) -> list[SchemaMove]:
+        with self._connect() as connection:
+            return rebalance_plan(connection, strategy)
+
+    def rebalance(self, strategy: str, mode: str) -> None:
+        with self._connect() as connection:
+            rebalance(connection, strategy, mode)

@@ -19,6 +19,7 @@ from alembic.util import CommandError
 from sqlalchemy import exists, insert, select, update
 from sqlalchemy.engine import Connection
 
+from backend.core.db import distributes_schemas
 from backend.core.tenancy import validate_schema_name
 from backend.domain.lifecycle import ArchivedUser
 from backend.domain.tenants import Tenant
@@ -59,6 +60,34 @@ def check_server_major(archive_major: int | None, server_major: int) -> None:
             f"the archive was dumped from PostgreSQL {archive_major}; this server runs PostgreSQL "
             f"{server_major}: restore it into PostgreSQL {archive_major} or newer"
         )
+
+
+_DOLLAR_TAG = re.compile(rb"\$[A-Za-z_0-9]*\$")
+
+
+def split_statements(lines: list[bytes]) -> list[bytes]:
+    """pg_dump's script as single statements: each ends with `;` at the end of a line, outside
+    a quoted string (an odd number of `'` so far: pg_dump doubles quotes inside strings, with
+    standard_conforming_strings on) and outside a dollar-quoted body."""
+    statements: list[bytes] = []
+    current: list[bytes] = []
+    quotes = 0
+    dollar: bytes | None = None
+    for line in lines:
+        current.append(line)
+        for tag in _DOLLAR_TAG.findall(line):
+            if dollar is None:
+                dollar = tag
+            elif tag == dollar:
+                dollar = None
+        if dollar is None:
+            quotes += line.count(b"'")
+        if dollar is None and quotes % 2 == 0 and line.rstrip().endswith(b";"):
+            statements.append(b"".join(current))
+            current, quotes = [], 0
+    if b"".join(current).strip():
+        statements.append(b"".join(current))
+    return statements
 
 
 class SqlRestoreRepository:
@@ -102,12 +131,18 @@ class SqlRestoreRepository:
             pending.append(line)
         self._execute(cursor, pending)
 
-    @staticmethod
-    def _execute(cursor, lines: list[bytes]) -> None:
-        # Several statements, no parameters: psycopg sends them as one simple query.
+    def _execute(self, cursor, lines: list[bytes]) -> None:
+        # Several statements, no parameters: psycopg sends them as one simple query. A Citus
+        # coordinator forwards a DDL statement's whole query string to the worker, which refuses
+        # several commands in one (as for step scripts): there, one statement at a time.
         meaningful = [line for line in lines if line.strip() and not line.startswith(b"--")]
-        if meaningful:
+        if not meaningful:
+            return
+        if not distributes_schemas(self._connection):
             cursor.execute(b"".join(lines))
+            return
+        for statement in split_statements(meaningful):
+            cursor.execute(statement)
 
     def revive(self, tenant: Tenant) -> None:
         """Turn a tombstone back into the tenant (same id and schema name)."""

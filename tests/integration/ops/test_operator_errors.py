@@ -34,6 +34,8 @@ ARGS = {
     "downgrade": ["--slug", "acme", "--to", "base"],
     "extend-trial": ["--slug", "acme", "--days", "7"],
     "placement": [],
+    "move": ["--slug", "acme", "--to", "worker1:5432"],
+    "rebalance": [],
     "reset-mfa": ["--email", "owner@example.com"],
     "send-password-reset": ["--email", "owner@example.com"],
 }

@@ -1,0 +1,15 @@
+#!/bin/sh
+# A worker of docker-compose.citus.yml, at first initialisation (docker-entrypoint-initdb.d):
+# every role from the nodes of the `cluster` network (the coordinator opens its connections as
+# the tenant role of each transaction; shard moves connect worker to worker), nothing else but
+# the superuser by password. The workers are on the `cluster` network only: the application
+# cannot reach them (docs/scale-out.md, "Node-to-node authentication").
+set -eu
+hba="$PGDATA/pg_hba.conf"
+{
+  echo "host all all ${CLUSTER_SUBNET} trust"
+  echo "host all postgres all scram-sha-256"
+  echo "host all all all reject"
+  cat "$hba"
+} > "$hba.new"
+mv "$hba.new" "$hba"

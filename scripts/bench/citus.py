@@ -1,0 +1,382 @@
+"""citus: the same request load on a Citus coordinator + 2 workers and on one PostgreSQL 15 server
+with the same tenants; how the tenants spread over the workers; moving a tenant of 10,000 rows
+while it and another tenant take writes.
+
+Both setups run at once on this machine (Debian's PostgreSQL 15, Citus built into it by
+../shared/tools/citus/install; backend/infrastructure/citus_cluster.py), each with its own
+gunicorn; the read passes alternate between them for `--rounds` rounds so they share the noise
+of the moment. The cluster's three nodes, both gunicorns, the load generator and the single
+server share the same 2 cores: the ratio measures the coordinator hop's cost on one machine,
+not what separate machines would give. The move runs `tenants move` (service.placement with
+citus_schema_move, transfer mode auto: logical replication) under `--writers` threads
+POSTing to the moving tenant and one to another; every acknowledged write is then looked up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import text
+
+from backend.core.db import set_tenant_search_path
+from backend.infrastructure import citus_cluster, embedded_postgres
+from bench.common import BenchDatabase, Report, ms
+from bench.serving import Load, add_server_arguments, gunicorn, load, make_tenants
+
+# `bench.py all` (under 15 minutes in all).
+ALL_ARGS = ["--tenants", "100", "--requests", "2000", "--rounds", "2"]
+WARM_UP_PER_TENANT = 2
+RECONNECT_EVERY = 50
+
+
+def skip_in_all(*, quick: bool) -> str | None:
+    """`all` runs this one only where Citus is installed, and not in its smoke run (`all
+    --quick`, part of the test suite): four PostgreSQL servers would double that run's time;
+    tests/citus covers the move under load, `bench.py citus --quick` smoke-tests this file."""
+    if quick:
+        return "four PostgreSQL servers: run `scripts/bench.py citus --quick` on its own"
+    return citus_cluster.unavailable_reason()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tenants", type=int, default=200, help="tenants on each setup")
+    parser.add_argument("--clients", type=int, default=20, help="clients per tenant (a page is 20)")
+    parser.add_argument("--requests", type=int, default=3000, help="requests per pass")
+    parser.add_argument("--rounds", type=int, default=2, help="alternated rounds of the passes")
+    parser.add_argument("--move-rows", type=int, default=10000, help="rows of the tenant that moves")
+    parser.add_argument("--writers", type=int, default=3, help="threads writing to the moving tenant")
+    parser.add_argument(
+        "--reconnect-every",
+        type=int,
+        default=RECONNECT_EVERY,
+        help="the load generator reopens a connection after this many requests (0: never)",
+    )
+    add_server_arguments(parser)
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """BenchDatabase and gunicorn read the database and CITUS from the environment."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def single_server(base: Path) -> Iterator[BenchDatabase]:
+    node = citus_cluster.start_single(base)
+    try:
+        urls = {
+            "DATABASE_URL": node.url(embedded_postgres.RUNTIME_ROLE, embedded_postgres.DATABASE),
+            "MIGRATION_DATABASE_URL": node.url(embedded_postgres.OWNER_ROLE, embedded_postgres.DATABASE),
+            "CITUS": "0",
+        }
+        with _environment(**urls), BenchDatabase() as db:
+            db.environment = urls
+            yield db
+    finally:
+        node.stop()
+
+
+@contextlib.contextmanager
+def cluster(base: Path) -> Iterator[tuple[BenchDatabase, citus_cluster.CitusCluster]]:
+    nodes = citus_cluster.start(base)
+    try:
+        urls = {"DATABASE_URL": nodes.runtime_url, "MIGRATION_DATABASE_URL": nodes.owner_url, "CITUS": "1"}
+        with _environment(**urls), BenchDatabase(citus=True) as db:
+            db.environment = urls
+            yield db, nodes
+    finally:
+        nodes.stop()
+
+
+@contextlib.contextmanager
+def serving(db: BenchDatabase, args: argparse.Namespace):
+    with _environment(**db.environment), gunicorn(db, args) as server:
+        yield server
+
+
+def placements(db: BenchDatabase) -> dict[str, str]:
+    from backend.infrastructure.sql.placement import tenant_placements
+
+    with db.owner_engine.connect() as connection:
+        return {p.schema_name: p.node for p in tenant_placements(connection)}
+
+
+def spread(counts: Counter, workers: list[str]) -> float:
+    """Largest distance of a worker's tenant count from an even share, as a fraction of it."""
+    even = sum(counts.values()) / len(workers)
+    return max(abs(counts.get(node, 0) - even) for node in workers) / even
+
+
+@dataclass
+class Writes:
+    acknowledged: list[str] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    spans: list[tuple[float, float]] = field(default_factory=list)
+
+
+def write_until(port: int, token: str, prefix: str, stop: threading.Event, out: Writes) -> None:
+    """POST clients named `<prefix>-<n>` on one keep-alive connection until stopped."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    n = 0
+    while not stop.is_set():
+        name = f"{prefix}-{n}"
+        n += 1
+        body = json.dumps({"name": name})
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        started = time.monotonic()
+        try:
+            connection.request("POST", "/api/v1/clients", body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            status = str(response.status)
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            status = "connection error"
+        out.spans.append((started, time.monotonic()))
+        out.statuses[status] += 1
+        if status == "201":
+            out.acknowledged.append(name)
+    connection.close()
+
+
+def worker_connections(nodes: citus_cluster.CitusCluster) -> int:
+    """Client connections open on the busiest worker (the coordinator's hop opens them)."""
+    import psycopg
+
+    counts = []
+    for worker in nodes.workers:
+        with psycopg.connect(worker.url()) as conn:
+            counts.append(
+                conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                ).fetchone()[0]
+            )
+    return max(counts)
+
+
+def names_in(db: BenchDatabase, schema_name: str) -> Counter:
+    with db.owner_engine.begin() as connection:
+        set_tenant_search_path(connection, schema_name)
+        return Counter(connection.execute(text("SELECT name FROM clients")).scalars())
+
+
+def fill(db: BenchDatabase, schema_name: str, rows: int) -> None:
+    with db.owner_engine.begin() as connection:
+        set_tenant_search_path(connection, schema_name)
+        connection.execute(
+            text(
+                "INSERT INTO clients (id, name, email) SELECT gen_random_uuid(), 'row ' || g,"
+                " 'row' || g || '@bench.example.com' FROM generate_series(1, :rows) g"
+            ),
+            {"rows": rows},
+        )
+
+
+@dataclass
+class MoveResult:
+    seconds: float
+    blocked_s: float
+    acknowledged: int
+    lost: int
+    duplicated: int
+    foreign: int
+    failures: Counter
+    source: str
+    target: str
+
+
+def move_under_load(db: BenchDatabase, server, args: argparse.Namespace, moving, other) -> MoveResult:
+    from backend.infrastructure.sql.placement import CitusPlacement, worker_nodes
+    from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
+    from backend.service.placement import move_tenant
+
+    (tenant, token), (other_tenant, other_token) = moving, other
+    source = placements(db)[tenant.schema_name]
+    with db.owner_engine.connect() as connection:
+        target = next(node for node in worker_nodes(connection) if node != source)
+    stop = threading.Event()
+    moving_writes = [Writes() for _ in range(args.writers)]
+    other_writes = Writes()
+    threads = [
+        threading.Thread(target=write_until, args=(server.port, token, f"m{n}", stop, out))
+        for n, out in enumerate(moving_writes)
+    ]
+    threads.append(
+        threading.Thread(target=write_until, args=(server.port, other_token, "o", stop, other_writes))
+    )
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1)
+        started = time.monotonic()
+        move_tenant(
+            slug=tenant.slug,
+            target=target,
+            mode="auto",
+            uow_factory=lambda: SqlRegistryUnitOfWork(db.owner_engine, db.runtime.runtime_role),
+            placement=CitusPlacement(db.owner_engine),
+        )
+        ended = time.monotonic()
+        time.sleep(1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert placements(db)[tenant.schema_name] == target, "the tenant did not move"
+    acknowledged = Counter(name for out in moving_writes for name in out.acknowledged)
+    present = names_in(db, tenant.schema_name)
+    present_other = names_in(db, other_tenant.schema_name)
+    written = {name for name in present if not name.startswith("row ")}
+    lost = sum(1 for name in acknowledged if name not in written)
+    lost += sum(1 for name in other_writes.acknowledged if name not in present_other)
+    duplicated = sum(count - 1 for count in present.values() if count > 1)
+    duplicated += sum(count - 1 for count in present_other.values() if count > 1)
+    foreign = sum(1 for name in present_other if name.startswith("m")) + sum(
+        1 for name in written if name.startswith("o")
+    )
+    spans = [span for out in moving_writes for span in out.spans]
+    blocked = max((end - start for start, end in spans if end >= started and start <= ended), default=0.0)
+    failures = Counter()
+    for out in [*moving_writes, other_writes]:
+        failures.update({status: n for status, n in out.statuses.items() if status != "201"})
+    return MoveResult(
+        ended - started,
+        blocked,
+        sum(acknowledged.values()) + len(other_writes.acknowledged),
+        lost,
+        duplicated,
+        foreign,
+        failures,
+        source,
+        target,
+    )
+
+
+def run(args: argparse.Namespace) -> Report:
+    n = 20 if args.quick else args.tenants
+    requests = 300 if args.quick else args.requests
+    rounds = 1 if args.quick else args.rounds
+    move_rows = 1000 if args.quick else args.move_rows
+    reason = citus_cluster.unavailable_reason()
+    if reason:
+        raise SystemExit(f"citus benchmark: {reason}")
+    with tempfile.TemporaryDirectory(prefix="bench-citus-") as tmp:
+        base = Path(tmp)
+        base.chmod(0o755)  # the nodes run as the server user, who must reach their folders
+        (base / "nodes").mkdir(mode=0o755)
+        with (
+            single_server(base / "nodes" / "single") as single,
+            cluster(base / "nodes" / "cluster") as (multi, nodes),
+        ):
+            started = time.perf_counter()
+            single_tokens = [token for _, token in make_tenants(single, n, args.clients, "one")]
+            single_provision_s = time.perf_counter() - started
+            started = time.perf_counter()
+            made = make_tenants(multi, n, args.clients, "many")
+            cluster_provision_s = time.perf_counter() - started
+            multi_tokens = [token for _, token in made]
+            where = placements(multi)
+            if None in where.values():
+                raise SystemExit("citus benchmark: a tenant schema on the cluster is not distributed")
+            per_worker = Counter(where[tenant.schema_name] for tenant, _ in made)
+            worker_names = [f"{citus_cluster.HOST}:{worker.port}" for worker in nodes.workers]
+            placement_spread = spread(per_worker, worker_names)
+            passes: dict[str, list[Load]] = {"single": [], "cluster": []}
+            with serving(single, args) as single_server_, serving(multi, args) as cluster_server:
+                servers = {
+                    "single": (single_server_, single_tokens),
+                    "cluster": (cluster_server, multi_tokens),
+                }
+                for server, tokens in servers.values():
+                    load(server, tokens, WARM_UP_PER_TENANT * len(tokens), args)
+                for _ in range(rounds):
+                    for name, (server, tokens) in servers.items():
+                        passes[name].append(load(server, tokens, requests, args))
+                connections = worker_connections(nodes)
+                moving = make_tenants(multi, 1, 0, "move")[0]
+                fill(multi, moving[0].schema_name, move_rows)
+                move = move_under_load(multi, cluster_server, args, moving, made[0])
+            server_version = f"{multi.server_version()} (3 local nodes) vs {single.server_version()}"
+    single_load, cluster_load = Load.merged(passes["single"]), Load.merged(passes["cluster"])
+    throughput_ratio = cluster_load.throughput / single_load.throughput
+    p99_ratio = cluster_load.p(99) / single_load.p(99)
+    throughputs = f"{single_load.throughput:.0f} / {cluster_load.throughput:.0f} req/s"
+    per_node = ", ".join(f"{node}: {count}" for node, count in sorted(per_worker.items()))
+    moved = f"move of a tenant of {move_rows:,} rows ({move.source} -> {move.target})"
+    table = [
+        ["throughput one server / cluster", throughputs, ""],
+        ["throughput cluster / one server", f"{throughput_ratio:.2f}", ">= 0.8"],
+        ["p50 one server / cluster", f"{ms(single_load.p(50))} / {ms(cluster_load.p(50))}", ""],
+        ["p99 one server / cluster", f"{ms(single_load.p(99))} / {ms(cluster_load.p(99))}", ""],
+        ["p99 cluster / one server", f"{p99_ratio:.2f}", "reported"],
+        ["read errors (both)", str(single_load.errors + cluster_load.errors), "0"],
+        ["client connections on the busiest worker after the passes", str(connections), "reported"],
+        ["tenants per worker", per_node, ""],
+        ["placement spread (largest distance from even)", f"{placement_spread:.3f}", "<= 0.1"],
+        [moved, f"{move.seconds:.2f} s", "reported"],
+        ["longest write to it during the move (write-blocked window)", f"{move.blocked_s:.3f} s", "reported"],
+        ["writes acknowledged during the run / lost / duplicated / in the wrong tenant",
+         f"{move.acknowledged} / {move.lost} / {move.duplicated} / {move.foreign}", "lost 0"],
+        ["failed writes (status: count)", json.dumps(dict(move.failures)) or "{}", "503 only"],
+    ]  # fmt: skip
+    notes = [
+        f"{n} tenants with {args.clients} clients each on each setup, provisioned in "
+        f"{single_provision_s:.0f} s (one server) and {cluster_provision_s:.0f} s (cluster: the "
+        "migration chain, statement by statement, docs/scale-out.md).",
+        f"Reads: GET /api/v1/clients, {requests} requests per pass, {rounds} round(s) alternating the "
+        f"setups after {WARM_UP_PER_TENANT} warm-up requests per tenant; gunicorn {args.workers} workers "
+        f"x {args.threads} threads each; load {args.load_processes} processes x {args.connections} "
+        "connections.",
+        "Everything (3 Citus nodes, the single server, 2 gunicorns, the load) shares one 2-core machine: "
+        "the cluster's workers add no hardware here, so the ratio is the hop's cost, not scale-out's gain.",
+        f"Move: {args.writers} writer threads on the moving tenant and 1 on another, POSTs on keep-alive "
+        "connections; write-blocked window = the longest write overlapping the move.",
+    ]
+    return Report(
+        headers=["figure", "value", "target"],
+        rows=table,
+        settings={
+            "tenants": n,
+            "clients": args.clients,
+            "requests": requests,
+            "rounds": rounds,
+            "move_rows": move_rows,
+            "writers": args.writers,
+            "workers": args.workers,
+            "threads": args.threads,
+        },
+        server=server_version,
+        notes=notes,
+        figures={
+            "throughput_cluster_over_single": throughput_ratio,
+            "p99_cluster_over_single": p99_ratio,
+            "placement_spread": placement_spread,
+            "lost_writes": move.lost,
+            "duplicated_writes": move.duplicated,
+            "write_blocked_s": move.blocked_s,
+            "move_seconds": move.seconds,
+            "read_errors": single_load.errors + cluster_load.errors,
+            "worker_connections": connections,
+        },
+    )

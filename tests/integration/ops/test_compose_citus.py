@@ -1,0 +1,117 @@
+"""docker-compose.citus.yml: the three Citus nodes (healthy) -> cluster-init (one-shot) -> migrate
+(one-shot) -> api and worker, pointed at the coordinator with CITUS=1; the workers reachable from
+the cluster's network only; no secret committed. Validated by docker compose when installed."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.ops.test_compose import (
+    ENV_EXAMPLE,
+    REFERENCE,
+    SECRET_NAME,
+    compose_command,
+    environment,
+    url_of,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+COMPOSE = ROOT / "docker-compose.citus.yml"
+NODES = ("coordinator", "worker1", "worker2")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_nodes_are_healthy_before_the_cluster_forms_and_the_app_starts(compose):
+    services = compose["services"]
+    for name in NODES:
+        node = services[name]
+        assert node["image"].startswith("${CITUS_IMAGE:-citusdata/citus:") and node["image"].endswith(
+            "-pg15}"
+        )
+        assert "pg_isready" in " ".join(node["healthcheck"]["test"])
+        assert "wal_level=logical" in node["command"]  # online moves
+        assert not any("synchronous_commit" in part for part in node["command"])
+    init, migrate, api, worker = (services[n] for n in ("cluster-init", "migrate", "api", "worker"))
+    assert init["command"] == ["python", "scripts/citus_bootstrap.py"]
+    assert (ROOT / init["command"][1]).is_file()
+    assert init["depends_on"] == {name: {"condition": "service_healthy"} for name in NODES}
+    assert migrate["depends_on"] == {
+        "coordinator": {"condition": "service_healthy"},
+        "cluster-init": {"condition": "service_completed_successfully"},
+    }
+    assert migrate["command"] == ["flask", "--app", "backend", "tenants", "migrate"]
+    assert api["depends_on"] == {
+        "coordinator": {"condition": "service_healthy"},
+        "valkey": {"condition": "service_healthy"},
+        "migrate": {"condition": "service_completed_successfully"},
+    }
+    assert worker["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    for one_shot in (init, migrate):
+        assert one_shot["restart"] == "no"
+        assert one_shot["healthcheck"] == {"disable": True}
+
+
+def test_the_app_talks_to_the_coordinator_only_and_never_reaches_a_worker(compose):
+    services = compose["services"]
+    for name in ("migrate", "api", "worker"):
+        env = environment(services[name])
+        assert env["CITUS"] == "1"
+        assert url_of(env["DATABASE_URL"]).hostname == "coordinator"
+        assert url_of(env["DATABASE_URL"]).username == "saas_app"
+        assert url_of(env["MIGRATION_DATABASE_URL"]).username == "saas_owner"
+        assert services[name]["networks"] == ["app"]
+    for name in ("worker1", "worker2"):
+        assert set(services[name]["networks"]) == {"cluster"}
+    assert set(services["coordinator"]["networks"]) == {"cluster", "app"}
+    for name in NODES:
+        assert "ports" not in services[name]
+        scripts = [v for v in services[name]["volumes"] if "docker-entrypoint-initdb.d" in v]
+        assert len(scripts) == 1 and (ROOT / scripts[0].split(":")[0]).is_file()
+
+
+def test_no_secret_value_is_committed(compose):
+    for name, service in compose["services"].items():
+        for key, value in environment(service).items():
+            value, where = str(value), f"{name}.{key}"
+            for reference in REFERENCE.finditer(value):
+                if SECRET_NAME.search(reference["name"]):
+                    assert not reference["default"], f"{where}: a default for a secret"
+            for part in value.split(","):
+                if "://" in part:
+                    password = url_of(part.strip()).password
+                    assert password is None or password.startswith("VAR__"), where
+
+
+def test_docker_compose_accepts_the_file(tmp_path):
+    command = compose_command()
+    if command is None:
+        pytest.skip("neither docker-compose nor the docker compose plugin is installed")
+    filled = []
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith("#") and SECRET_NAME.search(key) and not value:
+            value = "'{\"keys\": []}'" if key == "JWT_PRIVATE_KEYS" else f"test-{key.lower()}"
+        filled.append(f"{key}{sep}{value}")
+    env_file = tmp_path / "env"
+    env_file.write_text("\n".join(filled) + "\n")
+    base = [*command, "--env-file", str(env_file), "-f", str(COMPOSE)]
+    valid = subprocess.run([*base, "config"], capture_output=True, text=True, check=False)
+    assert valid.returncode == 0, valid.stderr
+    rendered = yaml.safe_load(valid.stdout)
+    assert set(rendered["services"]) == {*NODES, "valkey", "cluster-init", "migrate", "api", "worker"}
+    api = rendered["services"]["api"]["environment"]
+    assert api["DATABASE_URL"] == "postgresql://saas_app:test-app_db_password@coordinator:5432/saas"
+    workers = rendered["services"]["cluster-init"]["environment"]["WORKER_URLS"].split(",")
+    assert [url_of(url).hostname for url in workers] == ["worker1", "worker2"]
+    env_file.write_text(ENV_EXAMPLE.read_text())
+    missing = subprocess.run([*base, "config"], capture_output=True, text=True, check=False)
+    assert missing.returncode != 0
+    assert "PASSWORD in .env" in missing.stderr

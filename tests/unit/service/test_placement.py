@@ -1,0 +1,110 @@
+"""Moving tenants between Citus workers, on in-memory units of work and a fake cluster: the
+service moves only a live tenant that is elsewhere, audits each move with where it came from,
+and turns a rebalance plan into the tenants moved. Citus itself is tested in tests/citus."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.domain.errors import NotFound
+from backend.domain.placement import MOVED, SchemaMove
+from backend.domain.tenants import TenantStatus
+from backend.service import placement
+from tests.unit.fakes import FakeRegistryUnitOfWork
+from tests.unit.service.helpers import workspace
+
+
+class FakeCluster:
+    """Schemas and the node each is on; a rebalance applies a fixed plan."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, str] = {}
+        self.moves: list[tuple[str, str, str]] = []
+        self.plan: list[SchemaMove] = []
+
+    def node_of(self, schema_name: str) -> str | None:
+        return self.nodes.get(schema_name)
+
+    def move(self, schema_name: str, target: str, mode: str) -> None:
+        self.moves.append((schema_name, target, mode))
+        self.nodes[schema_name] = target
+
+    def rebalance_plan(self, strategy: str) -> list[SchemaMove]:
+        return list(self.plan)
+
+    def rebalance(self, strategy: str, mode: str) -> None:
+        for move in self.plan:
+            self.nodes[move.schema_name] = move.target
+
+
+@pytest.fixture()
+def uow():
+    return FakeRegistryUnitOfWork()
+
+
+def moved_events(uow) -> list[dict]:
+    return [fields["metadata"] for event, fields in uow.audit.events if event == MOVED]
+
+
+def test_a_tenant_moves_to_the_named_worker_and_the_move_is_audited(uow):
+    tenant = workspace(uow)
+    cluster = FakeCluster()
+    cluster.nodes[tenant.schema_name] = "w1:5432"
+    done = placement.move_tenant(
+        slug="acme", target="w2:5432", mode="auto", uow_factory=lambda: uow, placement=cluster
+    )
+    assert (done.moved, done.source, done.target) == (True, "w1:5432", "w2:5432")
+    assert cluster.moves == [(tenant.schema_name, "w2:5432", "auto")]
+    assert moved_events(uow) == [
+        {"slug": "acme", "from_node": "w1:5432", "node": "w2:5432", "reason": "operator"}
+    ]
+
+
+def test_a_tenant_already_there_is_left_alone_and_nothing_is_audited(uow):
+    tenant = workspace(uow)
+    cluster = FakeCluster()
+    cluster.nodes[tenant.schema_name] = "w1:5432"
+    done = placement.move_tenant(
+        slug="acme", target="w1:5432", mode="auto", uow_factory=lambda: uow, placement=cluster
+    )
+    assert done.moved is False
+    assert cluster.moves == [] and moved_events(uow) == []
+
+
+def test_an_unknown_or_deleted_tenant_is_not_found(uow):
+    tenant = workspace(uow)
+    cluster = FakeCluster()
+    cluster.nodes[tenant.schema_name] = "w1:5432"
+    with pytest.raises(NotFound):
+        placement.move_tenant(
+            slug="nobody", target="w2:5432", mode="auto", uow_factory=lambda: uow, placement=cluster
+        )
+    uow.tenants.set_status(tenant.id, TenantStatus.DELETED, disabled_at=None)
+    with pytest.raises(NotFound):
+        placement.move_tenant(
+            slug="acme", target="w2:5432", mode="auto", uow_factory=lambda: uow, placement=cluster
+        )
+    assert cluster.moves == []
+
+
+def test_a_rebalance_audits_each_tenant_of_its_plan_and_an_even_cluster_moves_nothing(uow):
+    first, second = workspace(uow, "acme"), workspace(uow, "beta", owner="b@example.com")
+    cluster = FakeCluster()
+    assert (
+        placement.rebalance_tenants(
+            strategy="by_shard_count", mode="auto", uow_factory=lambda: uow, placement=cluster
+        )
+        == []
+    )
+    cluster.plan = [
+        SchemaMove(second.schema_name, "w1:5432", "w2:5432"),
+        SchemaMove("not_a_tenant", "w1:5432", "w2:5432"),
+    ]
+    moves = placement.rebalance_tenants(
+        strategy="by_shard_count", mode="auto", uow_factory=lambda: uow, placement=cluster
+    )
+    assert [(tenant.slug, move.target) for tenant, move in moves] == [("beta", "w2:5432")]
+    assert cluster.nodes[second.schema_name] == "w2:5432" and first.schema_name not in cluster.nodes
+    assert moved_events(uow) == [
+        {"slug": "beta", "from_node": "w1:5432", "node": "w2:5432", "reason": "rebalance"}
+    ]
