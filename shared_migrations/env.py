@@ -48,7 +48,9 @@ def run_migrations_online() -> None:
         # which RESET would not restore), for the rest of this transaction.
         for name, value in saved.items():
             if value is not None:
-                connection.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+                connection.execute(
+                    text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value}
+                )
 
 
 if context.is_offline_mode():

@@ -125,11 +125,12 @@ def runtime(app):
 @pytest.fixture(scope="session")
 def run_jobs(app):
     """Run the queued jobs as `flask --app backend worker --once` does; returns when the queue
-    has nothing left to do now."""
-    from backend.cli.worker import build_worker
+    has nothing left to do now. Without the periodic schedule: a test never starts a retention
+    run, a due purge or an unverified-signup removal it did not ask for."""
+    from backend.cli.worker import build_worker, run_worker
 
     def run() -> None:
-        build_worker(app).run_worker(wait=False, delete_jobs="successful", install_signal_handlers=False)
+        run_worker(build_worker(app, periodic=False), once=True)
 
     return run
 

@@ -10,7 +10,11 @@
 - Job queue (docs/jobs.md): `saas_jobs` by queue and status (todo, doing, failed: a failed job
   stays in the table until retried or cleared; succeeded ones are deleted) and
   `saas_jobs_oldest_waiting_seconds` by queue (how long the oldest due job has waited for a
-  worker: a stuck or missing worker shows here first), from the same cached read.
+  worker: a stuck or missing worker shows here first), `saas_jobs_failed` and
+  `saas_jobs_longest_running_seconds` by task (a failing or hanging task), from the same cached
+  read. The latency and run time of finished jobs are the worker's own figures (its rows are
+  deleted on success): `saas_job_wait_seconds`, `saas_job_run_seconds`, `saas_job_attempts` on
+  the worker's WORKER_METRICS_PORT (backend/cli/tasks/metrics.py).
 
 The endpoint is on the API port but closed: without METRICS_TOKEN it answers 404, without
 the right bearer token 401 (constant-time comparison). Under gunicorn every worker has its
@@ -128,6 +132,8 @@ class FleetCounts:
     spares: Tally = field(default_factory=Tally)  # ready (at the tenant head) or stale
     jobs: Tally = field(default_factory=Tally)  # (queue, status) -> jobs
     oldest_waiting_s: dict = field(default_factory=dict)  # queue -> seconds
+    failed_by_task: dict = field(default_factory=dict)  # task -> failed jobs
+    longest_running_s: dict = field(default_factory=dict)  # task -> seconds its oldest attempt runs
 
 
 # Column grants only (privileges.py): the API reads no job's arguments.
@@ -140,6 +146,15 @@ OLDEST_WAITING = text(
     " FROM jobs.procrastinate_jobs j JOIN jobs.procrastinate_events e ON e.job_id = j.id"
     " WHERE j.status = 'todo' AND e.type = 'deferred'"
     " AND (j.scheduled_at IS NULL OR j.scheduled_at <= now()) GROUP BY j.queue_name"
+)
+# Per task: failed jobs (they stay until retried or cleared) and how long the longest running
+# attempt has run (a stuck task, or one whose worker died, shows here).
+JOBS_BY_TASK = text(
+    "SELECT j.task_name, count(DISTINCT j.id) FILTER (WHERE j.status = 'failed'),"
+    " extract(epoch FROM now() - min(e.at))"
+    " FROM jobs.procrastinate_jobs j LEFT JOIN jobs.procrastinate_events e"
+    " ON e.job_id = j.id AND e.type = 'started' AND j.status = 'doing'"
+    " WHERE j.status IN ('doing', 'failed') GROUP BY j.task_name"
 )
 JOB_STATES = ("todo", "doing", "failed")
 
@@ -184,6 +199,10 @@ class FleetCollector:
             for queue, status, count in connection.execute(JOB_COUNTS):
                 counts.jobs[(queue, status)] += count
             counts.oldest_waiting_s = {queue: float(age) for queue, age in connection.execute(OLDEST_WAITING)}
+            for task, failed_jobs, running_s in connection.execute(JOBS_BY_TASK):
+                counts.failed_by_task[task] = failed_jobs
+                if running_s is not None:
+                    counts.longest_running_s[task] = float(running_s)
             connection.rollback()
         for status, is_at_head, is_failed, count in rows:
             counts.by_status[status] += count
@@ -231,6 +250,22 @@ class FleetCollector:
         for queue, age in sorted(counts.oldest_waiting_s.items()):
             waiting.add_metric([queue], age)
         yield waiting
+        failed = GaugeMetricFamily(
+            "saas_jobs_failed",
+            "Failed jobs (retries exhausted) waiting for an operator, by task",
+            labels=["task"],
+        )
+        for task, count in sorted(counts.failed_by_task.items()):
+            failed.add_metric([task], count)
+        yield failed
+        running = GaugeMetricFamily(
+            "saas_jobs_longest_running_seconds",
+            "How long the longest running attempt of each task has been running",
+            labels=["task"],
+        )
+        for task, age in sorted(counts.longest_running_s.items()):
+            running.add_metric([task], age)
+        yield running
 
 
 def exposition(fleet: FleetCollector) -> bytes:

@@ -16,9 +16,7 @@ from backend.domain.tenants import RESERVED_SLUGS
 # What Python's str.strip() removes (str.isspace), spelled out: `\s` differs between Python
 # and ECMA 262 (\x1c-\x1f and \x85 are space to one, \ufeff to the other), and a generator
 # reading the document must agree with the domain. Found by the API fuzzer (`"\x1e"` as a name).
-SPACE = (
-    r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-)
+SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 # A name the domain trims and then requires non-empty (clients, workspaces).
 NON_BLANK = rf"^[^\x00]*[^\x00{SPACE}][^\x00]*$"
 # backend/domain/tenants.py validate_slug: 3-40 lowercase letters, digits and single hyphens,

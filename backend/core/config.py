@@ -298,6 +298,18 @@ class Settings(BaseSettings):
     audit_retention_days: NonNegative = setting(
         365, env="AUDIT_RETENTION_DAYS", doc="days an audit event is kept"
     )
+    worker_metrics_port: NonNegative = setting(
+        0,
+        env="WORKER_METRICS_PORT",
+        doc="port of the job worker's own Prometheus figures (task latency, run time, attempts by"
+        " outcome; [jobs.md](jobs.md#logs-and-metrics)); 0: not served",
+    )
+    unverified_retention_days: NonNegative = setting(
+        7,
+        env="UNVERIFIED_RETENTION_DAYS",
+        doc="days a signup whose email is never verified keeps its account and workspace before"
+        " the worker removes them ([data-lifecycle.md](data-lifecycle.md))",
+    )
     exports_path: Path | None = setting(
         env="EXPORTS_DIR", doc="where export files are written", shown="`VAR_DIR/exports`"
     )

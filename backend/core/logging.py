@@ -52,8 +52,9 @@ def _redact_job_arguments(log_data: dict) -> None:
         value = log_data.get(name)
         for job in value if isinstance(value, list) else [value]:
             if isinstance(job, dict):
-                job.pop("args", None)
-                job.pop("call_string", None)
+                # `task_kwargs` in procrastinate 3, `args` before it.
+                for key in ("task_kwargs", "args", "call_string"):
+                    job.pop(key, None)
 
 
 class LogContextFilter(logging.Filter):

@@ -106,6 +106,24 @@ class Actor:
 
 
 OPERATOR = Actor()
+# The worker's periodic tasks (retention, due purges, unverified signups): nobody asked.
+SCHEDULER = Actor(role="system")
+
+
+@dataclass(frozen=True)
+class UnverifiedSignup:
+    """A signup whose email was never verified in time: the user and the workspaces they own.
+    `shared` is True when anyone else belongs to one of them, or the user belongs to a
+    workspace as anything but its owner: then nothing is removed (it is not a bare signup)."""
+
+    user_id: uuid.UUID
+    owned: tuple[uuid.UUID, ...]
+    shared: bool
+
+
+def unverified_cutoff(now: datetime, retention_days: int) -> datetime:
+    """Signups created before this and still unverified are removed."""
+    return now - timedelta(days=retention_days)
 
 
 def restored_status(status: TenantStatus, previous: TenantStatus | None) -> TenantStatus:

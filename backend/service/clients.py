@@ -78,6 +78,8 @@ def delete_client(
         if not uow.clients.exists(client_id):
             raise NotFound()
         media_count = uow.media.soft_delete_for_client(client_id, now)
+        if media_count:
+            uow.media_trash.trashed(now)  # the retention run finds this tenant (due work)
         logins = uow.client_logins.remove(client_id, now)
         uow.clients.delete(client_id)
         uow.audit.record(

@@ -105,6 +105,57 @@ def due_deletions(*, now: datetime, uow: DeletionUnitOfWork) -> list[Tenant]:
     return sorted(due, key=lambda t: t.deletion_due_at)
 
 
+def schedule_in(uow: DeletionUnitOfWork, *, tenant_id: uuid.UUID, now: datetime, actor: Actor) -> None:
+    """Makes a tenant's deletion due now, inside the caller's transaction (the unverified-signup
+    removal); a deletion already due keeps its date, a deleted tenant stays as it is."""
+    tenant = _locked(uow, tenant_id)
+    if tenant.status is TenantStatus.DELETED:
+        return
+    if tenant.status is TenantStatus.DELETION_SCHEDULED and tenant.deletion_due_at <= now:
+        return
+    _schedule(uow, tenant, now, actor, 0)
+
+
+@dataclass
+class DuePurgeReport:
+    purged: list[uuid.UUID] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # one line each
+
+
+def purge_due_tenants(
+    *,
+    now: datetime,
+    actor: Actor,
+    uow_factory: Callable[[], DeletionUnitOfWork],
+    storage: MediaStorage,
+) -> DuePurgeReport:
+    """Finishes every deletion past its grace period (the registry's index says which: no
+    other tenant is opened); one tenant's failure is reported and the others go on, and the
+    next run resumes it where it stopped. The run is audited when it did or missed anything."""
+    report = DuePurgeReport()
+    for tenant in due_deletions(now=now, uow=uow_factory()):
+        try:
+            purge_tenant(tenant_id=tenant.id, now=now, actor=actor, uow_factory=uow_factory, storage=storage)
+        except Exception as error:  # noqa: BLE001 - one tenant's failure must not stop the rest
+            report.failures.append(f"purge {tenant.id}: {type(error).__name__}")
+            continue
+        report.purged.append(tenant.id)
+    if report.purged or report.failures:
+        with uow_factory() as uow:
+            uow.audit.record(
+                DUE_PURGES_EVENT,
+                actor_user_id=actor.user_id,
+                actor_role=actor.role,
+                outcome="failure" if report.failures else "success",
+                metadata={"count": len(report.purged)},
+            )
+            uow.commit()
+    return report
+
+
+DUE_PURGES_EVENT = "tenant.due_purges"
+
+
 @dataclass
 class PurgeReport:
     tenant_id: uuid.UUID

@@ -154,6 +154,7 @@ def delete_media(
         if viewer.role is Role.CLIENT and item.uploaded_by != viewer.user_id:
             raise Forbidden("forbidden", "only the worker can delete this file")
         uow.media.soft_delete(media_id, now)
+        uow.media_trash.trashed(now)  # the retention run finds this tenant (due work)
         uow.audit.record(
             "media.deleted",
             tenant_id=viewer.tenant_id,

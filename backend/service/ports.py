@@ -32,6 +32,7 @@ from backend.domain.lifecycle import (
     ArchiveMember,
     ArchiveSummary,
     SourceColumn,
+    UnverifiedSignup,
 )
 from backend.domain.media import Media, MediaFilter
 from backend.domain.placement import SchemaMove
@@ -255,6 +256,16 @@ class MediaRepository(Protocol):
     def deleted_before(self, cutoff: datetime, limit: int) -> list[Media]: ...
     def count_deleted_before(self, cutoff: datetime) -> int: ...
     def hard_delete(self, media_ids: list[uuid.UUID]) -> int: ...
+    def oldest_deleted_at(self) -> datetime | None: ...
+
+
+class MediaTrash(Protocol):
+    """The registry's note that this tenant's trash holds soft-deleted media since a time
+    (shared.scheduled_work): the retention run opens only the tenants whose note is old enough."""
+
+    def trashed(self, at: datetime) -> None: ...
+    def lock(self) -> None: ...
+    def settle(self, oldest: datetime | None) -> None: ...
 
 
 class MediaStorage(Protocol):
@@ -301,6 +312,7 @@ class TenantUnitOfWork(UnitOfWork, Protocol):
     appointments: AppointmentRepository
     media: MediaRepository
     client_logins: ClientLogins
+    media_trash: MediaTrash
 
 
 # --- Data lifecycle: deletion, export, dump/restore, retention (docs/data-lifecycle.md) ---
@@ -378,8 +390,17 @@ class RetentionRepository(Protocol):
     def delete_audit_events_before(self, cutoff: datetime) -> int: ...
 
 
+class ScheduledWorkRepository(Protocol):
+    """What the periodic runs find due, from the registry's indexes only (no tenant schema)."""
+
+    def media_due(self, trashed_before: datetime) -> list[Tenant]: ...
+    def unverified_signups(self, created_before: datetime) -> list[UnverifiedSignup]: ...
+    def remove_unverified_user(self, user_id: uuid.UUID) -> bool: ...
+
+
 class RetentionUnitOfWork(RegistryUnitOfWork, Protocol):
     retention: RetentionRepository
+    scheduled: ScheduledWorkRepository
 
 
 class ExportFiles(Protocol):

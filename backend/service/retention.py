@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from backend.domain.lifecycle import Actor, RetentionPolicy
-from backend.domain.tenants import Tenant, TenantStatus
+from backend.domain.tenants import Tenant
 from backend.service import deletion
 from backend.service.media import PURGE_BATCH, purge_deleted_media
 from backend.service.ports import (
@@ -20,9 +20,6 @@ from backend.service.ports import (
     RetentionUnitOfWork,
     TenantUnitOfWork,
 )
-
-# Tenants whose schema exists and may hold soft-deleted media.
-WITH_SCHEMA = (TenantStatus.ACTIVE, TenantStatus.DISABLED, TenantStatus.DELETION_SCHEDULED)
 
 
 @dataclass
@@ -58,6 +55,58 @@ def purge_media(
     )
 
 
+def purge_due_media(
+    *,
+    now: datetime,
+    policy: RetentionPolicy,
+    dry_run: bool,
+    retention_uow_factory: Callable[[], RetentionUnitOfWork],
+    tenant_uow_factory: Callable[[Tenant], TenantUnitOfWork],
+    storage: MediaStorage,
+    failures: list[str],
+    actor: Actor,
+    skip: set[str] = frozenset(),
+) -> dict[str, int]:
+    """Purges the media past their retention in the tenants the registry says hold some (one
+    index read: a tenant with an empty or recent trash is never opened); returns the count
+    removed per tenant id. Each tenant is audited (`media.purged`) as soon as it is done, so a
+    run cut short keeps the record of what it finished; its note then follows the oldest item
+    left."""
+    cutoff = policy.media_cutoff(now)
+    with retention_uow_factory() as uow:
+        due = uow.scheduled.media_due(cutoff)
+    removed: dict[str, int] = {}
+    for tenant in due:
+        if str(tenant.id) in skip:
+            continue
+        try:
+            count = purge_media(
+                tenant_id=tenant.id,
+                cutoff=cutoff,
+                dry_run=dry_run,
+                uow_factory=lambda tenant=tenant: tenant_uow_factory(tenant),
+                storage=storage,
+            )
+            if not dry_run:
+                if count:
+                    _record(retention_uow_factory, "media.purged", actor, tenant.id, count)
+                _settle_trash(tenant_uow_factory(tenant))
+        except Exception as error:  # noqa: BLE001 - one tenant's failure must not stop the rest
+            failures.append(f"media {tenant.id}: {_one_line(error)}")
+            continue
+        if count:
+            removed[str(tenant.id)] = count
+    return removed
+
+
+def _settle_trash(uow: TenantUnitOfWork) -> None:
+    """The note is locked first: a soft-delete committing meanwhile waits, then re-dates it."""
+    with uow:
+        uow.media_trash.lock()
+        uow.media_trash.settle(uow.media.oldest_deleted_at())
+        uow.commit()
+
+
 def apply_retention(
     *,
     now: datetime,
@@ -69,11 +118,15 @@ def apply_retention(
     tenant_uow_factory: Callable[[Tenant], TenantUnitOfWork],
     storage: MediaStorage,
     export_files: ExportFiles,
+    finish_deletions: bool = True,
 ) -> RetentionReport:
-    """Finishes due deletions, then removes soft-deleted media, old export archives and old
-    audit events past their retention; a failure is reported and the other rules go on."""
+    """Finishes due deletions (unless `finish_deletions` is False: the worker runs them as a
+    task of their own), then removes soft-deleted media, old export archives and old
+    audit events past their retention; a failure is reported and the other rules go on.
+    Only tenants with something due are opened (the registry's indexes say which)."""
     report = RetentionReport(dry_run=dry_run)
-    for tenant in deletion.due_deletions(now=now, uow=deletion_uow_factory()):
+    due = deletion.due_deletions(now=now, uow=deletion_uow_factory()) if finish_deletions else []
+    for tenant in due:
         if not dry_run:
             try:
                 deletion.purge_tenant(
@@ -88,27 +141,18 @@ def apply_retention(
                 continue
         report.tenants_purged.append(str(tenant.id))
 
-    with retention_uow_factory() as uow:
-        live = [t for t in uow.tenants.list() if t.status in WITH_SCHEMA]
-    purged = set(report.tenants_purged)
-    for tenant in live:
-        if str(tenant.id) in purged:
-            continue
-        try:
-            count = purge_media(
-                tenant_id=tenant.id,
-                cutoff=policy.media_cutoff(now),
-                dry_run=dry_run,
-                uow_factory=lambda tenant=tenant: tenant_uow_factory(tenant),
-                storage=storage,
-            )
-        except Exception as error:  # noqa: BLE001
-            report.failures.append(f"media {tenant.id}: {_one_line(error)}")
-            continue
-        if count:
-            report.media_removed[str(tenant.id)] = count
-            if not dry_run:
-                _record(retention_uow_factory, "media.purged", actor, tenant.id, count)
+    for tenant_id, count in purge_due_media(
+        now=now,
+        policy=policy,
+        dry_run=dry_run,
+        skip=set(report.tenants_purged),
+        retention_uow_factory=retention_uow_factory,
+        tenant_uow_factory=tenant_uow_factory,
+        storage=storage,
+        failures=report.failures,
+        actor=actor,
+    ).items():
+        report.media_removed[tenant_id] = count
 
     for path in export_files.older_than(policy.export_cutoff(now)):
         if dry_run or export_files.remove(Path(path)):

@@ -1,3 +1,3 @@
 """The benchmarks of scripts/bench.py: one module each, with `add_arguments` and `run`."""
 
-BENCHMARKS = ("provision", "migrate", "requests", "export", "delete", "fleet", "soak", "citus")
+BENCHMARKS = ("provision", "migrate", "requests", "export", "delete", "fleet", "retention", "soak", "citus")

@@ -50,7 +50,10 @@ def upgrade() -> None:
         sa.Column("code_hash", sa.LargeBinary(), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True)),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["shared.users.id"], name=op.f("fk_mfa_recovery_codes_user_id_users"), ondelete="CASCADE"
+            ["user_id"],
+            ["shared.users.id"],
+            name=op.f("fk_mfa_recovery_codes_user_id_users"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mfa_recovery_codes")),
         sa.UniqueConstraint("user_id", "code_hash", name=op.f("uq_mfa_recovery_codes_user_id_code_hash")),

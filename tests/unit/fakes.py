@@ -17,6 +17,7 @@ import io
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from backend.domain.appointments import Appointment, AppointmentFilter, AppointmentStatus
 from backend.domain.clients import Client
@@ -31,7 +32,7 @@ from backend.domain.identity import (
     SessionInfo,
     User,
 )
-from backend.domain.lifecycle import ArchiveContents, ArchivedUser, ArchiveSummary
+from backend.domain.lifecycle import ArchiveContents, ArchivedUser, ArchiveSummary, UnverifiedSignup
 from backend.domain.media import Media, MediaFilter
 from backend.domain.tenants import (
     SchemaDowngrade,
@@ -189,6 +190,31 @@ class FakeMediaRepository:
     def hard_delete(self, media_ids) -> int:
         return sum(self.rows.pop(media_id, None) is not None for media_id in media_ids)
 
+    def oldest_deleted_at(self) -> datetime | None:
+        return min((m.deleted_at for m in self.rows.values() if m.deleted_at is not None), default=None)
+
+
+class FakeMediaTrash:
+    """One tenant's note in the registry's scheduled work (`FakeScheduledWork.media_trash`)."""
+
+    def __init__(self, schedule: FakeScheduledWork, tenant_id: uuid.UUID) -> None:
+        self._schedule = schedule
+        self._tenant_id = tenant_id
+        self.locks = 0
+
+    def trashed(self, at: datetime) -> None:
+        current = self._schedule.media_trash.get(self._tenant_id)
+        self._schedule.media_trash[self._tenant_id] = at if current is None else min(current, at)
+
+    def lock(self) -> None:
+        self.locks += 1
+
+    def settle(self, oldest: datetime | None) -> None:
+        if oldest is None:
+            self._schedule.media_trash.pop(self._tenant_id, None)
+        else:
+            self._schedule.media_trash[self._tenant_id] = oldest
+
 
 def _state(store) -> dict:
     # Public attributes hold the data; `_`-prefixed ones are links to other stores.
@@ -241,14 +267,20 @@ class FakeClientLogins:
 
 
 class FakeTenantUnitOfWork(_FakeUnitOfWork):
-    _stores = ("audit", "clients", "appointments", "media", "client_logins")
+    """`schedule`: the registry's scheduled work the tenant's trash notes go to (shared with
+    a FakeRetentionUnitOfWork to follow a retention run); its own when not given."""
 
-    def __init__(self) -> None:
+    _stores = ("audit", "clients", "appointments", "media", "client_logins", "_schedule")
+
+    def __init__(self, tenant_id: uuid.UUID | None = None, schedule: FakeScheduledWork | None = None) -> None:
         super().__init__()
+        self.tenant_id = tenant_id or uuid.uuid4()
         self.clients = FakeClientRepository()
         self.appointments = FakeAppointmentRepository()
         self.media = FakeMediaRepository()
         self.client_logins = FakeClientLogins()
+        self._schedule = schedule if schedule is not None else FakeScheduledWork()
+        self.media_trash = FakeMediaTrash(self._schedule, self.tenant_id)
 
 
 _NOT_MIGRATABLE = (TenantStatus.PROVISIONING, TenantStatus.DELETED)
@@ -711,8 +743,9 @@ class FakeRegistryUnitOfWork(_FakeUnitOfWork):
 
 
 class FakeDeletionRepository:
-    def __init__(self, tenants: FakeTenantRepository) -> None:
+    def __init__(self, tenants: FakeTenantRepository, memberships: FakeMembershipRepository) -> None:
         self._tenants = tenants
+        self._memberships = memberships
         self.scheduled: dict[uuid.UUID, TenantStatus] = {}  # tenant -> status before
 
     def lock(self, tenant_id) -> bool:
@@ -736,7 +769,9 @@ class FakeDeletionRepository:
         return 0
 
     def remove_members(self, tenant_id) -> tuple[int, int]:
-        return 0, 0
+        gone = [r for r in self._memberships.rows if r[1] == tenant_id]
+        self._memberships.rows = [r for r in self._memberships.rows if r[1] != tenant_id]
+        return len(gone), 0
 
     def tombstone(self, tenant_id, now: datetime) -> None:
         self._tenants.rows[tenant_id] = replace(
@@ -749,7 +784,86 @@ class FakeDeletionUnitOfWork(FakeRegistryUnitOfWork):
 
     def __init__(self) -> None:
         super().__init__()
-        self.deletion = FakeDeletionRepository(self.tenants)
+        self.deletion = FakeDeletionRepository(self.tenants, self.memberships)
+
+
+class FakeScheduledWork:
+    """The registry's due work: tenants' trash notes, and the unverified users it would find
+    (from the user and membership repositories it is given)."""
+
+    def __init__(self, tenants=None, users=None, memberships=None) -> None:
+        self.media_trash: dict[uuid.UUID, datetime] = {}
+        self._tenants, self._users, self._memberships = tenants, users, memberships
+        self.reads = 0
+
+    def media_due(self, trashed_before: datetime) -> list[Tenant]:
+        self.reads += 1
+        due = sorted(
+            (since, tenant_id) for tenant_id, since in self.media_trash.items() if since < trashed_before
+        )
+        with_schema = (TenantStatus.ACTIVE, TenantStatus.DISABLED, TenantStatus.DELETION_SCHEDULED)
+        found = [self._tenants.rows.get(tenant_id) for _, tenant_id in due]
+        return [t for t in found if t is not None and t.status in with_schema]
+
+    def unverified_signups(self, created_before: datetime) -> list[UnverifiedSignup]:
+        self.reads += 1
+        found = []
+        for user in self._users.rows.values():
+            if (
+                user.verified_at is not None
+                or user.password_hash is None
+                or user.created_at >= created_before
+            ):
+                continue
+            # Rows are (user, tenant, role, client), whatever the tenant's status (the SQL's join).
+            mine = [r for r in self._memberships.rows if r[0] == user.id]
+            shared = any(
+                role is not Role.WORKER
+                or any(o[1] == tenant_id and o[0] != user.id for o in self._memberships.rows)
+                for _, tenant_id, role, _ in mine
+            )
+            found.append(UnverifiedSignup(user.id, tuple(r[1] for r in mine), shared))
+        return found
+
+    def remove_unverified_user(self, user_id: uuid.UUID) -> bool:
+        user = self._users.rows.get(user_id)
+        if (
+            user is None
+            or user.verified_at is not None
+            or any(r[0] == user_id for r in self._memberships.rows)
+        ):
+            return False
+        del self._users.rows[user_id]
+        return True
+
+
+class FakeRetentionRepository:
+    def __init__(self) -> None:
+        self.audit_times: list[datetime] = []
+
+    def audit_events_before(self, cutoff: datetime) -> int:
+        return sum(t < cutoff for t in self.audit_times)
+
+    def delete_audit_events_before(self, cutoff: datetime) -> int:
+        before = len(self.audit_times)
+        self.audit_times = [t for t in self.audit_times if t >= cutoff]
+        return before - len(self.audit_times)
+
+
+class FakeRetentionUnitOfWork(FakeDeletionUnitOfWork):
+    """The registry with its deletion, retention and scheduled-work repositories: one object
+    serves as the deletion and the retention unit of work of a run."""
+
+    _stores = (*FakeDeletionUnitOfWork._stores, "retention", "scheduled")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.retention = FakeRetentionRepository()
+        self.scheduled = FakeScheduledWork(self.tenants, self.users, self.memberships)
+
+    def tenant_uow(self, tenant_id: uuid.UUID) -> FakeTenantUnitOfWork:
+        """A tenant unit of work whose trash notes land in this registry."""
+        return FakeTenantUnitOfWork(tenant_id, self.scheduled)
 
 
 class FakeMediaStorage:
@@ -869,3 +983,16 @@ class FakeJobQueue:
             self.locks.add(queueing_lock)
         self.jobs.append((task_name, queue, arguments))
         return len(self.jobs)
+
+
+class FakeExportFiles:
+    """Operator archives by path with their age: `{path: modified}`."""
+
+    def __init__(self) -> None:
+        self.files: dict[Path, datetime] = {}
+
+    def older_than(self, cutoff: datetime) -> list[Path]:
+        return sorted(path for path, modified in self.files.items() if modified < cutoff)
+
+    def remove(self, path: Path) -> bool:
+        return self.files.pop(path, None) is not None

@@ -89,3 +89,28 @@ def test_records_do_not_look_up_what_no_line_shows():
         "backend.test", logging.INFO, "f", 1, "m", None, None
     )
     assert record.thread is None and record.process is None and record.processName is None
+
+
+def test_job_queue_lines_drop_the_arguments_of_procrastinates_own_job_context():
+    """The fields procrastinate really logs (Job.log_context() of the pinned version: in 3.x the
+    arguments are `task_kwargs`), not a hand-made dict: a new key there would leak an address."""
+    from procrastinate.jobs import Job
+
+    job = Job(id=9, queue="mail", lock=None, queueing_lock=None, task_name="send_notice",
+              task_kwargs={"to": "ann@example.com", "subject": "s", "body": "b"})  # fmt: skip
+    stream = io.StringIO()
+    logger = logging.getLogger("procrastinate.worker")
+    handler = core_logging.json_handler(stream)
+    logger.addHandler(handler)
+    logger.propagate = False
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info(f"Job {job.call_string} ended", extra={"job": job.log_context()})
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+        logger.setLevel(level)
+    line = json.loads(stream.getvalue())
+    assert "ann@example.com" not in stream.getvalue(), line
+    assert line["job"]["id"] == 9 and line["job"]["task_name"] == "send_notice"

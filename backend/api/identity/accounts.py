@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import after_this_request, g, request
+from flask import g, request
 
 from backend.api.auth import forget_access, request_id
 from backend.api.context import registry_uow, runtime
@@ -28,7 +28,6 @@ from backend.api.identity.schemas import (
     VerifySchema,
 )
 from backend.domain.identity import Role
-from backend.infrastructure.mail import mailer_for
 from backend.service import identity as service
 from backend.service.identity import closing, emails
 
@@ -37,29 +36,6 @@ blueprint = Blueprint("account", __name__, url_prefix="/api/v1", description="Pa
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-class _AfterResponseMailer:
-    """The Mailer port, delivering once the response is sent: how long the mail takes never
-    shows in the answer (the reset request answers alike for known and unknown emails).
-    It wraps whatever mailer the settings name, so a queued mailer slots in unchanged."""
-
-    def __init__(self, mailer) -> None:
-        self._mailer = mailer
-        self._outbox: list[dict] = []
-
-        @after_this_request
-        def deliver(response):
-            if self._outbox:
-                response.call_on_close(self._flush)
-            return response
-
-    def send(self, *, to: str, subject: str, body: str) -> None:
-        self._outbox.append({"to": to, "subject": subject, "body": body})
-
-    def _flush(self) -> None:
-        for message in self._outbox:
-            service.send_mail(self._mailer, **message)
 
 
 @blueprint.route("/auth/password/forgot", methods=["POST"])
@@ -72,16 +48,7 @@ def forgot_password(body):
     """Mail a password-reset link (same answer whether the account exists or not)
 
     Also how the owner of a workspace provisioned by an operator sets a first password."""
-    settings = runtime().settings
-    service.request_password_reset(
-        email=body["email"],
-        now=_now(),
-        reset_ttl_s=settings.password_reset_ttl_s,
-        app_url=settings.app_url,
-        uow=registry_uow(),
-        mailer=_AfterResponseMailer(mailer_for(settings)),
-        request_id=request_id(),
-    )
+    service.request_password_reset_mail(email=body["email"], jobs=runtime().jobs, request_id=request_id())
     return None
 
 
@@ -148,9 +115,8 @@ def change_email(body):
         new_email=body["new_email"],
         now=_now(),
         ttl_s=settings.verification_ttl_s,
-        app_url=settings.app_url,
         uow=registry_uow(),
-        mailer=mailer_for(settings),
+        jobs=runtime().jobs,
         request_id=request_id(),
     )
     return None
@@ -170,7 +136,7 @@ def confirm_email(body):
         token=body["token"],
         now=_now(),
         uow=registry_uow(),
-        mailer=mailer_for(runtime().settings),
+        jobs=runtime().jobs,
         request_id=request_id(),
     )
     forget_access(user_id=user.id)
@@ -196,7 +162,7 @@ def delete_my_account(body):
         workspace_name=access.tenant_name,
         now=_now(),
         uow=registry_uow(),
-        mailer=mailer_for(runtime().settings),
+        jobs=runtime().jobs,
         request_id=request_id(),
     )
     forget_access(user_id=access.user_id)

@@ -31,7 +31,6 @@ from backend.api.identity.schemas import (
 from backend.domain.access import mfa_enrolment_due
 from backend.domain.errors import Unauthenticated
 from backend.domain.identity import MfaChallenge, Role
-from backend.infrastructure.mail import mailer_for
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service import identity as service
 
@@ -68,11 +67,8 @@ def signup(body):
     result = service.signup(
         **body,
         trial_days=settings.trial_days,
-        verification_ttl_s=settings.verification_ttl_s,
-        app_url=settings.app_url,
         now=_now(),
         uow=_claiming_uow(),
-        mailer=mailer_for(settings),
         jobs=runtime().jobs,
         spare_target=settings.spare_schemas,
         request_id=request_id(),
@@ -240,19 +236,16 @@ def me():
 @blueprint.doc(operationId="inviteClient")
 def invite_client(client_id):
     """Invite a client to log in"""
-    settings = runtime().settings
     access = g.access
     return service.invite_client(
         tenant_id=access.tenant_id,
         schema_name=access.tenant_schema,
-        workspace_name=access.tenant_name,
         client_id=client_id,
         inviter_id=access.user_id,
         now=_now(),
-        invitation_ttl_s=settings.invitation_ttl_s,
-        app_url=settings.app_url,
+        invitation_ttl_s=runtime().settings.invitation_ttl_s,
         uow=registry_uow(),
-        mailer=mailer_for(settings),
+        jobs=runtime().jobs,
         request_id=request_id(),
     )
 

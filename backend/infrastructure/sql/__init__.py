@@ -9,6 +9,7 @@ from backend.infrastructure.sql import (  # noqa: F401
     clients,
     identity,
     media,
+    scheduled,
     spares,
     tenants,
 )

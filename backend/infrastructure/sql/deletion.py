@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from backend.domain.lifecycle import tombstone_slug
 from backend.domain.tenants import TenantStatus
 from backend.infrastructure.sql.identity import memberships, one_time_tokens, refresh_tokens, users
+from backend.infrastructure.sql.scheduled import SqlScheduledWorkRepository
 from backend.infrastructure.sql.tenants import tenants
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 
@@ -101,6 +102,8 @@ class SqlDeletionRepository:
                 last_migration_error=None,
             )
         )
+        # Its schema is gone: nothing of it is due for the retention run any more.
+        SqlScheduledWorkRepository(self._connection).forget(tenant_id)
 
 
 class SqlDeletionUnitOfWork(SqlRegistryUnitOfWork):

@@ -164,6 +164,10 @@ class SqlMediaRepository:
             select(func.count()).select_from(media).where(*_deleted_before(cutoff))
         ).scalar_one()
 
+    def oldest_deleted_at(self):
+        """When the oldest soft-deleted item still in the trash was deleted (None: empty)."""
+        return self._connection.execute(select(func.min(media.c.deleted_at))).scalar_one()
+
     def hard_delete(self, media_ids: list[uuid.UUID]) -> int:
         """Remove rows for good; only soft-deleted ones, so a live item is never lost."""
         if not media_ids:

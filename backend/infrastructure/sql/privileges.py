@@ -174,9 +174,9 @@ def _enqueue_grants(runtime: sql.Identifier) -> list[sql.Composed]:
         sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(JOBS, runtime),
         sql.SQL("GRANT INSERT ON {}, {} TO {}").format(JOBS_TABLE, JOB_EVENTS_TABLE, runtime),
         # The defer function's INSERT ... RETURNING id reads the new job's id, nothing more.
-        # /metrics counts jobs by queue and status and ages the oldest waiting one: columns
-        # without the jobs' arguments (they name people).
-        sql.SQL("GRANT SELECT (id, queue_name, status, scheduled_at) ON {} TO {}").format(
+        # /metrics counts jobs by queue, task and status and ages the oldest waiting one and
+        # the longest running: columns without the jobs' arguments (they name people).
+        sql.SQL("GRANT SELECT (id, queue_name, task_name, status, scheduled_at) ON {} TO {}").format(
             JOBS_TABLE, runtime
         ),
         sql.SQL("GRANT SELECT (job_id, type, at) ON {} TO {}").format(JOB_EVENTS_TABLE, runtime),

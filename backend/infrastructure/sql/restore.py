@@ -16,17 +16,19 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import exists, insert, select, update
+from psycopg import sql
+from sqlalchemy import exists, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from backend.core.db import distributes_schemas
-from backend.core.tenancy import validate_schema_name
+from backend.core.tenancy import schema_identifier, validate_schema_name
 from backend.domain.lifecycle import ArchivedUser
 from backend.domain.tenants import Tenant
 from backend.infrastructure import migrations
 from backend.infrastructure.archives import ArchiveError
 from backend.infrastructure.pg_tools import find_tools, restore_script
 from backend.infrastructure.sql.identity import users
+from backend.infrastructure.sql.scheduled import SqlMediaTrash
 from backend.infrastructure.sql.tenants import tenants
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 
@@ -109,6 +111,19 @@ class SqlRestoreRepository:
                 self._run_script(cursor, lines, rename, target)
         finally:
             cursor.close()
+        self._note_trash(schema_name)
+
+    def _note_trash(self, schema_name: str) -> None:
+        """Soft-deleted media came back with the schema: the registry notes them, so the
+        retention run finds this tenant (backend/infrastructure/sql/scheduled.py)."""
+        media_table = sql.SQL("{}.media").format(schema_identifier(schema_name))
+        found = self._connection.execute(text("SELECT to_regclass(:t)"), {"t": media_table.as_string(None)})
+        if found.scalar() is None:  # an archive from before the media table
+            return
+        statement = sql.SQL("SELECT min(deleted_at) FROM {}").format(media_table).as_string(None)
+        oldest = self._connection.exec_driver_sql(statement).scalar()
+        if oldest is not None:
+            SqlMediaTrash(self._connection, schema_name).trashed(oldest)
 
     def _run_script(self, cursor, lines: Iterator[bytes], rename: re.Pattern, target: bytes) -> None:
         pending: list[bytes] = []

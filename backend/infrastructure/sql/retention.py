@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from backend.infrastructure.sql.audit import audit_events
+from backend.infrastructure.sql.scheduled import SqlScheduledWorkRepository
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 
 
@@ -32,3 +33,4 @@ class SqlRetentionUnitOfWork(SqlRegistryUnitOfWork):
     def _bind(self, connection: Connection) -> None:
         super()._bind(connection)
         self.retention = SqlRetentionRepository(connection)
+        self.scheduled = SqlScheduledWorkRepository(connection)

@@ -26,6 +26,7 @@ from backend.infrastructure.sql.identity import (
 )
 from backend.infrastructure.sql.media import SqlMediaRepository
 from backend.infrastructure.sql.mfa import SqlMfaRepository
+from backend.infrastructure.sql.scheduled import SqlMediaTrash
 from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.infrastructure.sql.tenants import SqlTenantRepository
 
@@ -148,3 +149,7 @@ class SqlTenantUnitOfWork(_SqlUnitOfWork):
     @property
     def client_logins(self) -> SqlClientLogins:
         return SqlClientLogins(self.scope.connection, self.schema_name)
+
+    @property
+    def media_trash(self) -> SqlMediaTrash:
+        return SqlMediaTrash(self.scope.connection, self.schema_name)

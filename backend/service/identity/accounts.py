@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -20,11 +21,14 @@ from backend.domain.identity import (
     workspace_slug_from_name,
 )
 from backend.domain.tenants import Tenant, validate_slug, validate_workspace_name
-from backend.service.identity.common import new_secret, public, send, token_digest
+from backend.service.identity.common import MAIL_QUEUE, new_secret, public, send, token_digest
 from backend.service.ports import JobQueue, Mailer, RegistryUnitOfWork
 from backend.service.tenants import provision_tenant, request_spare_refill
 
+log = logging.getLogger(__name__)
+
 VERIFY_PATH = "/verify-email"
+RESEND_VERIFICATION_TASK = "resend_verification"  # mails a fresh link to an unverified account
 GENERATED_SLUG_ATTEMPTS = 3
 
 
@@ -42,19 +46,17 @@ def signup(
     workspace_name: str,
     workspace_slug: str | None,
     trial_days: int,
-    verification_ttl_s: int,
-    app_url: str,
     now: datetime,
     uow: RegistryUnitOfWork,
-    mailer: Mailer,
     jobs: JobQueue,
     spare_target: int,
     request_id: str | None = None,
 ) -> SignupResult:
     """Creates an unverified worker owning a new workspace on trial (all or nothing), then
-    mails the verification link. The workspace is a spare claimed from the pool: signup never
-    builds a schema (it runs as the runtime role). No spare ready: `Unavailable` (503
-    `tenant_unavailable` + Retry-After), nothing written, and the worker is asked for a
+    asks the worker to mail the verification link (the `resend_verification` task: the token
+    is drawn there, delivery is retried there). The workspace is a spare claimed from the pool:
+    signup never builds a schema (it runs as the runtime role). No spare ready: `Unavailable`
+    (503 `tenant_unavailable` + Retry-After), nothing written, and the worker is asked for a
     refill; the client signs up again after Retry-After. A claim that leaves fewer than
     `spare_target` ready asks for a refill too; asking never fails the signup."""
     email = normalize_email(email)
@@ -83,7 +85,6 @@ def signup(
     with uow:
         user = uow.users.by_email(email)
         ready_left = uow.schemas.ready_spares()
-        value = _issue_verification(uow, user, tenant.id, now, verification_ttl_s)
         uow.audit.record(
             events.SIGNUP,
             tenant_id=tenant.id,
@@ -96,8 +97,18 @@ def signup(
         uow.commit()
     if ready_left < spare_target:
         request_spare_refill(jobs=jobs)
-    _send_verification(mailer, user.email, value, app_url)
+    _request_verification_mail(jobs, user.email, request_id)
     return SignupResult(user=public(user), tenant=tenant)
+
+
+def _request_verification_mail(jobs: JobQueue, email: str, request_id: str | None) -> None:
+    """After the commit: a job for a rolled-back signup would mail a link to nobody. Never
+    raises: a queue that cannot be written to (or a crash between the two) leaves an unverified
+    account whose owner asks for a resend; the signup stands (a warning in the log)."""
+    try:
+        jobs.enqueue(RESEND_VERIFICATION_TASK, queue=MAIL_QUEUE, email=email, request_id=request_id)
+    except Exception as error:  # noqa: BLE001 - whatever the queue's failure, the signup stands
+        log.warning("verification mail not enqueued: %s", type(error).__name__)
 
 
 def _provision_workspace(
@@ -209,10 +220,6 @@ def _mark_verified(
     return User(user.id, user.email, user.name, now, user.created_at)
 
 
-RESEND_VERIFICATION_TASK = "resend_verification"
-MAIL_QUEUE = "mail"
-
-
 def request_verification_resend(*, email: str, jobs: JobQueue, request_id: str | None = None) -> None:
     """Asks the worker to mail a fresh link (`resend_verification` runs there). The request does
     the same thing for every address, known, verified or not: one enqueue, no lookup, so
@@ -231,12 +238,15 @@ def resend_verification(
     request_id: str | None = None,
 ) -> None:
     """Mails a fresh verification link to an unverified user; nothing for anyone else.
-    Runs in the worker (request_verification_resend enqueues it)."""
+    Runs in the worker (signup and request_verification_resend enqueue it); a retried
+    attempt draws a new link, which supersedes the previous one."""
     with uow:
         user = uow.users.by_email(email.strip())
         if user is None or user.verified_at is not None:
             return
-        value = _issue_verification(uow, user, None, now, verification_ttl_s)
+        # The link verifies the owner of a workspace: its verification is that workspace's event.
+        owned = [m.tenant_id for m in uow.memberships.for_user(user.id) if m.role is Role.WORKER]
+        value = _issue_verification(uow, user, owned[0] if owned else None, now, verification_ttl_s)
         uow.audit.record(
             events.VERIFICATION_SENT,
             actor_user_id=user.id,

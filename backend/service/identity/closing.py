@@ -13,8 +13,8 @@ from backend.core.passwords import verify_account_password
 from backend.domain import audit as events
 from backend.domain.errors import Forbidden, Unauthenticated
 from backend.domain.identity import Role
-from backend.service.identity.common import send
-from backend.service.ports import Mailer, RegistryUnitOfWork
+from backend.service.identity.common import queue_notice
+from backend.service.ports import JobQueue, RegistryUnitOfWork
 
 
 def delete_own_client_account(
@@ -26,7 +26,7 @@ def delete_own_client_account(
     workspace_name: str,
     now: datetime,
     uow: RegistryUnitOfWork,
-    mailer: Mailer,
+    jobs: JobQueue,
     request_id: str | None = None,
 ) -> bool:
     """Returns True when the whole account went (no other workspace), False when only this
@@ -60,5 +60,5 @@ def delete_own_client_account(
         "your retention rules. Delete the record yourself if you no longer need it.\n"
     )
     for to in workers:
-        send(mailer, to=to, subject="A client closed their login", body=body)
+        queue_notice(jobs, to=to, subject="A client closed their login", body=body, request_id=request_id)
     return whole

@@ -8,7 +8,7 @@ import secrets
 
 from backend.domain.errors import Unavailable
 from backend.domain.identity import User
-from backend.service.ports import Mailer
+from backend.service.ports import JobQueue, Mailer
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,19 @@ def send(mailer: Mailer, *, to: str, subject: str, body: str) -> None:
         mailer.send(to=to, subject=subject, body=body)
     except Unavailable:
         log.warning("mail not delivered", extra={"subject": subject})
+
+
+# Mail goes through the job queue (docs/jobs.md): the request enqueues, the worker delivers
+# and retries. A job carries no secret: a mail with a link is enqueued as "mail X a link",
+# and the worker draws the token (only its digest is ever stored), so the queue's rows never
+# hold a live link.
+MAIL_QUEUE = "mail"
+SEND_NOTICE_TASK = "send_notice"
+
+
+def queue_notice(jobs: JobQueue, *, to: str, subject: str, body: str, request_id: str | None = None) -> None:
+    """Enqueues a plain notice (no link, no secret) for the worker to deliver (`send_notice`)."""
+    jobs.enqueue(SEND_NOTICE_TASK, queue=MAIL_QUEUE, to=to, subject=subject, body=body, request_id=request_id)
 
 
 def public(user: User) -> User:

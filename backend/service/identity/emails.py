@@ -12,10 +12,11 @@ from backend.core.passwords import verify_account_password
 from backend.domain import audit as events
 from backend.domain.errors import Conflict, Forbidden, Invalid, Unauthenticated
 from backend.domain.identity import OneTimeTokenKind, Role, User, normalize_email
-from backend.service.identity.common import new_secret, public, send, token_digest
-from backend.service.ports import Mailer, RegistryUnitOfWork
+from backend.service.identity.common import MAIL_QUEUE, new_secret, public, queue_notice, send, token_digest
+from backend.service.ports import JobQueue, Mailer, RegistryUnitOfWork
 
 CONFIRM_PATH = "/confirm-email"
+EMAIL_CHANGE_TASK = "mail_email_change"
 
 
 def request_email_change(
@@ -27,11 +28,12 @@ def request_email_change(
     new_email: str,
     now: datetime,
     ttl_s: int,
-    app_url: str,
     uow: RegistryUnitOfWork,
-    mailer: Mailer,
+    jobs: JobQueue,
     request_id: str | None = None,
 ) -> None:
+    """Checks the password and the new address, then asks the worker to mail the new address
+    its confirmation link (`mail_email_change`) and the old one a notice."""
     new_email = normalize_email(new_email)
     with uow:
         user = uow.users.get(user_id, for_update=True)
@@ -43,15 +45,6 @@ def request_email_change(
             raise Invalid({"new_email": ["this is already your email address"]})
         if uow.users.id_by_email(new_email) is not None:
             raise Conflict("email_taken")
-        uow.one_time_tokens.expire_outstanding(OneTimeTokenKind.EMAIL_CHANGE, at=now, user_id=user_id)
-        value, digest = new_secret()
-        uow.one_time_tokens.add(
-            kind=OneTimeTokenKind.EMAIL_CHANGE,
-            token_hash=digest,
-            expires_at=now + timedelta(seconds=ttl_s),
-            user_id=user_id,
-            email=new_email,
-        )
         uow.audit.record(
             events.EMAIL_CHANGE_REQUESTED,
             tenant_id=tenant_id,
@@ -62,6 +55,54 @@ def request_email_change(
             request_id=request_id,
         )
         uow.commit()
+    expires_at = now + timedelta(seconds=ttl_s)
+    jobs.enqueue(
+        EMAIL_CHANGE_TASK,
+        queue=MAIL_QUEUE,
+        user_id=str(user_id),
+        new_email=new_email,
+        expires_at=expires_at.isoformat(),
+        request_id=request_id,
+    )
+    queue_notice(
+        jobs,
+        to=user.email,
+        subject="A change of your email address was requested",
+        body=(
+            "Someone signed in to your account asked to change its email address. It changes only "
+            "once the new address is confirmed. If this was not you, change your password now.\n"
+        ),
+        request_id=request_id,
+    )
+
+
+def mail_email_change(
+    *,
+    user_id: uuid.UUID,
+    new_email: str,
+    expires_at: datetime,
+    now: datetime,
+    app_url: str,
+    uow: RegistryUnitOfWork,
+    mailer: Mailer,
+) -> bool:
+    """Draws the confirmation token and mails the link to the new address (in the worker); a
+    request whose user went or whose address was taken meanwhile is dropped (False). A newer
+    request, or a retried attempt, supersedes the earlier link."""
+    with uow:
+        user = uow.users.get(user_id, for_update=True)
+        if user is None or expires_at <= now or uow.users.id_by_email(new_email) is not None:
+            return False
+        uow.one_time_tokens.expire_outstanding(OneTimeTokenKind.EMAIL_CHANGE, at=now, user_id=user_id)
+        value, digest = new_secret()
+        uow.one_time_tokens.add(
+            kind=OneTimeTokenKind.EMAIL_CHANGE,
+            token_hash=digest,
+            expires_at=expires_at,
+            user_id=user_id,
+            email=new_email,
+        )
+        uow.commit()
     link = f"{app_url}{CONFIRM_PATH}?token={value}"
     send(
         mailer,
@@ -69,19 +110,11 @@ def request_email_change(
         subject="Confirm your new email address",
         body=f"Confirm that this is the new email address of your account:\n\n{link}\n",
     )
-    send(
-        mailer,
-        to=user.email,
-        subject="A change of your email address was requested",
-        body=(
-            "Someone signed in to your account asked to change its email address. It changes only "
-            "once the new address is confirmed. If this was not you, change your password now.\n"
-        ),
-    )
+    return True
 
 
 def confirm_email_change(
-    *, token: str, now: datetime, uow: RegistryUnitOfWork, mailer: Mailer, request_id: str | None = None
+    *, token: str, now: datetime, uow: RegistryUnitOfWork, jobs: JobQueue, request_id: str | None = None
 ) -> User:
     with uow:
         record = uow.one_time_tokens.lock_by_hash(OneTimeTokenKind.EMAIL_CHANGE, token_digest(token))
@@ -107,13 +140,14 @@ def confirm_email_change(
                 request_id=request_id,
             )
         uow.commit()
-    send(
-        mailer,
+    queue_notice(
+        jobs,
         to=old_email,
         subject="Your email address was changed",
         body=(
             "The email address of your account was changed; this address no longer signs in. "
             "If this was not you, contact the workspace's support at once.\n"
         ),
+        request_id=request_id,
     )
     return public(User(user.id, record.email, user.name, user.verified_at or now, user.created_at))

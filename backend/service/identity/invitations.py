@@ -11,10 +11,11 @@ from backend.domain import audit as events
 from backend.domain.errors import Conflict, Invalid, NotFound, Unauthenticated
 from backend.domain.identity import OneTimeTokenKind, Role, User, validate_password, validate_person_name
 from backend.domain.tenants import Tenant, TenantStatus
-from backend.service.identity.common import new_secret, public, send, token_digest
-from backend.service.ports import Mailer, RegistryUnitOfWork
+from backend.service.identity.common import MAIL_QUEUE, new_secret, public, send, token_digest
+from backend.service.ports import JobQueue, Mailer, RegistryUnitOfWork
 
 INVITATION_PATH = "/accept-invitation"
+INVITATION_TASK = "mail_invitation"
 
 
 @dataclass(frozen=True)
@@ -28,18 +29,17 @@ def invite_client(
     *,
     tenant_id: uuid.UUID,
     schema_name: str,
-    workspace_name: str,
     client_id: uuid.UUID,
     inviter_id: uuid.UUID,
     now: datetime,
     invitation_ttl_s: int,
-    app_url: str,
     uow: RegistryUnitOfWork,
-    mailer: Mailer,
+    jobs: JobQueue,
     request_id: str | None = None,
 ) -> Invitation:
-    """Mails one of the workspace's clients a single-use link to create their login; a new
-    invitation supersedes the client's earlier ones."""
+    """Asks the worker to mail one of the workspace's clients a single-use link to create their
+    login (`mail_invitation` runs there); a new invitation supersedes the client's earlier ones.
+    Nothing here depends on whether the invited address already has an account elsewhere."""
     with uow:
         contact = uow.client_directory.contact(schema_name, client_id)
         if contact is None:
@@ -48,19 +48,7 @@ def invite_client(
             raise Invalid({"email": ["the client has no email address"]})
         if uow.memberships.client_is_linked(tenant_id, client_id):
             raise Conflict("already_member", "this client already has a login")
-        uow.one_time_tokens.expire_outstanding(
-            OneTimeTokenKind.INVITATION, at=now, tenant_id=tenant_id, client_id=client_id
-        )
-        value, digest = new_secret()
         expires_at = now + timedelta(seconds=invitation_ttl_s)
-        uow.one_time_tokens.add(
-            kind=OneTimeTokenKind.INVITATION,
-            token_hash=digest,
-            expires_at=expires_at,
-            tenant_id=tenant_id,
-            client_id=client_id,
-            email=contact.email,
-        )
         uow.audit.record(
             events.INVITATION_SENT,
             tenant_id=tenant_id,
@@ -71,10 +59,56 @@ def invite_client(
             request_id=request_id,
         )
         uow.commit()
-    link = f"{app_url}{INVITATION_PATH}?token={value}"
-    body = f"{workspace_name} invites you to see your appointments and files:\n\n{link}\n"
-    send(mailer, to=contact.email, subject=f"Invitation from {workspace_name}", body=body)
+    jobs.enqueue(
+        INVITATION_TASK,
+        queue=MAIL_QUEUE,
+        tenant_id=str(tenant_id),
+        client_id=str(client_id),
+        expires_at=expires_at.isoformat(),
+        request_id=request_id,
+    )
     return Invitation(client_id=client_id, email=contact.email, expires_at=expires_at)
+
+
+def mail_invitation(
+    *,
+    tenant_id: uuid.UUID,
+    client_id: uuid.UUID,
+    expires_at: datetime,
+    now: datetime,
+    app_url: str,
+    uow: RegistryUnitOfWork,
+    mailer: Mailer,
+) -> bool:
+    """Draws the invitation's token and mails the link (in the worker). The client's record is
+    read again: an invitation whose client went, lost its email, got a login meanwhile, or
+    whose workspace is being deleted, is dropped (False). A retried attempt draws a new link."""
+    with uow:
+        tenant = uow.tenants.get(tenant_id)
+        if tenant is None or tenant.status in (TenantStatus.DELETED, TenantStatus.DELETION_SCHEDULED):
+            return False
+        contact = uow.client_directory.contact(tenant.schema_name, client_id)
+        if contact is None or not contact.email or uow.memberships.client_is_linked(tenant_id, client_id):
+            return False
+        if expires_at <= now:
+            return False
+        uow.one_time_tokens.expire_outstanding(
+            OneTimeTokenKind.INVITATION, at=now, tenant_id=tenant_id, client_id=client_id
+        )
+        value, digest = new_secret()
+        uow.one_time_tokens.add(
+            kind=OneTimeTokenKind.INVITATION,
+            token_hash=digest,
+            expires_at=expires_at,
+            tenant_id=tenant_id,
+            client_id=client_id,
+            email=contact.email,
+        )
+        uow.commit()
+    link = f"{app_url}{INVITATION_PATH}?token={value}"
+    body = f"{tenant.name} invites you to see your appointments and files:\n\n{link}\n"
+    send(mailer, to=contact.email, subject=f"Invitation from {tenant.name}", body=body)
+    return True
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Passwords: the forgotten-password reset (also how a CLI-provisioned owner sets a first
 password) and the change of a known password.
 
-Reset request: the same answer and the same database work whatever the email (a token is
-drawn and an audit row written on both paths); mail goes through the Mailer port, which the
-API hands over after the response is sent, so delivery time never shows in the answer.
+Reset request: the API only enqueues (`request_password_reset_mail`), the same one INSERT
+whatever the email, so neither the answer nor its time tells whether an account exists; the
+worker looks the address up, draws the token and mails it (`request_password_reset`, also
+the operator's `tenants send-password-reset`).
 The mailed token is single use, short lived, stored as its SHA-256 and bound to the address
 it was sent to: once the email changes, an outstanding link stops working.
 """
@@ -17,10 +18,17 @@ from backend.core.passwords import hash_password, verify_account_password
 from backend.domain import audit as events
 from backend.domain.errors import Forbidden, Unauthenticated
 from backend.domain.identity import OneTimeTokenKind, Role, User, validate_password
-from backend.service.identity.common import new_secret, public, send, token_digest
-from backend.service.ports import Mailer, RegistryUnitOfWork
+from backend.service.identity.common import MAIL_QUEUE, new_secret, public, send, token_digest
+from backend.service.ports import JobQueue, Mailer, RegistryUnitOfWork
 
 RESET_PATH = "/reset-password"
+PASSWORD_RESET_TASK = "password_reset_mail"
+
+
+def request_password_reset_mail(*, email: str, jobs: JobQueue, request_id: str | None = None) -> None:
+    """Asks the worker to mail a reset link (`request_password_reset` runs there): one enqueue
+    for every address, no lookup in the request."""
+    jobs.enqueue(PASSWORD_RESET_TASK, queue=MAIL_QUEUE, email=email.strip(), request_id=request_id)
 
 
 def request_password_reset(
@@ -33,8 +41,8 @@ def request_password_reset(
     mailer: Mailer,
     request_id: str | None = None,
 ) -> bool:
-    """Mails a reset link when the account exists. The API answers the same for anyone; the
-    result (whether an account was found) is for the operator's command only."""
+    """Mails a reset link when the account exists (in the worker, or the operator's command);
+    the result (whether an account was found) is for the operator's command only."""
     value, digest = new_secret()  # drawn on both paths: the same work
     with uow:
         user = uow.users.by_email(email.strip())

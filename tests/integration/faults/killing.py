@@ -131,9 +131,19 @@ def kill_when_blocked(settings, engine: Engine, table: str, mode: str, *args: st
     """Run `tenants <args>`, SIGKILL it (and any worker process it forked: its own process
     group) once it waits behind our lock on `table`, then let go and wait until its backend
     is gone."""
+    return kill_command_when_blocked(settings, engine, table, mode, cli_command(*args))
+
+
+def worker_command(*args: str) -> list[str]:
+    """The job worker, without its schedule: it runs the jobs the test deferred, nothing else."""
+    return [str(BIN / "flask"), "--app", "backend", "worker", "--no-schedule", *args]
+
+
+def kill_command_when_blocked(settings, engine: Engine, table: str, mode: str, command: list[str]) -> Killed:
+    """`kill_when_blocked` for any of the application's commands (the job worker too)."""
     with held_lock(engine, table, mode) as holder:
         process = subprocess.Popen(
-            cli_command(*args),
+            command,
             env=cli_env(settings),
             cwd=PROJECT_ROOT,
             stdout=subprocess.PIPE,

@@ -34,8 +34,28 @@ def unique(prefix: str = "id") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+# Mail leaves through the worker (docs/jobs.md): reading a mailbox first runs the queued jobs,
+# as a running worker would have by then. Set for each test by `_worker_delivers_mail`.
+_deliver: list = []
+
+
+def deliver_queued_mail() -> None:
+    """Run the queued jobs now (the mail the requests so far asked for)."""
+    for run in _deliver:
+        run()
+
+
+@pytest.fixture(autouse=True)
+def _worker_delivers_mail(run_jobs):
+    _deliver.append(run_jobs)
+    yield
+    _deliver.clear()
+
+
 def mailed_token(mail_dir: Path, to: str) -> str:
-    """The token in the newest message sent to `to` (file mail backend)."""
+    """The token in the newest message sent to `to` (file mail backend), once the worker
+    delivered the queued mail."""
+    deliver_queued_mail()
     messages = []
     for path in sorted(mail_dir.glob("*.eml")):
         message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())

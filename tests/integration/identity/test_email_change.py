@@ -11,12 +11,14 @@ from tests.integration.identity.conftest import (
     PASSWORD,
     add_client_record,
     bearer,
+    deliver_queued_mail,
     mailed_token,
     mark_verified,
 )
 
 
 def mails_to(mail_dir, to: str) -> list[str]:
+    deliver_queued_mail()
     found = []
     for path in sorted(mail_dir.glob("*.eml")):
         message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())

@@ -12,7 +12,13 @@ from backend.api.identity import routes as identity_routes
 from backend.infrastructure.sql.identity import memberships, users
 from backend.infrastructure.sql.tenants import tenants
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
-from tests.integration.identity.conftest import PASSWORD, mailed_token, signup_body, unique
+from tests.integration.identity.conftest import (
+    PASSWORD,
+    deliver_queued_mail,
+    mailed_token,
+    signup_body,
+    unique,
+)
 from tests.owner import owner_engine
 
 
@@ -140,6 +146,7 @@ def test_signup_is_all_or_nothing_when_provisioning_fails(client, runtime, monke
     assert tenants_with_slug(runtime, body["workspace_slug"]) == []
     # The claimed spare is back in the pool: the claim is undone with the rest.
     assert tenant_schema_count(runtime) == schemas_before and ready_spares() == spares_before
+    deliver_queued_mail()
     assert not any(body["email"] in p.read_text() for p in mail_dir.glob("*.eml"))
 
     monkeypatch.undo()  # the same signup then simply works: nothing was left behind

@@ -270,3 +270,26 @@ def test_a_malformed_server_major_is_refused(app, workspace, archive_path, tmp_p
     with_manifest(archive_path, odd, server_major="eighteen")
     result = run(app, "restore", "--file", str(odd), "--slug", f"odd-{ws.tenant.slug}")
     assert result.exit_code == 1 and "server_major" in result.output
+
+
+def test_a_restored_copy_with_soft_deleted_media_is_noted_for_the_retention_run(
+    app, client, runtime, owner, make_tenant, worker_token, archive_path
+):
+    """The restore brings the trash back with the schema: the registry notes it, or the retention
+    run (which opens only noted tenants) would never purge those media."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.integration.lifecycle_data.test_retention import media_items
+    from tests.integration.lifecycle_data.test_scheduled_work import trash_note
+
+    tenant = make_tenant()
+    deleted_at = datetime.now(UTC) - timedelta(days=3)
+    media_items(client, runtime, tenant, worker_token(tenant), [deleted_at, None])
+    assert run(app, "export", "--slug", tenant.slug, "--out", str(archive_path)).exit_code == 0
+    result = run(app, "restore", "--file", str(archive_path), "--slug", f"trash-{tenant.slug}")
+    assert result.exit_code == 0, result.output
+    with owner.connect() as connection:
+        copy_id = connection.execute(
+            select(tenants.c.id).where(tenants.c.slug == f"trash-{tenant.slug}")
+        ).scalar_one()
+    assert trash_note(owner, copy_id) == deleted_at

@@ -21,7 +21,8 @@ from tests.owner import owner_engine
 
 def media_items(client, runtime, tenant, headers, deleted_ats) -> list[str]:
     """Media uploaded through the API (row and file), then soft-deleted at the given instants
-    through the media repository (None: left live); their ids."""
+    through the media repository, noted in the registry's scheduled work as the media service
+    does (None: left live); their ids."""
     person = client.post(f"{API}/clients", json={"name": "C"}, headers=headers)
     assert person.status_code == 201, person.json
     ids = []
@@ -32,6 +33,7 @@ def media_items(client, runtime, tenant, headers, deleted_ats) -> list[str]:
         if deleted_at is not None:
             with SqlTenantUnitOfWork(owner_engine(), tenant.schema_name) as uow:
                 assert uow.media.soft_delete(uuid.UUID(ids[-1]), deleted_at)
+                uow.media_trash.trashed(deleted_at)
                 uow.commit()
     return ids
 

@@ -134,10 +134,46 @@ def test_job_queue_depth_failures_and_waiting_time(runtime):
             )
         counts = fleet.counts()
         assert counts.jobs[(queue, "todo")] == 1 and counts.jobs[(queue, "failed")] == 1
+        assert counts.failed_by_task["no_such_task"] >= 1
         # The API's role counts jobs but never reads their arguments (they name people).
         denied = pytest.raises(ProgrammingError, match="permission denied")
         with runtime.engine.connect() as connection, denied:
             connection.execute(text("SELECT args FROM jobs.procrastinate_jobs"))
+    finally:
+        with owner_engine().begin() as connection:
+            connection.execute(
+                text("DELETE FROM jobs.procrastinate_jobs WHERE queue_name = :q"), {"q": queue}
+            )
+
+
+def test_failed_and_hanging_jobs_by_task(runtime):
+    """A failing task and a task whose attempt runs on (or whose worker died) show by name."""
+    from sqlalchemy import text
+
+    fleet = FleetCollector(runtime.engine, ttl_s=0)
+    queue, task = "metrics-by-task", "metrics_probe_task"
+    failed = runtime.jobs.enqueue(task, queue=queue)
+    hanging = runtime.jobs.enqueue(task, queue=queue)
+    try:
+        with owner_engine().begin() as connection:
+            connection.execute(
+                text("UPDATE jobs.procrastinate_jobs SET status = 'failed' WHERE id = :id"), {"id": failed}
+            )
+            connection.execute(
+                text("UPDATE jobs.procrastinate_jobs SET status = 'doing' WHERE id = :id"), {"id": hanging}
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO jobs.procrastinate_events (job_id, type, at)"
+                    " VALUES (:id, 'started', now() - interval '90 seconds')"
+                ),
+                {"id": hanging},
+            )
+        counts = fleet.counts()
+        assert counts.failed_by_task[task] == 1
+        assert counts.longest_running_s[task] >= 90
+        names = {family.name: family for family in fleet.collect()}
+        assert [s.value for s in names["saas_jobs_failed"].samples if s.labels["task"] == task] == [1]
     finally:
         with owner_engine().begin() as connection:
             connection.execute(

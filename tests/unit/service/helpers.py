@@ -70,3 +70,51 @@ def link_token(message: dict) -> str:
 
 def events(uow, name: str) -> list[dict]:
     return [fields for event, fields in uow.audit.events if event == name]
+
+
+def deliver(uow, jobs, mailer, now=NOW) -> None:
+    """Runs the queued mail jobs as the worker does (backend/cli/tasks/mail.py): the request's
+    half only enqueued them; this half re-checks, draws any link and mails."""
+    from backend.service.identity import accounts, emails, invitations, passwords
+    from backend.service.identity.common import SEND_NOTICE_TASK, send
+
+    for task, queue, arguments in jobs.jobs:
+        assert queue == "mail", task
+        if task == SEND_NOTICE_TASK:
+            send(mailer, to=arguments["to"], subject=arguments["subject"], body=arguments["body"])
+        elif task == emails.EMAIL_CHANGE_TASK:
+            emails.mail_email_change(
+                user_id=uuid.UUID(arguments["user_id"]),
+                new_email=arguments["new_email"],
+                expires_at=datetime.fromisoformat(arguments["expires_at"]),
+                now=now,
+                app_url=APP_URL,
+                uow=uow,
+                mailer=mailer,
+            )
+        elif task == invitations.INVITATION_TASK:
+            invitations.mail_invitation(
+                tenant_id=uuid.UUID(arguments["tenant_id"]),
+                client_id=uuid.UUID(arguments["client_id"]),
+                expires_at=datetime.fromisoformat(arguments["expires_at"]),
+                now=now,
+                app_url=APP_URL,
+                uow=uow,
+                mailer=mailer,
+            )
+        elif task == passwords.PASSWORD_RESET_TASK:
+            passwords.request_password_reset(
+                email=arguments["email"], now=now, reset_ttl_s=900, app_url=APP_URL, uow=uow, mailer=mailer
+            )
+        elif task == accounts.RESEND_VERIFICATION_TASK:
+            accounts.resend_verification(
+                email=arguments["email"],
+                now=now,
+                verification_ttl_s=3600,
+                app_url=APP_URL,
+                uow=uow,
+                mailer=mailer,
+            )
+        else:  # pragma: no cover - a new mail task gets its line here
+            raise AssertionError(f"no worker half for {task}")
+    jobs.jobs.clear()

@@ -1,6 +1,7 @@
 """Signup and email verification on in-memory units of work (tests/unit/fakes.py): the
-workspace and the unverified owner together, the link mailed after the commit, single-use
-and expiring tokens, a generated slug that avoids a taken one."""
+workspace and the unverified owner together, the mail enqueued after the commit (the worker
+draws the link and mails it), single-use and expiring tokens, a generated slug that avoids a
+taken one."""
 
 from __future__ import annotations
 
@@ -28,21 +29,55 @@ def with_spares(count: int = 5) -> FakeRegistryUnitOfWork:
 
 
 def signup(uow, mailer, email="Ada@Example.com", slug=None, workspace="Acme Studio", jobs=None, target=0):
-    return accounts.signup(
+    """Signs up, then runs the queued verification mail as the worker would (other jobs stay)."""
+    jobs = jobs if jobs is not None else FakeJobQueue()
+    result = accounts.signup(
         email=email,
         password="correct horse battery",
         name="Ada",
         workspace_name=workspace,
         workspace_slug=slug,
         trial_days=14,
-        verification_ttl_s=TTL,
-        app_url="https://app.example",
         now=NOW,
         uow=uow,
-        mailer=mailer,
-        jobs=jobs if jobs is not None else FakeJobQueue(),
+        jobs=jobs,
         spare_target=target,
     )
+    run_mail_jobs(jobs, uow, mailer)
+    return result
+
+
+def run_mail_jobs(jobs, uow, mailer) -> None:
+    mail = [job for job in jobs.jobs if job[1] == "mail"]
+    jobs.jobs[:] = [job for job in jobs.jobs if job[1] != "mail"]
+    for task, _, arguments in mail:
+        assert task == accounts.RESEND_VERIFICATION_TASK
+        accounts.resend_verification(
+            email=arguments["email"],
+            now=NOW,
+            verification_ttl_s=TTL,
+            app_url="https://app.example",
+            uow=uow,
+            mailer=mailer,
+        )
+
+
+def test_signup_enqueues_the_verification_mail_after_the_commit_and_sends_nothing_itself():
+    uow, jobs = with_spares(), FakeJobQueue()
+    accounts.signup(
+        email="ada@example.com",
+        password="correct horse battery",
+        name="Ada",
+        workspace_name="Acme",
+        workspace_slug=None,
+        trial_days=14,
+        now=NOW,
+        uow=uow,
+        jobs=jobs,
+        spare_target=0,
+    )
+    assert jobs.jobs == [("resend_verification", "mail", {"email": "ada@example.com", "request_id": None})]
+    assert uow.one_time_tokens.rows == {}, "no token in the request: the worker draws it"
 
 
 def mailed_token(mailer) -> str:
@@ -56,7 +91,7 @@ def test_signup_makes_an_unverified_owner_and_mails_a_link_that_verifies_once():
     assert result.user.email == "Ada@Example.com" and result.user.verified_at is None  # kept as typed
     assert result.user.password_hash is None, "the hash never leaves the service"
     assert result.tenant.slug == "acme-studio"
-    assert uow.audit.names() == ["tenant.provisioned", "auth.signup"]
+    assert uow.audit.names() == ["tenant.provisioned", "auth.signup", "auth.verification_sent"]
     assert [m["to"] for m in mailer.sent] == ["Ada@Example.com"]
     token = mailed_token(mailer)
     verified = accounts.verify_email(token=token, now=NOW + timedelta(minutes=5), uow=uow)
@@ -96,7 +131,7 @@ def test_an_email_already_registered_is_refused_and_nothing_is_mailed():
 
 
 def test_a_weak_password_is_refused_before_anything_is_written():
-    uow, mailer = with_spares(), FakeMailer()
+    uow, jobs = with_spares(), FakeJobQueue()
     with pytest.raises(Invalid):
         accounts.signup(
             email="ada@example.com",
@@ -105,15 +140,12 @@ def test_a_weak_password_is_refused_before_anything_is_written():
             workspace_name="Acme",
             workspace_slug=None,
             trial_days=14,
-            verification_ttl_s=TTL,
-            app_url="https://app.example",
             now=NOW,
             uow=uow,
-            mailer=mailer,
-            jobs=FakeJobQueue(),
+            jobs=jobs,
             spare_target=5,
         )
-    assert uow.commits == 0 and mailer.sent == [] and uow.users.rows == {}
+    assert uow.commits == 0 and jobs.jobs == [] and uow.users.rows == {}
 
 
 def test_a_link_for_an_address_verified_another_way_is_already_verified():
@@ -177,11 +209,11 @@ def test_a_resend_for_an_unknown_or_verified_address_does_nothing():
     uow, mailer = with_spares(), FakeMailer()
     signup(uow, mailer)
     accounts.verify_email(token=mailed_token(mailer), now=NOW, uow=uow)
-    commits = uow.commits
+    commits, events = uow.commits, uow.audit.names()
     resend(uow, mailer)
     resend(uow, mailer, email="nobody@example.com")
     assert len(mailer.sent) == 1 and uow.commits == commits
-    assert "auth.verification_sent" not in uow.audit.names()
+    assert uow.audit.names() == events, "nothing more recorded (the signup's own mail was one)"
 
 
 def test_asking_for_a_resend_only_enqueues_the_same_job_for_any_address():

@@ -15,11 +15,12 @@ import pytest
 from backend.domain.errors import Conflict, Forbidden, Invalid, Unauthenticated
 from backend.domain.identity import OneTimeTokenKind, Role
 from backend.service.identity import closing, emails, passwords
-from tests.unit.fakes import FakeMailer, FakeRegistryUnitOfWork
+from tests.unit.fakes import FakeJobQueue, FakeMailer, FakeRegistryUnitOfWork
 from tests.unit.service.helpers import (
     APP_URL,
     NOW,
     PASSWORD,
+    deliver,
     events,
     join,
     link_token,
@@ -39,7 +40,9 @@ def uow():
 
 
 def ask(uow, new_email="new@example.com", password=PASSWORD, mailer=None, now=NOW):
+    """The request (checks, audit, enqueue), then the queued mail as the worker sends it."""
     mailer = mailer if mailer is not None else FakeMailer()
+    jobs = FakeJobQueue()
     emails.request_email_change(
         user_id=owner_id(uow),
         tenant_id=uow.tenants.get_by_slug("acme").id,
@@ -48,18 +51,19 @@ def ask(uow, new_email="new@example.com", password=PASSWORD, mailer=None, now=NO
         new_email=new_email,
         now=now,
         ttl_s=TTL,
-        app_url=APP_URL,
         uow=uow,
-        mailer=mailer,
+        jobs=jobs,
         request_id="r1",
     )
+    deliver(uow, jobs, mailer, now)
     return mailer
 
 
 def confirm(uow, token, now=NOW, mailer=None):
-    return emails.confirm_email_change(
-        token=token, now=now, uow=uow, mailer=mailer if mailer is not None else FakeMailer()
-    )
+    jobs = FakeJobQueue()
+    user = emails.confirm_email_change(token=token, now=now, uow=uow, jobs=jobs)
+    deliver(uow, jobs, mailer if mailer is not None else FakeMailer(), now)
+    return user
 
 
 def test_a_request_mails_a_link_to_the_new_address_and_warns_the_old_one(uow):
@@ -171,7 +175,8 @@ def client_login(uow):
 
 
 def close(uow, tenant, user_id, client_id, password=PASSWORD, mailer=None):
-    return closing.delete_own_client_account(
+    jobs = FakeJobQueue()
+    whole = closing.delete_own_client_account(
         user_id=user_id,
         tenant_id=tenant.id,
         client_id=client_id,
@@ -179,9 +184,11 @@ def close(uow, tenant, user_id, client_id, password=PASSWORD, mailer=None):
         workspace_name="Acme",
         now=NOW,
         uow=uow,
-        mailer=mailer if mailer is not None else FakeMailer(),
+        jobs=jobs,
         request_id="r2",
     )
+    deliver(uow, jobs, mailer if mailer is not None else FakeMailer())
+    return whole
 
 
 def test_a_client_of_one_workspace_closes_the_whole_account_and_the_workers_are_told(uow, client_login):
@@ -239,8 +246,7 @@ def test_a_request_from_a_user_deleted_meanwhile_is_unauthenticated(uow):
             new_email="new@example.com",
             now=NOW,
             ttl_s=TTL,
-            app_url=APP_URL,
             uow=uow,
-            mailer=FakeMailer(),
+            jobs=FakeJobQueue(),
         )
     assert gone.value.code == "invalid_token"

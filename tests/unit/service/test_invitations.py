@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -18,7 +18,7 @@ from backend.domain.identity import ClientContact, OneTimeTokenKind, Role
 from backend.domain.tenants import TenantStatus
 from backend.service.identity import invitations
 from backend.service.identity.common import token_digest
-from tests.unit.fakes import FakeMailer, FakeRegistryUnitOfWork
+from tests.unit.fakes import FakeJobQueue, FakeMailer, FakeRegistryUnitOfWork
 from tests.unit.service.helpers import APP_URL, NOW, PASSWORD, events, link_token, owner_id, person, workspace
 
 TTL = 7 * 24 * 3600
@@ -39,19 +39,32 @@ def a_client(uow, tenant, email="ada@example.com", name="Ada"):
 
 
 def invite(uow, tenant, client, mailer=None, now=NOW):
-    return invitations.invite_client(
+    """The request's half (checks, audit, one enqueue), then the queued job as the worker runs
+    it (draws the link, mails it)."""
+    jobs = FakeJobQueue()
+    sent = invitations.invite_client(
         tenant_id=tenant.id,
         schema_name=tenant.schema_name,
-        workspace_name="Acme",
         client_id=client.id,
         inviter_id=owner_id(uow),
         now=now,
         invitation_ttl_s=TTL,
-        app_url=APP_URL,
         uow=uow,
-        mailer=mailer if mailer is not None else FakeMailer(),
+        jobs=jobs,
         request_id="req-1",
     )
+    for task, queue, arguments in jobs.jobs:
+        assert (task, queue) == (invitations.INVITATION_TASK, "mail")
+        invitations.mail_invitation(
+            tenant_id=uuid.UUID(arguments["tenant_id"]),
+            client_id=uuid.UUID(arguments["client_id"]),
+            expires_at=datetime.fromisoformat(arguments["expires_at"]),
+            now=now,
+            app_url=APP_URL,
+            uow=uow,
+            mailer=mailer if mailer is not None else FakeMailer(),
+        )
+    return sent
 
 
 def invited(uow, tenant, client, now=NOW) -> str:
