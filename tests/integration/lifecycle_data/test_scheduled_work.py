@@ -206,8 +206,9 @@ def signed_up(client, owner, *, days_ago: int, verified: bool = False):
 
 
 def test_unverified_signups_past_retention_lose_user_workspace_schema_and_role(
-    client, runtime, run_jobs, settings
+    client, runtime, run_jobs, settings, ready_workspaces
 ):
+    ready_workspaces(4)  # signup claims workspaces the worker built
     owner = owner_engine()
     days = settings.unverified_retention_days
     stale_user, stale = signed_up(client, owner, days_ago=days + 1)
