@@ -8,7 +8,7 @@ due from one index, without opening any tenant schema (docs/data-lifecycle.md).
   The retention is applied at read time, so a changed MEDIA_RETENTION_DAYS needs no rewrite.
 - Due deletions come from `tenants.deletion_due_at`, unverified signups from
   `users.created_at` where `verified_at IS NULL`: both with a partial index (revision
-  0009_scheduled_work).
+  0010_scheduled_work).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """shared: a workspace can require a second factor of its workers
 
-Revision ID: 0010_workspace_mfa_policy
+Revision ID: 0008_workspace_mfa_policy
 Revises: 0007_accounts
 Create Date: 2026-12-05
 
@@ -16,7 +16,7 @@ Create Date: 2026-12-05
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_workspace_mfa_policy"
+revision = "0008_workspace_mfa_policy"
 down_revision = "0007_accounts"
 branch_labels = None
 depends_on = None

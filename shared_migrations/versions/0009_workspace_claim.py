@@ -1,11 +1,8 @@
 """shared: the claim of a spare workspace, callable by the runtime role
 
-Revision ID: 0008_workspace_claim
-Revises: 0010_workspace_mfa_policy
+Revision ID: 0009_workspace_claim
+Revises: 0008_workspace_mfa_policy
 Create Date: 2026-12-05
-
-(Written on 0007_accounts; chained after main's head, 0010_workspace_mfa_policy, when rebased
-on it: one head. Nothing in it depends on 0010.)
 
 The API connects as the runtime role only (issue 14): it cannot create schemas, roles or
 grants, and may only read `shared.spare_schemas`. Signup takes a pre-built workspace through
@@ -29,8 +26,8 @@ before; a rollback puts the row, hence the spare, back.
 
 from alembic import op
 
-revision = "0008_workspace_claim"
-down_revision = "0010_workspace_mfa_policy"
+revision = "0009_workspace_claim"
+down_revision = "0008_workspace_mfa_policy"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """shared: scheduled work, so that periodic runs open only the tenants with something due
 
-Revision ID: 0009_scheduled_work
-Revises: 0008_workspace_claim
+Revision ID: 0010_scheduled_work
+Revises: 0009_workspace_claim
 Create Date: 2026-12-05
 
 - scheduled_work: one row per tenant whose trash holds soft-deleted media, with the deletion
@@ -19,8 +19,8 @@ and leaves a row only where soft-deleted media remain.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_scheduled_work"
-down_revision = "0008_workspace_claim"
+revision = "0010_scheduled_work"
+down_revision = "0009_workspace_claim"
 branch_labels = None
 depends_on = None
 
