@@ -176,9 +176,12 @@ def _enqueue_grants(runtime: sql.Identifier) -> list[sql.Composed]:
         # The defer function's INSERT ... RETURNING id reads the new job's id, nothing more.
         # /metrics counts jobs by queue, task and status and ages the oldest waiting one and
         # the longest running: columns without the jobs' arguments (they name people).
-        sql.SQL("GRANT SELECT (id, queue_name, task_name, status, scheduled_at) ON {} TO {}").format(
-            JOBS_TABLE, runtime
-        ),
+        # `queueing_lock` too: PostgreSQL names a unique index's conflicting key only to a role
+        # that may read its columns, and procrastinate reads that key to tell "a job with this
+        # queueing lock already waits" (AlreadyEnqueued) from any other failure.
+        sql.SQL(
+            "GRANT SELECT (id, queue_name, task_name, status, scheduled_at, queueing_lock) ON {} TO {}"
+        ).format(JOBS_TABLE, runtime),
         sql.SQL("GRANT SELECT (job_id, type, at) ON {} TO {}").format(JOB_EVENTS_TABLE, runtime),
         sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(JOBS, runtime),
     ]
