@@ -66,8 +66,12 @@ def test_the_app_talks_to_the_coordinator_only_and_never_reaches_a_worker(compos
         assert env["CITUS"] == "1"
         assert url_of(env["DATABASE_URL"]).hostname == "coordinator"
         assert url_of(env["DATABASE_URL"]).username == "saas_app"
-        assert url_of(env["MIGRATION_DATABASE_URL"]).username == "saas_owner"
         assert services[name]["networks"] == ["app"]
+    for name in ("migrate", "worker"):
+        assert url_of(environment(services[name])["MIGRATION_DATABASE_URL"]).username == "saas_owner"
+    # The API holds the runtime role only, on a cluster too: neither the owner's URL nor its password.
+    api = environment(services["api"])
+    assert "MIGRATION_DATABASE_URL" not in api and "OWNER_DB_PASSWORD" not in str(api)
     for name in ("worker1", "worker2"):
         assert set(services[name]["networks"]) == {"cluster"}
     assert set(services["coordinator"]["networks"]) == {"cluster", "app"}
