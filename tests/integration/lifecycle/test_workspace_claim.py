@@ -311,8 +311,13 @@ def test_a_refill_asked_for_while_one_waits_is_that_one_not_a_failure(runtime, n
     """The API enqueues as the runtime role: a second refill under the queueing lock is
     procrastinate's AlreadyEnqueued (the waiting job will do the work), which it can only tell
     from other failures when PostgreSQL shows the role the conflicting key."""
-    first = runtime.jobs.enqueue(REFILL_SPARES_TASK, queue=PROVISIONING_QUEUE, queueing_lock=REFILL_SPARES_TASK)
-    again = runtime.jobs.enqueue(REFILL_SPARES_TASK, queue=PROVISIONING_QUEUE, queueing_lock=REFILL_SPARES_TASK)
+
+    def enqueue() -> int | None:
+        return runtime.jobs.enqueue(
+            REFILL_SPARES_TASK, queue=PROVISIONING_QUEUE, queueing_lock=REFILL_SPARES_TASK
+        )
+
+    first, again = enqueue(), enqueue()
     assert first is not None and again is None
     assert request_spare_refill(jobs=runtime.jobs)
     assert refill_jobs() == ["todo"]
