@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    bindparam,
     delete,
     exists,
     func,
@@ -583,16 +584,10 @@ def tenant_status(engine: Engine, tenant_id: uuid.UUID) -> TenantStatus | None:
     return TenantStatus(status) if status is not None else None
 
 
-def load_access(
-    engine: Engine,
-    user_id: uuid.UUID,
-    tenant_id: uuid.UUID,
-    session_id: uuid.UUID,
-) -> AccessRecord | None:
-    """One round trip: the membership of this user in this tenant, the tenant's state (and
-    whether its last migration failed), the user's verification and whether the token's
-    session is active: a refresh family of this user in this tenant with no revoked token
-    (logout, refresh-token reuse and client deletion revoke the whole family)."""
+def _access_query():
+    """load_access's statement, built once: a cache miss (a member's first request in a
+    process) pays for its execution, not for building and keying the statement again."""
+    user_id, tenant_id, session_id = bindparam("user_id"), bindparam("tenant_id"), bindparam("session_id")
     factor_on = exists().where(user_mfa.c.user_id == user_id, user_mfa.c.enabled_at.is_not(None))
     active = exists().where(
         refresh_tokens.c.family_id == session_id,
@@ -616,15 +611,32 @@ def load_access(
         tenants.c.mfa_required_for_workers,
         factor_on.label("mfa_enabled"),
     ]
-    query = (
+    return (
         select(*columns)
         .join(tenants, tenants.c.id == memberships.c.tenant_id)
         .join(users, users.c.id == memberships.c.user_id)
         .where(memberships.c.user_id == user_id, memberships.c.tenant_id == tenant_id)
     )
+
+
+_ACCESS_QUERY = _access_query()
+
+
+def load_access(
+    engine: Engine,
+    user_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    session_id: uuid.UUID,
+) -> AccessRecord | None:
+    """One round trip: the membership of this user in this tenant, the tenant's state (and
+    whether its last migration failed), the user's verification and whether the token's
+    session is active: a refresh family of this user in this tenant with no revoked token
+    (logout, refresh-token reuse and client deletion revoke the whole family)."""
     # Autocommit: one statement needs no BEGIN and ROLLBACK, two round trips fewer.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        row = connection.execute(query).first()
+        row = connection.execute(
+            _ACCESS_QUERY, {"user_id": user_id, "tenant_id": tenant_id, "session_id": session_id}
+        ).first()
     if row is None:
         return None
     return AccessRecord(
