@@ -10,7 +10,7 @@
 -- apply to the role.
 WITH api AS (SELECT oid, rolname FROM pg_catalog.pg_roles WHERE rolname = :'role'),
 granted AS (
-  SELECT 'role' AS kind, a.rolname AS object,
+  SELECT 'role' AS kind, a.rolname::text AS object,  -- text: the union's type (name would cut at 63)
          concat_ws(', ',
            CASE WHEN r.rolsuper THEN 'SUPERUSER' ELSE 'NOSUPERUSER' END,
            CASE WHEN r.rolcreaterole THEN 'CREATEROLE' ELSE 'NOCREATEROLE' END,
