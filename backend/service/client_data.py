@@ -11,22 +11,21 @@ membership: never another client's, never another tenant's (docs/data-lifecycle.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import BinaryIO
 
 from backend.domain import audit as events
 from backend.domain.errors import NotFound
 from backend.domain.identity import Principal, Role
 from backend.domain.lifecycle import ArchiveMember
 from backend.domain.tenants import TenantStatus
+from backend.service.exports import Progress, audited_stream, read_chunks, recorded
 from backend.service.ports import ArchiveWriter, ClientSnapshot, MediaStorage, RegistryUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -48,12 +47,6 @@ Times are ISO 8601 in UTC.
 
 
 SnapshotOpener = Callable[[str, uuid.UUID], AbstractContextManager[ClientSnapshot]]
-
-
-@dataclass
-class _Written:
-    files: list[dict] = field(default_factory=list)
-    bytes_out: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,59 +104,42 @@ def _stream(
     archive: ArchiveWriter,
     request_id: str | None,
 ) -> Iterator[bytes]:
-    written = _Written()
-    outcome, code = "failure", None
+    def record(outcome: str, metadata: dict) -> None:
+        with uow_factory() as uow:
+            uow.audit.record(
+                events.CLIENT_DATA_EXPORTED,
+                tenant_id=subject.tenant_id,
+                actor_user_id=viewer.user_id,
+                actor_role=Role.CLIENT.value,
+                target_type="client",
+                target_id=str(subject.client_id),
+                request_id=request_id,
+                outcome=outcome,
+                metadata=metadata,
+            )
+            uow.commit()
+
+    written = Progress()
     members = _members(subject, now, open_snapshot, storage, written)
-    try:
-        for data in archive.stream(members):
-            written.bytes_out += len(data)
-            yield data
-        outcome = "success"
-    except GeneratorExit:
-        outcome, code = "aborted", "client_disconnected"
-        raise
-    except Exception as error:
-        code = type(error).__name__
-        raise
-    finally:
-        members.close()  # ends the snapshot now, not when the generator is collected
-        metadata = {"count": len(written.files), "bytes": written.bytes_out}
-        if code:
-            metadata["code"] = code
-        try:
-            with uow_factory() as uow:
-                uow.audit.record(
-                    events.CLIENT_DATA_EXPORTED,
-                    tenant_id=subject.tenant_id,
-                    actor_user_id=viewer.user_id,
-                    actor_role=Role.CLIENT.value,
-                    target_type="client",
-                    target_id=str(subject.client_id),
-                    request_id=request_id,
-                    outcome=outcome,
-                    metadata=metadata,
-                )
-                uow.commit()
-        except Exception:  # the response is under way: keep its own error, log this one
-            log.exception("could not record client.data_exported")
+    return audited_stream(archive, members, written, record, event=events.CLIENT_DATA_EXPORTED)
 
 
 def _members(
-    subject: _Subject, now: datetime, open_snapshot: SnapshotOpener, storage: MediaStorage, written: _Written
+    subject: _Subject, now: datetime, open_snapshot: SnapshotOpener, storage: MediaStorage, written: Progress
 ) -> Generator[ArchiveMember, None, None]:
     readme = README.format(workspace=subject.workspace["name"] or subject.workspace["slug"]).encode()
-    yield ArchiveMember("README.txt", _recorded("README.txt", iter([readme]), written))
+    yield ArchiveMember("README.txt", recorded("README.txt", iter([readme]), written))
     with open_snapshot(subject.schema_name, subject.client_id) as snapshot:
         record = snapshot.client_record()
         if record is None:  # the worker deleted the record meanwhile: nothing is theirs any more
             raise NotFound()
         profile = {"account": subject.account, "workspace": subject.workspace, "client_record": record}
         body = json.dumps(profile, indent=2, default=str).encode()
-        yield ArchiveMember("profile.json", _recorded("profile.json", iter([body]), written))
+        yield ArchiveMember("profile.json", recorded("profile.json", iter([body]), written))
         yield ArchiveMember(
-            "appointments.csv", _recorded("appointments.csv", snapshot.appointments_csv(), written)
+            "appointments.csv", recorded("appointments.csv", snapshot.appointments_csv(), written)
         )
-        yield ArchiveMember("media.csv", _recorded("media.csv", snapshot.media_csv(), written))
+        yield ArchiveMember("media.csv", recorded("media.csv", snapshot.media_csv(), written))
         files = snapshot.media_files()
     for media_id, filename in files:
         try:
@@ -172,7 +148,7 @@ def _members(
             continue
         name = f"media/{media_id}/{_file_name(filename)}"
         with handle:
-            yield ArchiveMember(name, _recorded(name, _read(handle), written), compress=False)
+            yield ArchiveMember(name, recorded(name, read_chunks(handle), written), compress=False)
     manifest = {
         "format": MANIFEST_FORMAT,
         "format_version": MANIFEST_VERSION,
@@ -188,27 +164,3 @@ def _file_name(filename: str) -> str:
     """The display name as one path component (it is cleaned at upload; this is defence)."""
     name = PurePosixPath(filename.replace("\\", "/")).name.lstrip(".")
     return name or "file"
-
-
-def _read(handle: BinaryIO) -> Generator[bytes, None, None]:
-    while chunk := handle.read(READ_CHUNK):
-        yield chunk
-
-
-def _recorded(name: str, source: Iterator[bytes], written: _Written) -> Generator[bytes, None, None]:
-    """Passes `source` through and records the member's size, checksum and (for a CSV that
-    returns it) row count for the manifest."""
-    digest, size, rows = hashlib.sha256(), 0, None
-    while True:
-        try:
-            chunk = next(source)
-        except StopIteration as done:
-            rows = done.value
-            break
-        digest.update(chunk)
-        size += len(chunk)
-        yield chunk
-    facts = {"path": name, "bytes": size, "sha256": digest.hexdigest()}
-    if rows is not None:
-        facts["rows"] = rows
-    written.files.append(facts)

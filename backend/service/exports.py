@@ -37,7 +37,10 @@ READ_CHUNK = 256 * 1024
 
 
 @dataclass
-class _Progress:
+class Progress:
+    """What a streamed archive has written: its members' facts for the manifest, its size for
+    the audit event."""
+
     files: list[dict] = field(default_factory=list)
     bytes_out: int = 0
 
@@ -63,9 +66,29 @@ def export_workspace(
 
 
 def _stream(tenant, now, actor, uow_factory, open_snapshot, storage, archive) -> Iterator[bytes]:
-    progress = _Progress()
-    outcome, code = "failure", None
+    def record(outcome: str, metadata: dict) -> None:
+        with uow_factory() as uow:
+            record_tenant_event(
+                uow, "export.downloaded", tenant.id, actor, outcome=outcome, metadata=metadata
+            )
+            uow.commit()
+
+    progress = Progress()
     members = _members(tenant, now, open_snapshot, storage, progress)
+    return audited_stream(archive, members, progress, record, event="export.downloaded")
+
+
+def audited_stream(
+    archive: ArchiveWriter,
+    members: Generator[ArchiveMember, None, None],
+    progress: Progress,
+    record: Callable[[str, dict], None],
+    *,
+    event: str,
+) -> Iterator[bytes]:
+    """The archive's bytes; when the stream ends (written, failed, or abandoned by the
+    client), `record(outcome, metadata)` audits it with what was written."""
+    outcome, code = "failure", None
     try:
         for data in archive.stream(members):
             progress.bytes_out += len(data)
@@ -83,18 +106,12 @@ def _stream(tenant, now, actor, uow_factory, open_snapshot, storage, archive) ->
         if code:
             metadata["code"] = code
         try:
-            with uow_factory() as uow:
-                record_tenant_event(
-                    uow, "export.downloaded", tenant.id, actor, outcome=outcome, metadata=metadata
-                )
-                uow.commit()
+            record(outcome, metadata)
         except Exception:  # the response is under way: keep its own error, log this one
-            log.exception("could not record export.downloaded")
+            log.exception("could not record %s", event)
 
 
-def _members(
-    tenant, now, open_snapshot, storage, progress: _Progress
-) -> Generator[ArchiveMember, None, None]:
+def _members(tenant, now, open_snapshot, storage, progress: Progress) -> Generator[ArchiveMember, None, None]:
     """The zip's members in order, each pulled by the writer once the previous one is written:
     the README and the CSVW description, one CSV per table (all from one snapshot), the files
     of the media rows of that snapshot, then the manifest, built last from what was written."""
@@ -102,14 +119,14 @@ def _members(
         schema_version = snapshot.schema_version()
         tables = [export_format.plan_table(name, snapshot.columns(name)) for name in snapshot.tables()]
         readme = export_format.readme(slug=tenant.slug, exported_at=now, tables=tables)
-        yield ArchiveMember(export_format.README, _recorded(export_format.README, _once(readme), progress))
+        yield ArchiveMember(export_format.README, recorded(export_format.README, _once(readme), progress))
         metadata = export_format.csvw_metadata(tables)
         name = export_format.CSVW_METADATA
-        yield ArchiveMember(name, _recorded(name, _once(metadata), progress))
+        yield ArchiveMember(name, recorded(name, _once(metadata), progress))
         for table in tables:
             columns = [(column.source, column.name) for column in table.columns]
             rows = snapshot.copy_csv(table.name, columns)
-            yield ArchiveMember(table.path, _recorded(table.path, rows, progress))
+            yield ArchiveMember(table.path, recorded(table.path, rows, progress))
         media_files = snapshot.media_files()
     for media_id, content_type in media_files:
         try:
@@ -118,7 +135,7 @@ def _members(
             continue
         name = export_format.media_path(media_id, content_type)
         with handle:
-            yield ArchiveMember(name, _recorded(name, _read(handle), progress), compress=False)
+            yield ArchiveMember(name, recorded(name, read_chunks(handle), progress), compress=False)
     manifest = _manifest(tenant, schema_version, now, progress.files)
     yield ArchiveMember("manifest.json", [json.dumps(manifest, indent=2).encode()])
 
@@ -127,13 +144,13 @@ def _once(data: bytes) -> Generator[bytes, None, None]:
     yield data
 
 
-def _read(handle: BinaryIO) -> Generator[bytes, None, None]:
+def read_chunks(handle: BinaryIO) -> Generator[bytes, None, None]:
     while chunk := handle.read(READ_CHUNK):
         yield chunk
 
 
-def _recorded(
-    name: str, source: Generator[bytes, None, int | None], progress: _Progress
+def recorded(
+    name: str, source: Iterator[bytes] | Generator[bytes, None, int | None], progress: Progress
 ) -> Generator[bytes, None, None]:
     """Passes `source` through and, once it is exhausted, records the member's size and
     checksum (and the row count a table's COPY returns) for the manifest."""
