@@ -165,7 +165,21 @@ TARGETS = (
         {"tenants": 1000},
         " MiB",
     ),
-    Target("export", "throughput_over_copy", "export throughput / plain COPY", ">=", 0.5, {"rows": 1000000}),
+    Target(
+        "export",
+        "throughput_over_copy",
+        "export throughput / plain COPY",
+        ">=",
+        0.5,
+        {"rows": 1000000},
+        why_missed=(
+            "Instants are written as the API writes them (ISO 8601, issue 16) by `to_json` inside the"
+            " COPY: PostgreSQL's CPU per export is twice the plain COPY's (1.69 s / 0.85 s at"
+            " 1,000,000 rows), where it was about equal before; the Python side is unchanged. Not"
+            " yet tried: a cheaper conversion of the instants, or exporting them in PostgreSQL's"
+            " own text form with the format stated in the README (which issue 16 ruled out)."
+        ),
+    ),
     Target("export", "rss_growth_mib", "peak RSS growth of the server", "<", 64, {"rows": 1000000}, " MiB"),
     Target(
         "delete",
