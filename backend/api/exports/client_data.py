@@ -3,15 +3,13 @@ with the shared notes, their media. It has slots of its own, like the export's (
 holds a pooled connection while its rows are written), so clients downloading at once never
 take the worker's export slots."""
 
-from datetime import UTC, datetime
 from functools import partial
 
-from flask import Response, g, stream_with_context
-from werkzeug.exceptions import TooManyRequests
+from flask import g
 
 from backend.api.auth import request_id
 from backend.api.context import registry_uow, runtime
-from backend.api.exports.routes import BUSY_RETRY_AFTER_S, export_slots
+from backend.api.exports.routes import zip_download
 from backend.api.extension import Blueprint
 from backend.domain.identity import Role
 from backend.infrastructure.client_data import open_client_snapshot
@@ -40,12 +38,10 @@ ZIP_RESPONSE = {
 def download_my_data():
     """Download my own data (client): profile, appointments, media"""
     rt = runtime()
-    slots = export_slots("client_data")
-    if not slots.acquire(blocking=False):
-        raise TooManyRequests(retry_after=BUSY_RETRY_AFTER_S)
-    try:
-        now = datetime.now(UTC)
-        chunks = service.export_client_data(
+    return zip_download(
+        "client_data",
+        "my-data",
+        lambda now: service.export_client_data(
             viewer=g.principal,
             now=now,
             uow_factory=registry_uow,
@@ -53,20 +49,5 @@ def download_my_data():
             storage=LocalMediaStorage(rt.settings.media_dir),
             archive=ZipStream(timestamp=now),
             request_id=request_id(),
-        )
-        filename = f"{g.access.tenant_slug}-my-data-{now:%Y%m%dT%H%M%SZ}.zip"
-        response = Response(
-            stream_with_context(chunks),
-            status=200,
-            mimetype="application/zip",
-            headers={
-                "Content-Disposition": f'attachment; filename="{filename}"',
-                "Cache-Control": "no-store",
-                "X-Content-Type-Options": "nosniff",
-            },
-        )
-    except BaseException:
-        slots.release()
-        raise
-    response.call_on_close(slots.release)
-    return response
+        ),
+    )

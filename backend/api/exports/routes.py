@@ -1,13 +1,15 @@
 """The worker's export of the whole workspace, streamed as a zip."""
 
 import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 
-from flask import Response, current_app, g, request, stream_with_context
+from flask import Response, current_app, g, stream_with_context
 from flask.views import MethodView
 from werkzeug.exceptions import TooManyRequests
 
+from backend.api.auth import request_id
 from backend.api.context import registry_uow, runtime
 from backend.api.extension import Blueprint
 from backend.domain.identity import Role
@@ -45,6 +47,33 @@ def export_slots(pool: str = "workspace") -> threading.BoundedSemaphore:
     return slots
 
 
+def zip_download(pool: str, name: str, chunks_at: Callable[[datetime], Iterator[bytes]]) -> Response:
+    """The zip `chunks_at(now)` streams, sent while it holds one of `pool`'s slots (429 with
+    Retry-After when none is free); the slot is released when the server closes the response:
+    finished, failed or abandoned."""
+    slots = export_slots(pool)
+    if not slots.acquire(blocking=False):
+        raise TooManyRequests(retry_after=BUSY_RETRY_AFTER_S)
+    try:
+        now = datetime.now(UTC)
+        filename = f"{g.access.tenant_slug}-{name}-{now:%Y%m%dT%H%M%SZ}.zip"
+        response = Response(
+            stream_with_context(chunks_at(now)),
+            status=200,
+            mimetype="application/zip",
+            headers={
+                "Content-Disposition": f'attachment; filename="{filename}"',
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+    except BaseException:
+        slots.release()
+        raise
+    response.call_on_close(slots.release)
+    return response
+
+
 @blueprint.route("")
 class Export(MethodView):
     @blueprint.protected(Role.WORKER, read_only_ok=True, deletion_ok=True)
@@ -54,17 +83,11 @@ class Export(MethodView):
     def get(self):
         """Download the whole workspace"""
         rt = runtime()
-        slots = export_slots()
-        if not slots.acquire(blocking=False):
-            raise TooManyRequests(retry_after=BUSY_RETRY_AFTER_S)
-        try:
-            now = datetime.now(UTC)
-            actor = Actor(
-                user_id=g.principal.user_id,
-                role=g.principal.role.value,
-                request_id=g.get("request_id") or request.headers.get("X-Request-ID"),
-            )
-            chunks = service.export_workspace(
+        actor = Actor(user_id=g.principal.user_id, role=g.principal.role.value, request_id=request_id())
+        return zip_download(
+            "workspace",
+            "export",
+            lambda now: service.export_workspace(
                 tenant_id=g.principal.tenant_id,
                 now=now,
                 actor=actor,
@@ -72,21 +95,5 @@ class Export(MethodView):
                 open_snapshot=partial(open_snapshot, rt.engine, timeout_s=rt.settings.export_timeout_s),
                 storage=LocalMediaStorage(rt.settings.media_dir),
                 archive=ZipStream(timestamp=now),
-            )
-            filename = f"{g.access.tenant_slug}-export-{now:%Y%m%dT%H%M%SZ}.zip"
-            response = Response(
-                stream_with_context(chunks),
-                status=200,
-                mimetype="application/zip",
-                headers={
-                    "Content-Disposition": f'attachment; filename="{filename}"',
-                    "Cache-Control": "no-store",
-                    "X-Content-Type-Options": "nosniff",
-                },
-            )
-        except BaseException:
-            slots.release()
-            raise
-        # Released when the server closes the response: finished, failed or abandoned.
-        response.call_on_close(slots.release)
-        return response
+            ),
+        )

@@ -2,10 +2,10 @@
 
 from datetime import UTC, datetime
 
-from flask import g, request
+from flask import g
 from flask.views import MethodView
 
-from backend.api.auth import forget_access
+from backend.api.auth import forget_access, request_id
 from backend.api.context import runtime
 from backend.api.extension import Blueprint
 from backend.api.tenant.schemas import DeletionRequestSchema, DeletionScheduledSchema
@@ -21,7 +21,7 @@ def _actor() -> Actor:
     return Actor(
         user_id=g.principal.user_id,
         role=g.principal.role.value,
-        request_id=g.get("request_id") or request.headers.get("X-Request-ID"),
+        request_id=request_id(),
     )
 
 
