@@ -139,20 +139,31 @@ def compose_command() -> list[str] | None:
     return None
 
 
-def test_docker_compose_accepts_the_file(tmp_path):
-    command = compose_command()
-    if command is None:
-        pytest.skip("neither docker-compose nor the docker compose plugin is installed")
+def env_example_with_secrets() -> str:
+    """.env.example with a value for every secret it leaves empty."""
     filled = []
     for line in ENV_EXAMPLE.read_text().splitlines():
         key, sep, value = line.partition("=")
         if sep and not line.startswith("#") and SECRET_NAME.search(key) and not value:
             value = "'{\"keys\": []}'" if key == "JWT_PRIVATE_KEYS" else f"test-{key.lower()}"
         filled.append(f"{key}{sep}{value}")
+    return "\n".join(filled) + "\n"
+
+
+def compose_config(compose_file: Path, env_text: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """`docker compose config` of the file with `env_text` as its .env; skips where Compose is
+    not installed."""
+    command = compose_command()
+    if command is None:
+        pytest.skip("neither docker-compose nor the docker compose plugin is installed")
     env_file = tmp_path / "env"
-    env_file.write_text("\n".join(filled) + "\n")
-    base = [*command, "--env-file", str(env_file), "-f", str(COMPOSE)]
-    valid = subprocess.run([*base, "config"], capture_output=True, text=True, check=False)
+    env_file.write_text(env_text)
+    base = [*command, "--env-file", str(env_file), "-f", str(compose_file)]
+    return subprocess.run([*base, "config"], capture_output=True, text=True, check=False)
+
+
+def test_docker_compose_accepts_the_file(tmp_path):
+    valid = compose_config(COMPOSE, env_example_with_secrets(), tmp_path)
     assert valid.returncode == 0, valid.stderr
     rendered = yaml.safe_load(valid.stdout)
     url = rendered["services"]["api"]["environment"]["DATABASE_URL"]
@@ -164,7 +175,6 @@ def test_docker_compose_accepts_the_file(tmp_path):
     assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert worker["command"] == ["flask", "--app", "backend", "worker"]
     # and a missing secret stops compose with a message naming it
-    env_file.write_text(ENV_EXAMPLE.read_text())
-    missing = subprocess.run([*base, "config"], capture_output=True, text=True, check=False)
+    missing = compose_config(COMPOSE, ENV_EXAMPLE.read_text(), tmp_path)
     assert missing.returncode != 0
     assert "PASSWORD in .env" in missing.stderr

@@ -4,7 +4,6 @@ the cluster's network only; no secret committed. Validated by docker compose whe
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,8 @@ from tests.integration.ops.test_compose import (
     ENV_EXAMPLE,
     REFERENCE,
     SECRET_NAME,
-    compose_command,
+    compose_config,
+    env_example_with_secrets,
     environment,
     url_of,
 )
@@ -95,19 +95,7 @@ def test_no_secret_value_is_committed(compose):
 
 
 def test_docker_compose_accepts_the_file(tmp_path):
-    command = compose_command()
-    if command is None:
-        pytest.skip("neither docker-compose nor the docker compose plugin is installed")
-    filled = []
-    for line in ENV_EXAMPLE.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not line.startswith("#") and SECRET_NAME.search(key) and not value:
-            value = "'{\"keys\": []}'" if key == "JWT_PRIVATE_KEYS" else f"test-{key.lower()}"
-        filled.append(f"{key}{sep}{value}")
-    env_file = tmp_path / "env"
-    env_file.write_text("\n".join(filled) + "\n")
-    base = [*command, "--env-file", str(env_file), "-f", str(COMPOSE)]
-    valid = subprocess.run([*base, "config"], capture_output=True, text=True, check=False)
+    valid = compose_config(COMPOSE, env_example_with_secrets(), tmp_path)
     assert valid.returncode == 0, valid.stderr
     rendered = yaml.safe_load(valid.stdout)
     assert set(rendered["services"]) == {*NODES, "valkey", "cluster-init", "migrate", "api", "worker"}
@@ -115,7 +103,6 @@ def test_docker_compose_accepts_the_file(tmp_path):
     assert api["DATABASE_URL"] == "postgresql://saas_app:test-app_db_password@coordinator:5432/saas"
     workers = rendered["services"]["cluster-init"]["environment"]["WORKER_URLS"].split(",")
     assert [url_of(url).hostname for url in workers] == ["worker1", "worker2"]
-    env_file.write_text(ENV_EXAMPLE.read_text())
-    missing = subprocess.run([*base, "config"], capture_output=True, text=True, check=False)
+    missing = compose_config(COMPOSE, ENV_EXAMPLE.read_text(), tmp_path)
     assert missing.returncode != 0
     assert "PASSWORD in .env" in missing.stderr
