@@ -15,10 +15,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from backend.core.db import set_tenant_search_path
 from backend.core.tenancy import validate_schema_name
+from backend.infrastructure.exports import copy_chunks
 from backend.infrastructure.sql.clients import clients
 from backend.infrastructure.sql.media import media
 
-CHUNK_BYTES = 256 * 1024
 INSTANT = "to_json({}) #>> '{{}}'"  # ISO 8601 in the session's time zone (UTC here)
 
 # What the client is shown in the API, about themselves; never the worker's private notes.
@@ -91,20 +91,7 @@ class SqlClientSnapshot:
             where.format(sql.Literal(str(self._client_id))),
             order,
         )
-        cursor = self._connection.connection.driver_connection.cursor()
-        buffer = bytearray()
-        try:
-            with cursor.copy(statement) as copy:
-                for data in copy:
-                    buffer += data
-                    if len(buffer) >= CHUNK_BYTES:
-                        yield bytes(buffer)
-                        buffer.clear()
-            if buffer:
-                yield bytes(buffer)
-            return cursor.rowcount
-        finally:
-            cursor.close()
+        return copy_chunks(self._connection, statement)
 
 
 @contextmanager

@@ -150,24 +150,30 @@ class SqlTenantSnapshot:
         the (column, name in the header) pairs to write, in order; every column by default."""
         statement = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT WITH (FORMAT csv, HEADER true)")
         statement = statement.format(self._select_list(table, columns), sql.Identifier(self._schema, table))
-        cursor = self._connection.connection.driver_connection.cursor()
-        buffer = bytearray()
-        try:
-            with cursor.copy(statement) as copy:
-                # libpq hands COPY out one row per message (no bigger reads exist): this loop
-                # runs once per row, so it calls read() itself rather than through the
-                # iterator's extra generator, and only appends.
-                read = copy.read
-                while data := read():
-                    buffer += data
-                    if len(buffer) >= CHUNK_BYTES:
-                        yield bytes(buffer)
-                        buffer.clear()
-            if buffer:
-                yield bytes(buffer)
-            return cursor.rowcount
-        finally:
-            cursor.close()
+        return copy_chunks(self._connection, statement)
+
+
+def copy_chunks(connection: Connection, statement: sql.Composable) -> Generator[bytes, None, int]:
+    """A COPY ... TO STDOUT on the connection, in chunks of about CHUNK_BYTES; returns the
+    number of rows."""
+    cursor = connection.connection.driver_connection.cursor()
+    buffer = bytearray()
+    try:
+        with cursor.copy(statement) as copy:
+            # libpq hands COPY out one row per message (no bigger reads exist): this loop
+            # runs once per row, so it calls read() itself rather than through the
+            # iterator's extra generator, and only appends.
+            read = copy.read
+            while data := read():
+                buffer += data
+                if len(buffer) >= CHUNK_BYTES:
+                    yield bytes(buffer)
+                    buffer.clear()
+        if buffer:
+            yield bytes(buffer)
+        return cursor.rowcount
+    finally:
+        cursor.close()
 
 
 @contextmanager
