@@ -268,3 +268,42 @@ def start_single(base_dir: Path) -> Node:
         node.stop()
         raise
     return node
+
+
+def make_coordinator(node: Node) -> None:
+    """Turn a running single server (start_single) into one that can be the coordinator, as
+    an operator upgrading from one server does: Citus preloaded, tenant roles refused at its
+    door (they log in to the workers only), restarted. Its data is untouched; the extension
+    and the workers come with `add_workers`."""
+    with open(node.data_dir / "postgresql.conf", "a") as conf:
+        conf.write("shared_preload_libraries = 'citus'\n")
+    node.refuse_tenant_roles()
+    node.stop()
+    node.start()
+
+
+def add_workers(base_dir: Path, coordinator: Node, *, workers: int = 2) -> CitusCluster:
+    """Start `workers` new workers under `base_dir` and join them to `coordinator`, a server
+    that already holds the application's database (make_coordinator): the extension is created
+    in it, and `citus_add_node` copies every existing role (tenant roles included) to the
+    workers as distributed objects. The tenant schemas stay local until `tenants distribute`."""
+    base_dir.mkdir(parents=True, exist_ok=True)
+    base_dir.chmod(0o755)
+    cluster = CitusCluster(
+        base_dir=base_dir,
+        coordinator=coordinator,
+        workers=[Node(base_dir / f"worker{index}", _free_port()) for index in range(1, workers + 1)],
+    )
+    try:
+        for worker in cluster.workers:
+            worker.init()
+            worker.start()
+        form_cluster(coordinator.url(), [worker.url() for worker in cluster.workers])
+    except BaseException:
+        for worker in cluster.workers:
+            try:
+                worker.stop()
+            except subprocess.CalledProcessError:
+                pass  # never started
+        raise
+    return cluster

@@ -3,13 +3,22 @@ operator names, or the whole fleet by Citus's rebalancer. Each tenant moved is a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from backend.domain.errors import NotFound
-from backend.domain.placement import MOVED, SchemaMove
+from backend.domain.placement import (
+    DISTRIBUTED,
+    MOVED,
+    Distribution,
+    DistributionOutcome,
+    SchemaMove,
+    TenantSchema,
+)
 from backend.domain.tenants import Tenant, TenantStatus
 from backend.service.ports import RegistryUnitOfWork, TenantPlacement
+from backend.service.tenants import describe
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,59 @@ def rebalance_tenants(
     moves = [(by_schema[move.schema_name], move) for move in planned if move.schema_name in by_schema]
     _audit_moves(uow_factory, moves, "rebalance")
     return moves
+
+
+def distribute_schemas(
+    *,
+    schemas: list[TenantSchema],
+    placement: TenantPlacement,
+    uow_factory: Callable[[], RegistryUnitOfWork],
+    lock_timeout_ms: int,
+) -> Iterator[Distribution]:
+    """Turns each existing tenant schema into a Citus distributed schema on a worker, its
+    tenant role able to log in (docs/scale-out.md, "Upgrade path from one server"); yields one
+    result per schema as it ends. Idempotent (a schema already done is `current`), resumable
+    (a run stopped half-way leaves each schema done or untouched), and one schema's failure
+    neither stops nor undoes the others. Each schema changed is audited."""
+    for schema in schemas:
+        started = time.perf_counter()
+        if schema.ready:
+            node = placement.node_of(schema.schema_name)
+            yield Distribution(schema, DistributionOutcome.CURRENT, node, time.perf_counter() - started)
+            continue
+        try:
+            done = placement.distribute(schema, lock_timeout_ms)
+            node = placement.node_of(schema.schema_name) if done else None
+        except Exception as error:  # noqa: BLE001 - one schema's failure must not stop the fleet
+            yield Distribution(
+                schema, DistributionOutcome.FAILED, None, time.perf_counter() - started, describe(error)
+            )
+            continue
+        if not done:
+            yield Distribution(schema, DistributionOutcome.BUSY, None, time.perf_counter() - started)
+            continue
+        _audit_distribution(uow_factory, schema, node)
+        yield Distribution(schema, DistributionOutcome.DISTRIBUTED, node, time.perf_counter() - started)
+
+
+def _audit_distribution(
+    uow_factory: Callable[[], RegistryUnitOfWork], schema: TenantSchema, node: str | None
+) -> None:
+    with uow_factory() as uow:
+        uow.audit.record(
+            DISTRIBUTED,
+            tenant_id=schema.tenant_id,
+            actor_role="operator",
+            target_type="tenant" if schema.tenant_id else "spare_schema",
+            target_id=str(schema.tenant_id) if schema.tenant_id else schema.schema_name,
+            metadata={
+                "slug": schema.slug,
+                "schema_name": schema.schema_name,
+                "node": node,
+                "role_login": not schema.role_can_login,
+            },
+        )
+        uow.commit()
 
 
 def _audit_moves(

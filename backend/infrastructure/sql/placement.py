@@ -8,12 +8,18 @@ through logical replication keeps the tenant serving, writes wait only for the f
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
+from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from backend.domain.placement import SchemaMove
+from backend.core.db import tenant_role_name
+from backend.core.tenancy import validate_schema_name
+from backend.domain.placement import SchemaMove, TenantSchema
+from backend.infrastructure.sql.privileges import tenant_group_role
+from backend.infrastructure.sql.tenants import tenant_lock_key
 
 # How Citus copies the shards: `auto` and `force_logical` stream the tables while the tenant
 # keeps serving (logical replication) and block writes only for the final catch-up;
@@ -63,6 +69,23 @@ _WORKERS = text(
 )
 
 
+# Every tenant-shaped schema of the database (tenants of any status, spare schemas, orphans),
+# with the tenant holding it, whether Citus distributes it and whether its role may log in.
+_TENANT_SCHEMAS = text(
+    "SELECT n.nspname::text AS schema_name, t.id AS tenant_id, t.slug,"
+    " EXISTS (SELECT FROM public.citus_schemas s WHERE s.schema_name = n.oid::regnamespace) AS distributed,"
+    " coalesce(r.rolcanlogin, false) AS can_login"
+    " FROM pg_catalog.pg_namespace n"
+    " LEFT JOIN shared.tenants t ON t.schema_name = n.nspname::text"
+    " LEFT JOIN pg_catalog.pg_roles r ON r.rolname = n.nspname"
+    " WHERE n.nspname ~ '^tenant_[0-9a-f]{32}$' ORDER BY t.slug NULLS LAST, n.nspname"
+)
+
+_IS_DISTRIBUTED = text(
+    "SELECT EXISTS (SELECT FROM public.citus_schemas WHERE schema_name = CAST(:schema AS regnamespace))"
+)
+
+
 def is_citus(connection: Connection) -> bool:
     return connection.execute(text("SELECT to_regclass('public.citus_schemas') IS NOT NULL")).scalar()
 
@@ -97,6 +120,57 @@ def move_schema(connection: Connection, schema_name: str, target: str, mode: str
         text(f"SELECT citus_schema_move(CAST(:schema AS regnamespace), :host, :port, '{mode}')"),
         {"schema": schema_name, "host": host, "port": int(port)},
     )
+
+
+def tenant_schemas(connection: Connection) -> list[TenantSchema]:
+    return [
+        TenantSchema(row.schema_name, row.tenant_id, row.slug, row.distributed, row.can_login)
+        for row in connection.execute(_TENANT_SCHEMAS)
+    ]
+
+
+def distribute_schema(
+    connection: Connection, schema: TenantSchema, runtime_role: str, lock_timeout_ms: int
+) -> bool:
+    """Make one existing tenant schema fit the cluster, in the caller's transaction: its tenant
+    role may log in (the coordinator opens its worker connections as that role;
+    docs/scale-out.md, "Node-to-node authentication") and the schema becomes a distributed
+    schema with Citus's public `citus_schema_distribute`, which moves its tables, rows
+    included, to a worker as single-shard tables co-located with each other. Under the
+    tenant's advisory lock (the one `tenants migrate` takes): False, nothing done, when another
+    run holds it. Waits at most `lock_timeout_ms` for the schema's table locks (requests
+    holding them finish first; a busy tenant fails and the next run retries it)."""
+    schema_name = validate_schema_name(schema.schema_name)
+    key = tenant_lock_key(uuid.UUID(hex=schema_name.removeprefix("tenant_")))
+    if not connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar():
+        return False
+    connection.execute(
+        text("SELECT set_config('lock_timeout', :value, true)"), {"value": f"{lock_timeout_ms}ms"}
+    )
+    role = tenant_role_name(schema_name)
+    can_login = connection.execute(
+        text("SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = :role"), {"role": role}
+    ).scalar()
+    if can_login is None:
+        raise PlacementError(f"schema {schema_name} has no tenant role (run `tenants migrate` first)")
+    if not can_login:
+        # The role is a distributed object (citus_add_node copied every role to the workers,
+        # without their memberships): Citus propagates the ALTER and the GRANT to every
+        # worker. The group's membership carries CONNECT on the database there.
+        statements = [
+            sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(role)),
+            sql.SQL("GRANT {} TO {}").format(
+                sql.Identifier(tenant_group_role(runtime_role)), sql.Identifier(role)
+            ),
+        ]
+        for statement in statements:
+            connection.exec_driver_sql(statement.as_string(None), execution_options={"no_parameters": True})
+    distributed = connection.execute(_IS_DISTRIBUTED, {"schema": schema_name}).scalar()
+    if not distributed:
+        connection.execute(
+            text("SELECT citus_schema_distribute(CAST(:schema AS regnamespace))"), {"schema": schema_name}
+        )
+    return True
 
 
 def rebalance_plan(connection: Connection, strategy: str) -> list[SchemaMove]:
@@ -148,8 +222,9 @@ class CitusPlacement:
     """The service's TenantPlacement on the owner's engine: each call on its own connection,
     in autocommit (Citus moves and rebalances outside a transaction block)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, runtime_role: str | None = None) -> None:
         self._engine = engine
+        self._runtime_role = runtime_role  # the tenant group's name derives from it (distribute)
 
     def _connect(self) -> Connection:
         return self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -161,6 +236,17 @@ class CitusPlacement:
     def move(self, schema_name: str, target: str, mode: str) -> None:
         with self._connect() as connection:
             move_schema(connection, schema_name, target, mode)
+
+    def tenant_schemas(self) -> list[TenantSchema]:
+        with self._connect() as connection:
+            return tenant_schemas(connection)
+
+    def distribute(self, schema: TenantSchema, lock_timeout_ms: int) -> bool:
+        # One transaction per schema: a failure rolls back that schema alone (role and tables).
+        with self._engine.begin() as connection:
+            if self._runtime_role is None:
+                raise PlacementError("tenant roles need the runtime role (DATABASE_URL's user)")
+            return distribute_schema(connection, schema, self._runtime_role, lock_timeout_ms)
 
     def rebalance_plan(self, strategy: str) -> list[SchemaMove]:
         with self._connect() as connection:

@@ -1,0 +1,95 @@
+"""A single server of this backend, not Citus, beside the suite's cluster: a plain PostgreSQL 15
+node (citus_cluster.start_single) or the embedded server the default tests use, with an app of
+its own, migrated, and tenants provisioned there with clients and media, as a deployment that
+has not moved to Citus yet would hold them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import select
+
+from backend.cli.owner import owner_access
+from backend.infrastructure.sql.identity import memberships
+from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
+from backend.service.tenants import provision_tenant
+from tests import owner
+from tests.conftest import session_app, session_settings, unique_slug, verify_owner
+from tests.integration.lifecycle_data.conftest import add_client_user, write_media
+from tests.sessions import session_token
+
+
+@dataclass
+class SingleTenant:
+    tenant: object
+    worker_id: uuid.UUID
+    client_ids: list[uuid.UUID] = field(default_factory=list)
+    media: dict[str, bytes] = field(default_factory=dict)  # name -> content
+
+
+def single_server_app(urls: dict, var_dir: Path, *, citus: bool = False) -> Flask:
+    """An app on that server, its shared schema migrated. Not closed through session_app's
+    generator: that would stop the process-wide access-cache listener of the suite's app."""
+    settings = session_settings({**urls, "citus": citus}, var_dir)
+    return next(session_app(settings))
+
+
+def keep_listener(session_app: Flask) -> None:
+    """The access cache's change listener is one per process, started by the first app that
+    serves a request, on that app's database. Started here by the suite's session app, so a
+    single server's app serving later never takes it (its database goes away with its test,
+    and the suite's cache would then miss every change)."""
+    from backend.api.auth import access_cache
+
+    with session_app.app_context():
+        access_cache.wait_listening(timeout=10)
+
+
+def release(app: Flask) -> None:
+    """Close the app's pooled connections (before its server restarts or stops)."""
+    owner_access(app).dispose()
+    app.extensions["saas"].engine.dispose()
+
+
+def populate(app: Flask, *, clients: int = 3, media: int = 2, slug: str | None = None) -> SingleTenant:
+    """A tenant provisioned on that server as operators do, its owner verified, with clients
+    (rows in its schema, client users in `shared`) and media files."""
+    runtime = app.extensions["saas"]
+    with owner.using(app):
+        tenant = provision_tenant(
+            slug=slug or unique_slug("single"),
+            name="A single-server workspace",
+            owner_email=f"owner-{uuid.uuid4().hex[:10]}@example.com",
+            trial_days=14,
+            now=datetime.now(UTC),
+            uow=SqlRegistryUnitOfWork(owner.owner_engine(), runtime.runtime_role),
+        )
+        verify_owner(runtime, tenant)
+        engine = owner.owner_engine()
+        with engine.connect() as connection:
+            worker_id = connection.execute(
+                select(memberships.c.user_id).where(
+                    memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
+                )
+            ).scalar_one()
+        made = SingleTenant(tenant, worker_id)
+        for index in range(clients):
+            client_id, _ = add_client_user(engine, tenant, f"{tenant.slug} client {index}")
+            made.client_ids.append(client_id)
+    for _ in range(media):
+        name, content = str(uuid.uuid4()), os.urandom(1500)
+        write_media(runtime.settings.media_dir, tenant, name, content)
+        made.media[name] = content
+    return made
+
+
+def worker_headers(app: Flask, made: SingleTenant) -> dict:
+    """A token of the tenant's owner, for the API of `app`."""
+    with owner.using(app):
+        token = session_token(app.extensions["saas"], user_id=made.worker_id, tenant_id=made.tenant.id)
+    return {"Authorization": f"Bearer {token}"}
