@@ -53,9 +53,9 @@ def distribute(lock_timeout_ms: int) -> None:
     distributed schema on a worker, each tenant role able to log in; `shared` stays on the
     coordinator. Idempotent and resumable; one schema's failure does not stop the others."""
     owner = owner_access()
+    placement = _placement()
     if not owner.settings.citus:
         raise click.ClickException("CITUS is not set: new schemas would not be distributed (set CITUS=1)")
-    placement = _placement()
     with owner.engine.begin() as connection:
         if not worker_nodes(connection):
             raise click.ClickException("the cluster has no worker yet: add them first (citus_add_node)")

@@ -36,6 +36,7 @@ ARGS = {
     "placement": [],
     "move": ["--slug", "acme", "--to", "worker1:5432"],
     "rebalance": [],
+    "distribute": [],
     "reset-mfa": ["--email", "owner@example.com"],
     "send-password-reset": ["--email", "owner@example.com"],
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from backend.domain.errors import NotFound
-from backend.domain.placement import MOVED, SchemaMove
+from backend.domain.placement import DISTRIBUTED, MOVED, DistributionOutcome, SchemaMove, TenantSchema
 from backend.domain.tenants import TenantStatus
 from backend.service import placement
 from tests.unit.fakes import FakeRegistryUnitOfWork
@@ -21,6 +21,9 @@ class FakeCluster:
         self.nodes: dict[str, str] = {}
         self.moves: list[tuple[str, str, str]] = []
         self.plan: list[SchemaMove] = []
+        self.distributed: list[str] = []
+        self.refused: set[str] = set()
+        self.busy: set[str] = set()
 
     def node_of(self, schema_name: str) -> str | None:
         return self.nodes.get(schema_name)
@@ -35,6 +38,18 @@ class FakeCluster:
     def rebalance(self, strategy: str, mode: str) -> None:
         for move in self.plan:
             self.nodes[move.schema_name] = move.target
+
+    def tenant_schemas(self) -> list[TenantSchema]:
+        return []
+
+    def distribute(self, schema: TenantSchema, lock_timeout_ms: int) -> bool:
+        if schema.schema_name in self.refused:
+            raise RuntimeError(f"cannot distribute {schema.schema_name}")
+        if schema.schema_name in self.busy:
+            return False
+        self.distributed.append(schema.schema_name)
+        self.nodes[schema.schema_name] = "w1:5432"
+        return True
 
 
 @pytest.fixture()
@@ -108,3 +123,39 @@ def test_a_rebalance_audits_each_tenant_of_its_plan_and_an_even_cluster_moves_no
     assert moved_events(uow) == [
         {"slug": "beta", "from_node": "w1:5432", "node": "w2:5432", "reason": "rebalance"}
     ]
+
+
+def test_distribution_isolates_a_failing_schema_skips_done_ones_and_audits_each_change(uow):
+    tenant = workspace(uow)
+    schemas = [
+        TenantSchema(tenant.schema_name, tenant.id, "acme", distributed=False, role_can_login=False),
+        TenantSchema("tenant_" + "a" * 32, None, None, distributed=False, role_can_login=False),  # spare
+        TenantSchema("tenant_" + "b" * 32, None, None, distributed=True, role_can_login=True),  # done
+        TenantSchema("tenant_" + "c" * 32, None, None, distributed=False, role_can_login=True),
+        TenantSchema("tenant_" + "d" * 32, None, None, distributed=False, role_can_login=False),
+    ]
+    cluster = FakeCluster()
+    cluster.nodes["tenant_" + "b" * 32] = "w2:5432"
+    cluster.refused = {"tenant_" + "a" * 32}
+    cluster.busy = {"tenant_" + "d" * 32}
+    results = list(
+        placement.distribute_schemas(
+            schemas=schemas, placement=cluster, uow_factory=lambda: uow, lock_timeout_ms=5000
+        )
+    )
+    assert [(r.schema.schema_name[-1], r.outcome, r.node) for r in results] == [
+        (tenant.schema_name[-1], DistributionOutcome.DISTRIBUTED, "w1:5432"),
+        ("a", DistributionOutcome.FAILED, None),
+        ("b", DistributionOutcome.CURRENT, "w2:5432"),
+        ("c", DistributionOutcome.DISTRIBUTED, "w1:5432"),
+        ("d", DistributionOutcome.BUSY, None),
+    ]
+    assert results[1].error == f"RuntimeError: cannot distribute tenant_{'a' * 32}"
+    assert cluster.distributed == [tenant.schema_name, "tenant_" + "c" * 32]
+    audited = [fields for event, fields in uow.audit.events if event == DISTRIBUTED]
+    assert [(f["tenant_id"], f["target_type"], f["metadata"]) for f in audited] == [
+        (tenant.id, "tenant", {"slug": "acme", "schema_name": tenant.schema_name, "node": "w1:5432",
+                               "role_login": True}),
+        (None, "spare_schema", {"slug": None, "schema_name": "tenant_" + "c" * 32, "node": "w1:5432",
+                                "role_login": False}),
+    ]  # fmt: skip
