@@ -8,6 +8,7 @@ run changes nothing, and a schema Citus cannot distribute fails alone."""
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -94,9 +95,10 @@ def upgraded(app):
         release(app)
     finally:
         if cluster is not None:
-            cluster.stop()
+            cluster.stop()  # the coordinator (the former single server) and the workers
         else:
             node.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _distribute(app) -> tuple[int, str]:
