@@ -56,9 +56,12 @@ def release(app: Flask) -> None:
     app.extensions["saas"].engine.dispose()
 
 
-def populate(app: Flask, *, clients: int = 3, media: int = 2, slug: str | None = None) -> SingleTenant:
-    """A tenant provisioned on that server as operators do, its owner verified, with clients
-    (rows in its schema, client users in `shared`) and media files."""
+def populate(
+    app: Flask, *, clients: int = 3, media: int = 2, slug: str | None = None, spares: bool = False
+) -> SingleTenant:
+    """A tenant provisioned on that server as operators do (`spares`: taking a spare schema
+    from the pool when one is ready), its owner verified, with clients (rows in its schema,
+    client users in `shared`) and media files."""
     runtime = app.extensions["saas"]
     with owner.using(app):
         tenant = provision_tenant(
@@ -67,7 +70,7 @@ def populate(app: Flask, *, clients: int = 3, media: int = 2, slug: str | None =
             owner_email=f"owner-{uuid.uuid4().hex[:10]}@example.com",
             trial_days=14,
             now=datetime.now(UTC),
-            uow=SqlRegistryUnitOfWork(owner.owner_engine(), runtime.runtime_role),
+            uow=SqlRegistryUnitOfWork(owner.owner_engine(), runtime.runtime_role, spares=spares),
         )
         verify_owner(runtime, tenant)
         engine = owner.owner_engine()

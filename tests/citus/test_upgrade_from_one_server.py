@@ -184,6 +184,11 @@ def test_distribute_turns_a_single_servers_schemas_into_distributed_schemas(upgr
     code, output = _distribute(app)
     assert (code, "0 distributed" in output) == (0, True), output
 
+    # The distributed spare serves the next signup-like provisioning, through the hop.
+    claimed = populate(app, media=0, spares=True)
+    assert claimed.tenant.schema_name == upgraded["spare"]
+    listed = client.get(f"{API}/clients", headers=worker_headers(app, claimed))
+    assert sorted(c["id"] for c in listed.json) == sorted(str(i) for i in claimed.client_ids)
     # A tenant provisioned now is distributed as it is created.
     new = populate(app, media=0)
     assert _schema_nodes(superuser)[new.tenant.schema_name] in worker_ports
