@@ -270,6 +270,14 @@ TARGETS = (
         0.1,
         {"tenants": 1},
     ),
+    Target(
+        "citus",
+        "worker_connections",
+        "client backends on the busiest worker after the read passes",
+        "reported",
+        None,
+        {"tenants": 1},
+    ),
     Target("citus", "lost_writes", "writes lost while a tenant moved", "==", 0, {"tenants": 1}),
     Target(
         "citus", "write_blocked_s", "write-blocked window of a move", "reported", None, {"tenants": 1}, " s"
