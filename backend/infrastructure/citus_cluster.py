@@ -400,11 +400,6 @@ def start(base_dir: Path, *, workers: int = 2, poolers: bool | None = None) -> C
         coordinator=Node(base_dir / "coordinator", _free_port()),
         workers=[Node(base_dir / f"worker{index}", _free_port()) for index in range(1, workers + 1)],
     )
-    if poolers if poolers is not None else poolers_enabled():
-        cluster.poolers = [
-            Pooler(base_dir / f"pgbouncer{index}", _free_port(), worker)
-            for index, worker in enumerate(cluster.workers, start=1)
-        ]
     try:
         for node in cluster.nodes:
             node.init()
@@ -412,18 +407,26 @@ def start(base_dir: Path, *, workers: int = 2, poolers: bool | None = None) -> C
         for node in cluster.nodes:
             node.start()
         form_cluster(cluster.coordinator.url(), [worker.url() for worker in cluster.workers])
-        for pooler in cluster.poolers:  # after the worker's certificate exists (the extension)
-            pooler.configure()
-            pooler.start()
-        if cluster.poolers:
-            use_poolers(
-                cluster.coordinator.url(),
-                {(HOST, pooler.worker.port): f"host={HOST} port={pooler.port}" for pooler in cluster.poolers},
-            )
+        if poolers if poolers is not None else poolers_enabled():
+            _start_poolers(cluster)
     except BaseException:
         cluster.stop()
         raise
     return cluster
+
+
+def _start_poolers(cluster: CitusCluster) -> None:
+    """A PgBouncer in front of each worker of a formed cluster (after CREATE EXTENSION made the
+    worker's certificate), and the coordinator routed through them."""
+    for index, worker in enumerate(cluster.workers, start=1):
+        pooler = Pooler(cluster.base_dir / f"pgbouncer{index}", _free_port(), worker)
+        cluster.poolers.append(pooler)
+        pooler.configure()
+        pooler.start()
+    use_poolers(
+        cluster.coordinator.url(),
+        {(HOST, pooler.worker.port): f"host={HOST} port={pooler.port}" for pooler in cluster.poolers},
+    )
 
 
 def start_single(base_dir: Path) -> Node:
@@ -471,7 +474,11 @@ def add_workers(base_dir: Path, coordinator: Node, *, workers: int = 2) -> Citus
             worker.init()
             worker.start()
         form_cluster(coordinator.url(), [worker.url() for worker in cluster.workers])
+        if poolers_enabled():
+            _start_poolers(cluster)
     except BaseException:
+        for pooler in cluster.poolers:
+            pooler.stop()
         for worker in cluster.workers:
             try:
                 worker.stop()
