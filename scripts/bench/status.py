@@ -253,6 +253,16 @@ TARGETS = (
         ">=",
         0.8,
         {"tenants": 1},
+        why_missed=(
+            "Tenant roles make the coordinator open its worker connections as each tenant's role. "
+            "Without a pooler it kept none (a worker backend started per request: 0.15 to 0.29, "
+            "0.24 side by side on the recorded commit); through a PgBouncer per worker "
+            "(transaction pooling, pg_dist_poolinfo, coordinator caching on) each role's worker "
+            "backend is reused: 0.53 recorded, 0.60 and 0.70 in unrecorded runs of this design, "
+            "p99 1.27x to 1.38x. What remains is, by elimination and not profiled, the hop itself, "
+            "with three nodes, two gunicorns and the load on the same 2 cores (docs/scale-out.md, "
+            "Worker connections)."
+        ),
     ),
     Target(
         "citus",
