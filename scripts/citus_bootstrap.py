@@ -10,7 +10,9 @@ in with (set on the coordinator; Citus propagates them to the workers).
     OWNER_DB_PASSWORD=... APP_DB_PASSWORD=... scripts/citus_bootstrap.py
 
 The host and port of each URL are the ones the coordinator (and the other workers) reach that
-node by. Idempotent: it runs at every `docker compose up`, and adding a worker to WORKER_URLS
+node by. WORKER_POOLERS (optional, HOST:PORT,... in the order of WORKER_URLS): the PgBouncer in
+front of each worker, through which the coordinator then reaches it (docs/scale-out.md, "Worker
+connections"). Idempotent: it runs at every `docker compose up`, and adding a worker to WORKER_URLS
 then running it again joins the new node (docs/runbooks/citus-cluster.md: then rebalance).
 """
 
@@ -21,7 +23,7 @@ import sys
 
 from db_bootstrap import PASSWORDS, set_passwords
 
-from backend.infrastructure.citus_cluster import form_cluster
+from backend.infrastructure.citus_cluster import form_cluster, use_poolers, worker_address
 
 
 def main() -> int:
@@ -32,9 +34,22 @@ def main() -> int:
         return 2
     coordinator_url = os.environ["COORDINATOR_URL"]
     worker_urls = [url.strip() for url in os.environ["WORKER_URLS"].split(",") if url.strip()]
+    poolers = [item.strip() for item in os.environ.get("WORKER_POOLERS", "").split(",") if item.strip()]
+    if poolers and len(poolers) != len(worker_urls):
+        print("citus_bootstrap: WORKER_POOLERS needs a HOST:PORT per worker of WORKER_URLS", file=sys.stderr)
+        return 2
     form_cluster(coordinator_url, worker_urls)
     set_passwords(coordinator_url, {role: os.environ[name] for role, name in PASSWORDS.items()})
-    print(f"citus cluster: coordinator and {len(worker_urls)} worker(s) joined, roles and passwords set")
+    if poolers:
+        use_poolers(
+            coordinator_url,
+            {
+                worker_address(url): "host={} port={}".format(*pooler.rsplit(":", 1))
+                for url, pooler in zip(worker_urls, poolers, strict=True)
+            },
+        )
+    through = f" (through {', '.join(poolers)})" if poolers else ""
+    print(f"citus cluster: {len(worker_urls)} worker(s){through} joined, roles and passwords set")
     return 0
 
 

@@ -4,7 +4,9 @@ Three PostgreSQL 15 instances from the machine's Debian packages (Citus is built
 `../shared/tools/citus/install`), on loopback, `wal_level = logical` so shards move online.
 Every node gets the same roles, database and grants as the embedded server
 (`embedded_postgres.bootstrap`), then the workers join the coordinator. The API and the
-migrations talk to the coordinator only (docs/scale-out.md).
+migrations talk to the coordinator only (docs/scale-out.md). The coordinator reaches each
+worker through a PgBouncer in front of it (`Pooler`, `use_poolers`; docs/scale-out.md, "Worker
+connections"), unless CITUS_POOLERS=0 or PgBouncer is not installed.
 
 Loopback trust authentication is for this throwaway local cluster only: production uses
 the node-to-node authentication of docs/scale-out.md.
@@ -13,9 +15,11 @@ the node-to-node authentication of docs/scale-out.md.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +57,32 @@ NODE_SETTINGS = {
     # the source's pg_current_wal_lsn(), which does not yet cover commits acknowledged with
     # synchronous_commit = off (still in WAL buffers): those writes were lost at the switch
     # (tests/citus/test_moves.py caught it; docs/scale-out.md, Limits).
+}
+
+
+PGBOUNCER = Path(shutil.which("pgbouncer") or "/usr/sbin/pgbouncer")
+# A PgBouncer in front of each worker (docs/scale-out.md, "Worker connections"). The coordinator
+# keeps its worker connections (one per backend, worker and tenant role: cheap PgBouncer client
+# connections, no process); PgBouncer lends a tenant role's server connection to whichever
+# coordinator backend runs that tenant's transaction, and caps the worker's backends at
+# POOLER_SERVER_CONNECTIONS for the application database, closing the longest idle one of
+# another role when a new role needs one (PgBouncer's evict_connection, max_db_connections).
+POOLER_SERVER_CONNECTIONS = 150
+POOLER_SETTINGS = {
+    "pool_mode": "transaction",
+    "max_client_conn": "20000",
+    "default_pool_size": "4",  # per (database, role): one tenant's concurrent transactions
+    "max_db_connections": str(POOLER_SERVER_CONNECTIONS),
+    "server_idle_timeout": "60",
+    "server_login_retry": "1",
+    "server_connect_timeout": "5",
+    "query_wait_timeout": "30",
+    # The roles come and go with the tenants: PgBouncer looks each one up on the worker (as the
+    # superuser) the first time it sees it; loopback trust, as the rest of this local cluster.
+    "auth_type": "trust",
+    "admin_users": SUPERUSER,  # the console (SHOW POOLS, SET): tests and operators
+    "auth_user": SUPERUSER,
+    "auth_query": "SELECT rolname, NULL::text FROM pg_catalog.pg_roles WHERE rolname = $1 AND rolcanlogin",
 }
 
 
@@ -134,10 +164,90 @@ class Node:
 
 
 @dataclass
+class Pooler:
+    """A PgBouncer (transaction pooling) in front of one worker, on its own port; the
+    coordinator reaches the worker through it (pg_dist_poolinfo, `use_poolers`)."""
+
+    work_dir: Path
+    port: int
+    worker: Node
+    process: subprocess.Popen | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.work_dir / "pgbouncer.log"
+
+    def configure(self) -> None:
+        self.work_dir.mkdir(parents=True)
+        (self.work_dir / "userlist.txt").write_text(f'"{SUPERUSER}" ""\n')
+        settings = {
+            **POOLER_SETTINGS,
+            "listen_addr": HOST,
+            "listen_port": str(self.port),
+            "unix_socket_dir": "",
+            "auth_file": str(self.work_dir / "userlist.txt"),
+            # Citus requires TLS on node connections (its `citus.node_conninfo` default,
+            # sslmode=require, and a self-signed certificate made on each node by CREATE
+            # EXTENSION): PgBouncer offers the worker's own certificate to the coordinator.
+            "client_tls_sslmode": "require",
+            "client_tls_cert_file": str(self.worker.data_dir / "server.crt"),
+            "client_tls_key_file": str(self.worker.data_dir / "server.key"),
+            "logfile": str(self.log),
+            "pidfile": str(self.work_dir / "pgbouncer.pid"),
+        }
+        (self.work_dir / "pgbouncer.ini").write_text(
+            f"[databases]\n* = host={HOST} port={self.worker.port}\n\n[pgbouncer]\n"
+            + "".join(f"{name} = {value}\n" for name, value in settings.items())
+        )
+        if os.geteuid() == 0:
+            for path in (self.work_dir, *self.work_dir.iterdir()):
+                shutil.chown(path, SUPERUSER, SUPERUSER)
+
+    def start(self) -> None:
+        """Start PgBouncer and wait until it serves (PgBouncer refuses to run as root: as root,
+        it runs as the server user)."""
+        as_root = os.geteuid() == 0
+        self.process = subprocess.Popen(
+            [str(PGBOUNCER), str(self.work_dir / "pgbouncer.ini")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            user=pwd.getpwnam(SUPERUSER).pw_uid if as_root else None,
+            group=pwd.getpwnam(SUPERUSER).pw_gid if as_root else None,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with psycopg.connect(
+                    f"host={HOST} port={self.port} user={SUPERUSER} dbname=postgres", connect_timeout=2
+                ) as conn:
+                    conn.execute("SELECT 1")
+                return
+            except psycopg.OperationalError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    log = self.log.read_text()[-2000:] if self.log.exists() else ""
+                    raise RuntimeError(
+                        f"pgbouncer in front of port {self.worker.port} did not start: {log}"
+                    ) from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@dataclass
 class CitusCluster:
     base_dir: Path
     coordinator: Node
     workers: list[Node] = field(default_factory=list)
+    poolers: list[Pooler] = field(default_factory=list)
 
     @property
     def nodes(self) -> list[Node]:
@@ -156,6 +266,8 @@ class CitusCluster:
         return self.coordinator.url(embedded_postgres.RUNTIME_ROLE, embedded_postgres.DATABASE)
 
     def stop(self, *, delete: bool = True) -> None:
+        for pooler in self.poolers:
+            pooler.stop()
         for node in self.nodes:
             try:
                 node.stop()
@@ -168,6 +280,11 @@ class CitusCluster:
 def _in_database(superuser_url: str) -> str:
     """The same server and user, in the application's database."""
     return psycopg.conninfo.make_conninfo(superuser_url, dbname=embedded_postgres.DATABASE)
+
+
+def worker_address(url: str) -> tuple[str, int]:
+    """HOST, PORT of a node's URL: how the coordinator knows it (pg_dist_node)."""
+    return _address(url)
 
 
 def _address(url: str) -> tuple[str, int]:
@@ -192,7 +309,10 @@ def form_cluster(coordinator_url: str, worker_urls: list[str]) -> None:
     the Citus database: so Citus records them as distributed objects. A role it does not know
     would be propagated again by the owner's first DDL in a transaction, as the owner, with
     `ALTER ROLE ... NOSUPERUSER`, which only a superuser may run (`must be superuser to alter
-    superuser roles`)."""
+    superuser roles`).
+
+    The coordinator reaches the workers directly and keeps no worker connection between tenant
+    transactions until `use_poolers` puts a PgBouncer in front of each (docs/scale-out.md)."""
     for worker_url in worker_urls:
         embedded_postgres.bootstrap(worker_url)
         _create_citus_extension(worker_url)
@@ -223,8 +343,8 @@ def form_cluster(coordinator_url: str, worker_urls: list[str]) -> None:
     with psycopg.connect(_in_database(coordinator_url), autocommit=True) as conn:
         # The coordinator opens its worker connections as the tenant role of each transaction,
         # and caches one per (worker, role) in every backend: with many tenants the workers ran
-        # out of connection slots (scripts/bench.py citus, 200 tenants). The runtime role's
-        # sessions keep none: a tenant transaction opens its worker connection (docs/scale-out.md).
+        # out of connection slots (scripts/bench.py citus, 200 tenants). Without a pooler, the
+        # runtime role's sessions keep none: a tenant transaction opens its worker connection.
         conn.execute(
             sql.SQL("ALTER ROLE {} SET citus.max_cached_conns_per_worker = 0").format(
                 sql.Identifier(embedded_postgres.RUNTIME_ROLE)
@@ -232,8 +352,47 @@ def form_cluster(coordinator_url: str, worker_urls: list[str]) -> None:
         )
 
 
-def start(base_dir: Path, *, workers: int = 2) -> CitusCluster:
-    """Create, start and join a coordinator and `workers` workers under `base_dir`."""
+def use_poolers(coordinator_url: str, poolers: dict[tuple[str, int], str]) -> None:
+    """Route the coordinator's connections to each worker (HOST, PORT as joined) through the
+    PgBouncer whose `host=... port=...` is given, with Citus's public `pg_dist_poolinfo`
+    (docs/scale-out.md, "Worker connections").
+
+    With the poolers in place the coordinator caches its worker connections again (Citus's
+    default: one per backend, worker and role): they are PgBouncer client connections, which
+    cost no worker process; the worker's processes are PgBouncer's server connections, bounded
+    per database. Citus's own cap on connections per worker (`citus.max_shared_pool_size`,
+    counted over the cached ones too) is switched off: with one cached connection per tenant
+    role it would make a backend wait for a slot that only idle cached connections hold."""
+    with psycopg.connect(_in_database(coordinator_url), autocommit=True) as conn:
+        for (host, port), poolinfo in poolers.items():
+            row = conn.execute(
+                "SELECT nodeid FROM pg_dist_node WHERE nodename = %s AND nodeport = %s", (host, port)
+            ).fetchone()
+            if row is None:
+                raise ValueError(f"no worker {host}:{port} in the cluster")
+            conn.execute(
+                "INSERT INTO pg_dist_poolinfo (nodeid, poolinfo) VALUES (%s, %s)"
+                " ON CONFLICT (nodeid) DO UPDATE SET poolinfo = excluded.poolinfo",
+                (row[0], poolinfo),
+            )
+        conn.execute(
+            sql.SQL("ALTER ROLE {} RESET citus.max_cached_conns_per_worker").format(
+                sql.Identifier(embedded_postgres.RUNTIME_ROLE)
+            )
+        )
+        conn.execute("ALTER SYSTEM SET citus.max_shared_pool_size = -1")
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def poolers_enabled() -> bool:
+    """A PgBouncer in front of each worker, unless CITUS_POOLERS=0 (to compare with the design
+    without them, scripts/bench.py citus) or PgBouncer is not installed."""
+    return os.environ.get("CITUS_POOLERS", "1") != "0" and PGBOUNCER.exists()
+
+
+def start(base_dir: Path, *, workers: int = 2, poolers: bool | None = None) -> CitusCluster:
+    """Create, start and join a coordinator and `workers` workers under `base_dir`, each worker
+    behind its own PgBouncer (`poolers`, by default `poolers_enabled()`)."""
     base_dir.mkdir(parents=True, exist_ok=True)
     base_dir.chmod(0o755)  # the server user must reach its data directories
     cluster = CitusCluster(
@@ -248,10 +407,26 @@ def start(base_dir: Path, *, workers: int = 2) -> CitusCluster:
         for node in cluster.nodes:
             node.start()
         form_cluster(cluster.coordinator.url(), [worker.url() for worker in cluster.workers])
+        if poolers if poolers is not None else poolers_enabled():
+            _start_poolers(cluster)
     except BaseException:
         cluster.stop()
         raise
     return cluster
+
+
+def _start_poolers(cluster: CitusCluster) -> None:
+    """A PgBouncer in front of each worker of a formed cluster (after CREATE EXTENSION made the
+    worker's certificate), and the coordinator routed through them."""
+    for index, worker in enumerate(cluster.workers, start=1):
+        pooler = Pooler(cluster.base_dir / f"pgbouncer{index}", _free_port(), worker)
+        cluster.poolers.append(pooler)
+        pooler.configure()
+        pooler.start()
+    use_poolers(
+        cluster.coordinator.url(),
+        {(HOST, pooler.worker.port): f"host={HOST} port={pooler.port}" for pooler in cluster.poolers},
+    )
 
 
 def start_single(base_dir: Path) -> Node:
@@ -299,7 +474,11 @@ def add_workers(base_dir: Path, coordinator: Node, *, workers: int = 2) -> Citus
             worker.init()
             worker.start()
         form_cluster(coordinator.url(), [worker.url() for worker in cluster.workers])
+        if poolers_enabled():
+            _start_poolers(cluster)
     except BaseException:
+        for pooler in cluster.poolers:
+            pooler.stop()
         for worker in cluster.workers:
             try:
                 worker.stop()

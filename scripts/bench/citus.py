@@ -2,13 +2,16 @@
 with the same tenants; how the tenants spread over the workers; moving a tenant of 10,000 rows
 while it and another tenant take writes.
 
-Both setups run at once on this machine (Debian's PostgreSQL 15, Citus built into it by
+The cluster's workers each sit behind a PgBouncer (citus_cluster.Pooler) unless CITUS_POOLERS=0,
+which runs the design without poolers for comparison. Both setups run at once on this machine
+(Debian's PostgreSQL 15, Citus built into it by
 ../shared/tools/citus/install; backend/infrastructure/citus_cluster.py), each with its own
 gunicorn; the read passes alternate between them for `--rounds` rounds so they share the noise
 of the moment. The cluster's three nodes, both gunicorns, the load generator and the single
 server share the same 2 cores: the ratio measures the coordinator hop's cost on one machine,
 not what separate machines would give. The move runs `tenants move` (service.placement with
-citus_schema_move, transfer mode auto: logical replication) under `--writers` threads
+citus_schema_move, transfer mode auto: logical replication, or writes blocked for the copy
+behind PgBouncer before 1.23, docs/scale-out.md) under `--writers` threads
 POSTing to the moving tenant and one to another; every acknowledged write is then looked up.
 """
 
@@ -31,6 +34,7 @@ from sqlalchemy import text
 
 from backend.core.db import set_tenant_search_path
 from backend.infrastructure import citus_cluster, embedded_postgres
+from backend.infrastructure.sql.placement import effective_mode
 from bench.common import BenchDatabase, Report, ms
 from bench.serving import Load, add_server_arguments, gunicorn, load, make_tenants
 
@@ -317,6 +321,9 @@ def run(args: argparse.Namespace) -> Report:
                 moving = make_tenants(multi, 1, 0, "move")[0]
                 fill(multi, moving[0].schema_name, move_rows)
                 move = move_under_load(multi, cluster_server, args, moving, made[0])
+            pooled = bool(nodes.poolers)
+            with multi.owner_engine.connect() as connection:
+                move_mode = effective_mode(connection, "auto")
             server_version = f"{multi.server_version()} (3 local nodes) vs {single.server_version()}"
     single_load, cluster_load = Load.merged(passes["single"]), Load.merged(passes["cluster"])
     throughput_ratio = cluster_load.throughput / single_load.throughput
@@ -350,7 +357,18 @@ def run(args: argparse.Namespace) -> Report:
         "connections.",
         "Everything (3 Citus nodes, the single server, 2 gunicorns, the load) shares one 2-core machine: "
         "the cluster's workers add no hardware here, so the ratio is the hop's cost, not scale-out's gain.",
-        f"Move: {args.writers} writer threads on the moving tenant and 1 on another, POSTs on keep-alive "
+        (
+            "Worker connections: the coordinator reaches each worker through a PgBouncer in front of it "
+            "(transaction pooling, pg_dist_poolinfo) and keeps its connections; the busiest worker's "
+            "client backends are PgBouncer's server connections, one per recently active tenant role, "
+            f"capped at {citus_cluster.POOLER_SERVER_CONNECTIONS}."
+            if pooled
+            else "Worker connections: no pooler (CITUS_POOLERS=0 or PgBouncer not installed): the "
+            "coordinator keeps no worker connection, each tenant transaction starts a worker backend."
+        ),
+        f"Move: `tenants move --mode auto`, which Citus ran as {move_mode}"
+        + (" (PgBouncer 1.18 refuses the replication connection of a logical move)" if pooled else "")
+        + f"; {args.writers} writer threads on the moving tenant and 1 on another, POSTs on keep-alive "
         "connections; write-blocked window = the longest write overlapping the move.",
     ]
     return Report(
@@ -363,6 +381,7 @@ def run(args: argparse.Namespace) -> Report:
             "rounds": rounds,
             "move_rows": move_rows,
             "writers": args.writers,
+            "poolers": pooled,
             "workers": args.workers,
             "threads": args.threads,
         },

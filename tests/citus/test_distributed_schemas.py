@@ -71,18 +71,64 @@ def test_tenant_roles_log_in_to_workers_only(database, make_tenant):
         assert conn.execute("SELECT current_user").fetchone()[0] == role
 
 
-def test_worker_connections_do_not_pile_up_one_per_tenant_role(client, database, make_tenant, worker_token):
-    """The hop runs as each tenant's role: cached, that is a connection per tenant per API
-    backend on the workers, which ran out of slots at 200 tenants. None stays open after the
-    requests (docs/scale-out.md, "Worker connections")."""
-    tenants = [make_tenant() for _ in range(8)]
-    for tenant in tenants:
-        assert client.get("/api/v1/clients", headers=worker_token(tenant)).status_code == 200
-    roles = [tenant_role_name(tenant.schema_name) for tenant in tenants]
-    open_as_tenants = 0
+def _worker_backends(database, roles: list[str] | None = None) -> dict[int, set[int]]:
+    """Worker port -> pids of the client backends in the application database (all of them,
+    or those logged in as `roles`), this test's own connection left out."""
+    found = {}
     for worker in database["cluster"].workers:
         with psycopg.connect(worker.url(database="saas")) as conn:
-            open_as_tenants += conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY(%s)", (roles,)
-            ).fetchone()[0]
-    assert open_as_tenants == 0
+            found[worker.port] = {
+                pid
+                for (pid,) in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                    " AND datname = 'saas' AND pid <> pg_backend_pid()"
+                    " AND (%s::text[] IS NULL OR usename = ANY(%s))",
+                    (roles, roles),
+                )
+            }
+    return found
+
+
+def _set_on_poolers(database, setting: str, value: int) -> None:
+    for pooler in database["cluster"].poolers:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={pooler.port} user=postgres dbname=pgbouncer", autocommit=True
+        ) as console:
+            console.execute(f"SET {setting} = {value}")
+
+
+def test_worker_connections_are_reused_per_tenant_role_and_bounded_by_the_poolers(
+    client, database, make_tenant, worker_token
+):
+    """The hop runs as each tenant's role. Without a pooler, a connection per tenant per API
+    backend piled up on the workers (out of slots at 200 tenants), so none was kept and every
+    request started a worker backend. Through the PgBouncer in front of each worker the
+    coordinator keeps its connections, a tenant's next transaction reuses the worker backend
+    of the first, and the worker's backends stay under PgBouncer's cap, which closes idle
+    ones of other roles to make room (docs/scale-out.md, "Worker connections")."""
+    from backend.infrastructure import citus_cluster
+
+    if not database["cluster"].poolers:
+        pytest.skip("PgBouncer is not installed (Debian `pgbouncer`): the cluster runs without poolers")
+    tenants = [make_tenant() for _ in range(4)]
+    roles = [tenant_role_name(tenant.schema_name) for tenant in tenants]
+    for tenant in tenants:
+        assert client.get("/api/v1/clients", headers=worker_token(tenant)).status_code == 200
+    first = _worker_backends(database, roles)
+    assert sum(len(pids) for pids in first.values()) == len(tenants)  # one worker backend each
+    for tenant in tenants:
+        assert client.get("/api/v1/clients", headers=worker_token(tenant)).status_code == 200
+    assert _worker_backends(database, roles) == first  # reused: no new worker backend
+
+    cap = 2
+    _set_on_poolers(database, "max_db_connections", cap)
+    try:
+        others = [make_tenant() for _ in range(4)]
+        everyone = [*others, *tenants]
+        for tenant in everyone:
+            assert client.get("/api/v1/clients", headers=worker_token(tenant)).status_code == 200
+        roles = [tenant_role_name(tenant.schema_name) for tenant in everyone]
+        held = _worker_backends(database, roles)
+        assert all(len(pids) <= cap for pids in held.values()), held  # 4 tenants on each worker
+    finally:
+        _set_on_poolers(database, "max_db_connections", citus_cluster.POOLER_SERVER_CONNECTIONS)

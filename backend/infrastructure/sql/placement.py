@@ -3,7 +3,8 @@ distributed schema, `citus_schema_move` for one tenant, the rebalancer for the f
 
 Only Citus's public functions and catalog are used (docs/scale-out.md). Both operations run
 as the owner role (it owns the tenant tables, which is what Citus asks of a move); a move
-through logical replication keeps the tenant serving, writes wait only for the final switch.
+through logical replication keeps the tenant serving, writes wait only for the final switch
+(not behind PgBouncer before 1.23: `effective_mode`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,24 @@ from backend.infrastructure.sql.tenants import tenant_lock_key
 # keeps serving (logical replication) and block writes only for the final catch-up;
 # `block_writes` copies with writes blocked for the whole copy.
 TRANSFER_MODES = ("auto", "force_logical", "block_writes")
+# Citus 13.2 opens the replication connection of a logical move to the address in
+# pg_dist_poolinfo too (connection_configuration.c, GetEffectiveConnKey: every connection to the
+# node), and PgBouncer before 1.23 refuses it (`unsupported startup parameter: replication`).
+# Behind such poolers `auto` copies with writes blocked (docs/scale-out.md, "Worker
+# connections"); `force_logical` is passed on, for poolers that pass replication through.
+_ROUTED_THROUGH_POOLERS = text("SELECT EXISTS (SELECT 1 FROM pg_dist_poolinfo)")
+
+
+def effective_mode(connection: Connection, mode: str) -> str:
+    """The transfer mode Citus is asked for: `auto` becomes `block_writes` where the
+    coordinator reaches the workers through poolers (pg_dist_poolinfo)."""
+    if mode not in TRANSFER_MODES:
+        raise PlacementError(f"unknown transfer mode {mode!r} (one of {', '.join(TRANSFER_MODES)})")
+    if mode == "auto" and connection.execute(_ROUTED_THROUGH_POOLERS).scalar():
+        return "block_writes"
+    return mode
+
+
 REBALANCE_STRATEGIES = ("by_shard_count", "by_disk_size")
 
 
@@ -107,8 +126,7 @@ def move_schema(connection: Connection, schema_name: str, target: str, mode: str
     """Move the tenant's distributed schema (all its co-located tables) to `target`
     (HOST:PORT). Runs outside a transaction block: Citus refuses a move inside one. The
     caller's connection must be in autocommit mode."""
-    if mode not in TRANSFER_MODES:
-        raise PlacementError(f"unknown transfer mode {mode!r} (one of {', '.join(TRANSFER_MODES)})")
+    mode = effective_mode(connection, mode)
     if target not in worker_nodes(connection):
         raise PlacementError(f"{target} is not an active worker of this cluster")
     if node_of(connection, schema_name) is None:
@@ -195,8 +213,7 @@ def rebalance(connection: Connection, strategy: str, mode: str) -> int | None:
     """Start Citus's background rebalancer and wait for it to finish; the job id, or None
     when nothing needed to move. Autocommit connection, as for a move."""
     _check_strategy(strategy)
-    if mode not in TRANSFER_MODES:
-        raise PlacementError(f"unknown transfer mode {mode!r} (one of {', '.join(TRANSFER_MODES)})")
+    mode = effective_mode(connection, mode)
     job_id = connection.execute(
         text(
             f"SELECT citus_rebalance_start(rebalance_strategy := :strategy, shard_transfer_mode := '{mode}')"

@@ -22,6 +22,7 @@ from tests.integration.ops.test_compose import (
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.citus.yml"
 NODES = ("coordinator", "worker1", "worker2")
+POOLERS = ("pooler1", "pooler2")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,10 @@ def test_nodes_are_healthy_before_the_cluster_forms_and_the_app_starts(compose):
     init, migrate, api, worker = (services[n] for n in ("cluster-init", "migrate", "api", "worker"))
     assert init["command"] == ["python", "scripts/citus_bootstrap.py"]
     assert (ROOT / init["command"][1]).is_file()
-    assert init["depends_on"] == {name: {"condition": "service_healthy"} for name in NODES}
+    assert init["depends_on"] == {
+        **{name: {"condition": "service_healthy"} for name in NODES},
+        **{name: {"condition": "service_started"} for name in POOLERS},
+    }
     assert migrate["depends_on"] == {
         "coordinator": {"condition": "service_healthy"},
         "cluster-init": {"condition": "service_completed_successfully"},
@@ -81,6 +85,48 @@ def test_the_app_talks_to_the_coordinator_only_and_never_reaches_a_worker(compos
         assert len(scripts) == 1 and (ROOT / scripts[0].split(":")[0]).is_file()
 
 
+def _pgbouncer_settings(path: Path) -> dict[str, str]:
+    """The [pgbouncer] section of a PgBouncer ini (its `%include` line is not configparser's)."""
+    settings, section = {}, None
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif section == "pgbouncer" and "=" in line and not line.startswith(";"):
+            key, value = (part.strip() for part in line.split("=", 1))
+            settings[key] = value
+    return settings
+
+
+def test_each_worker_sits_behind_its_own_pgbouncer_that_admits_the_coordinator_only(compose):
+    from backend.infrastructure import citus_cluster
+
+    services = compose["services"]
+    init = environment(services["cluster-init"])
+    workers = [url_of(url.strip()).hostname for url in init["WORKER_URLS"].split(",")]
+    assert init["WORKER_POOLERS"].split(",") == [f"{name}:6432" for name in POOLERS]
+    for pooler, worker in zip(POOLERS, workers, strict=True):
+        service = services[pooler]
+        assert set(service["networks"]) == {"cluster"} and "ports" not in service
+        assert f"host={worker} port=5432" in " ".join(service["command"])
+        assert f"{worker}-data:/worker-data:ro" in service["volumes"]  # the worker's certificate
+        assert service["depends_on"] == {worker: {"condition": "service_healthy"}}
+    files = [volume.split(":") for volume in services["pooler1"]["volumes"] if volume.startswith("./")]
+    mounts = {inside: ROOT / outside for outside, inside, *_ in files}
+    settings = _pgbouncer_settings(mounts["/etc/pgbouncer/pgbouncer.ini"])
+    # The same pooling as the local cluster the tests and benchmarks run (citus_cluster.py).
+    for name in ("pool_mode", "max_client_conn", "default_pool_size", "server_idle_timeout", "auth_query"):
+        assert settings[name] == citus_cluster.POOLER_SETTINGS[name], name
+    assert settings["max_db_connections"] == str(citus_cluster.POOLER_SERVER_CONNECTIONS)
+    assert settings["client_tls_sslmode"] == "require"  # Citus's node connections require TLS
+    assert settings["auth_type"] == "hba"
+    coordinator = services["coordinator"]["networks"]["cluster"]["ipv4_address"]
+    rules = [line.split() for line in mounts[settings["auth_hba_file"]].read_text().splitlines()]
+    assert [rule for rule in rules if rule and not rule[0].startswith("#")] == [
+        ["host", "all", "all", f"{coordinator}/32", "trust"]
+    ]
+
+
 def test_no_secret_value_is_committed(compose):
     for name, service in compose["services"].items():
         for key, value in environment(service).items():
@@ -98,7 +144,8 @@ def test_docker_compose_accepts_the_file(tmp_path):
     valid = compose_config(COMPOSE, env_example_with_secrets(), tmp_path)
     assert valid.returncode == 0, valid.stderr
     rendered = yaml.safe_load(valid.stdout)
-    assert set(rendered["services"]) == {*NODES, "valkey", "cluster-init", "migrate", "api", "worker"}
+    apps = {"valkey", "cluster-init", "migrate", "api", "worker"}
+    assert set(rendered["services"]) == {*NODES, *POOLERS, *apps}
     api = rendered["services"]["api"]["environment"]
     assert api["DATABASE_URL"] == "postgresql://saas_app:test-app_db_password@coordinator:5432/saas"
     workers = rendered["services"]["cluster-init"]["environment"]["WORKER_URLS"].split(",")
