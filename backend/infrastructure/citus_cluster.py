@@ -8,8 +8,8 @@ migrations talk to the coordinator only (docs/scale-out.md). The coordinator rea
 worker through a PgBouncer in front of it (`Pooler`, `use_poolers`; docs/scale-out.md, "Worker
 connections"), unless CITUS_POOLERS=0 or PgBouncer is not installed.
 
-Loopback trust authentication is for this throwaway local cluster only: production uses
-the node-to-node authentication of docs/scale-out.md.
+Each node's pg_hba is the deployment's (deploy/citus/coordinator-hba.sh, worker-hba.sh) with
+loopback as the cluster's network: the tests exercise the rules a deployment runs with.
 """
 
 from __future__ import annotations
@@ -42,6 +42,11 @@ INSTALL_TOOL = next(
     (path for path in INSTALL_TOOL_CANDIDATES if path is not None and path.exists()),
     _REPO.parent / "shared" / "tools" / "citus" / "install",
 )
+# The deployment's pg_hba rules (docs/scale-out.md, "Node-to-node authentication"), applied to
+# the local nodes too; the nodes' network is loopback here.
+COORDINATOR_HBA = _REPO / "deploy" / "citus" / "coordinator-hba.sh"
+WORKER_HBA = _REPO / "deploy" / "citus" / "worker-hba.sh"
+CLUSTER_SUBNET = f"{HOST}/32"
 
 NODE_SETTINGS = {
     "listen_addresses": f"'{HOST}'",
@@ -104,6 +109,16 @@ def _as_server_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", SUPERUSER, "--", *command]
 
 
+def _ipv6_loopback() -> bool:
+    """Whether ::1 is usable here (the address of each node's connections to itself)."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -142,19 +157,27 @@ class Node:
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
 
-    def refuse_tenant_roles(self) -> None:
-        """Tenant roles may log in (the coordinator connects to the workers as them), but
-        never into the coordinator itself: only the runtime role does, then assumes them."""
-        group = f"+{embedded_postgres.RUNTIME_ROLE}_tenant"
-        hba = self.data_dir / "pg_hba.conf"
-        # `+group` also matches indirect members, and the runtime role is a member of every
-        # tenant role: the deployment's own roles are admitted by name first.
-        admitted = ",".join((SUPERUSER, embedded_postgres.OWNER_ROLE, embedded_postgres.RUNTIME_ROLE))
-        rules = (
-            f"local all {admitted} trust\nhost all {admitted} {HOST}/32 trust\n"
-            f"local all {group} reject\nhost all {group} all reject\n"
+    def apply_hba(self, script: Path) -> None:
+        """The deployment's pg_hba script for this kind of node (deploy/citus/*.sh, run at
+        first initialisation in docker-compose.citus.yml), run here as there: as the server
+        user, on this data directory, with 127.0.0.1 as the cluster's network (the nodes reach
+        each other from it). One source of the rules for both (docs/scale-out.md,
+        "Node-to-node authentication").
+
+        In a deployment a node's connections to itself (Citus connects to
+        `citus.local_hostname` as the current user, e.g. before every shard move) come from
+        loopback, outside the cluster's network. Here both would be 127.0.0.1 and the rules
+        for the node itself would go untested: the node's own connections use ::1 instead."""
+        subprocess.run(
+            _as_server_user(["sh", "-s"]),
+            input=script.read_bytes(),
+            env={**os.environ, "PGDATA": str(self.data_dir), "CLUSTER_SUBNET": CLUSTER_SUBNET},
+            check=True,
+            capture_output=True,
         )
-        hba.write_text(rules + hba.read_text())
+        if _ipv6_loopback():
+            with open(self.data_dir / "postgresql.conf", "a") as conf:
+                conf.write(f"listen_addresses = '{HOST},::1'\ncitus.local_hostname = '::1'\n")
 
     def start(self) -> None:
         self.pg_ctl("start", "-w", "-l", str(self.data_dir / "server.log"))
@@ -403,7 +426,9 @@ def start(base_dir: Path, *, workers: int = 2, poolers: bool | None = None) -> C
     try:
         for node in cluster.nodes:
             node.init()
-        cluster.coordinator.refuse_tenant_roles()
+        cluster.coordinator.apply_hba(COORDINATOR_HBA)
+        for worker in cluster.workers:
+            worker.apply_hba(WORKER_HBA)
         for node in cluster.nodes:
             node.start()
         form_cluster(cluster.coordinator.url(), [worker.url() for worker in cluster.workers])

@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from backend.core.db import tenant_role_name
+from backend.infrastructure import embedded_postgres
 
 
 def _placements(database) -> dict[str, int]:
@@ -61,14 +62,63 @@ def test_tenant_requests_run_as_the_tenant_role_on_the_workers(client, make_tena
 
 def test_tenant_roles_log_in_to_workers_only(database, make_tenant):
     """Tenant roles may log in (the coordinator's hop), but the coordinator refuses them:
-    only the runtime role connects there, then assumes a tenant role per transaction."""
+    only the runtime role connects there, then assumes a tenant role per transaction. The
+    rules are the deployment's (deploy/citus/*.sh), applied by the local cluster."""
     tenant = make_tenant()
     role = tenant_role_name(tenant.schema_name)
     cluster = database["cluster"]
     with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects"):
         psycopg.connect(cluster.coordinator.url(role, "saas")).close()
-    with psycopg.connect(cluster.workers[0].url(role, "saas")) as conn:
-        assert conn.execute("SELECT current_user").fetchone()[0] == role
+    for worker in cluster.workers:
+        with psycopg.connect(worker.url(role, "saas")) as conn:
+            assert conn.execute("SELECT current_user").fetchone()[0] == role
+
+
+def _on_socket(node, user: str) -> str:
+    """The node's Unix socket (its data directory), as a shell inside its container uses."""
+    return psycopg.conninfo.make_conninfo(host=str(node.data_dir), port=node.port, user=user, dbname="saas")
+
+
+def test_the_coordinators_socket_admits_the_deployment_roles_and_refuses_tenant_roles(database, make_tenant):
+    """`+saas_app_tenant` also matches the runtime role (a member of every tenant role): the
+    deployment's roles are admitted by name before the tenant group is refused, on the socket
+    as over TCP (an operator's `psql -U saas_app` inside the coordinator's container)."""
+    role = tenant_role_name(make_tenant().schema_name)
+    coordinator = database["cluster"].coordinator
+    for user in (embedded_postgres.RUNTIME_ROLE, embedded_postgres.OWNER_ROLE, "postgres"):
+        with psycopg.connect(_on_socket(coordinator, user)) as conn:
+            assert conn.execute("SELECT current_user").fetchone()[0] == user
+    with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects"):
+        psycopg.connect(_on_socket(coordinator, role)).close()
+
+
+def test_the_coordinator_admits_its_own_connections_and_workers_only_the_cluster(database, make_tenant):
+    """Citus connects to `citus.local_hostname` as the current user (before every shard move,
+    as the owner running `tenants move`): in a deployment from loopback, outside the cluster's
+    network. The local cluster makes those connections come from ::1 (its cluster network is
+    127.0.0.1/32), so the coordinator's rules for the node itself are the ones admitting them;
+    tenant roles stay refused there. To a worker, ::1 is outside the cluster's network: every
+    role is refused, the superuser needs a password."""
+    cluster = database["cluster"]
+    role = tenant_role_name(make_tenant().schema_name)
+    with psycopg.connect(cluster.coordinator.url(database="saas")) as conn:
+        if conn.execute("SHOW citus.local_hostname").fetchone()[0] != "::1":
+            pytest.skip("no IPv6 loopback here: the nodes' own connections share 127.0.0.1 with the cluster")
+
+    def from_outside(node, user: str) -> str:
+        return f"postgresql://{user}@[::1]:{node.port}/saas"
+
+    owner = embedded_postgres.OWNER_ROLE
+    with psycopg.connect(from_outside(cluster.coordinator, owner)) as conn:
+        assert conn.execute("SELECT current_user, host(inet_client_addr())").fetchone() == (owner, "::1")
+    with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects"):
+        psycopg.connect(from_outside(cluster.coordinator, role)).close()
+    for worker in cluster.workers:
+        for user in (role, owner, embedded_postgres.RUNTIME_ROLE):
+            with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects"):
+                psycopg.connect(from_outside(worker, user)).close()
+        with pytest.raises(psycopg.OperationalError, match="no password supplied|password authentication failed"):
+            psycopg.connect(from_outside(worker, "postgres")).close()
 
 
 def _worker_backends(database, roles: list[str] | None = None) -> dict[int, set[int]]:
