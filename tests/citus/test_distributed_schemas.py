@@ -117,7 +117,8 @@ def test_the_coordinator_admits_its_own_connections_and_workers_only_the_cluster
         for user in (role, owner, embedded_postgres.RUNTIME_ROLE):
             with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects"):
                 psycopg.connect(from_outside(worker, user)).close()
-        with pytest.raises(psycopg.OperationalError, match="no password supplied|password authentication failed"):
+        password = r"no password supplied|password authentication failed"
+        with pytest.raises(psycopg.OperationalError, match=password):
             psycopg.connect(from_outside(worker, "postgres")).close()
 
 
