@@ -19,6 +19,10 @@ from tests.sessions import session_token
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Fixtures of suites that also run on the Citus session cluster (tests/citus/suites/): plugins,
+# so that both folders see one definition.
+pytest_plugins = ["tests.integration.defense.fixtures"]
+
 # The suite runs without a pool of spare schemas (here and in the commands and servers it
 # starts), so each test's provisioning creates its schema as it always did; the tests of the
 # pool (tests/integration/lifecycle/test_spare_*.py) turn it on for themselves.

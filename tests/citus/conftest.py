@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import owner
 from tests.conftest import citus_database, session_app, session_settings
 
 
@@ -33,3 +34,13 @@ def app(settings):
 @pytest.fixture(scope="session")
 def runtime(app):
     return app.extensions["saas"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def owner_of_the_cluster(app):
+    """Module fixtures (tenants made once per module: tests/citus/suites/) set up data as the
+    owner before the per-test switch of tests/conftest.py applies: without this they reached
+    the session's default owner, the embedded server's when an earlier test of the same process
+    started it (`make test`'s workers run both)."""
+    with owner.using(app):
+        yield

@@ -411,7 +411,15 @@ class IsolationMachine(RuleBasedStateMachine):
         return response
 
 
-def test_no_one_ever_sees_or_changes_another_tenants_or_clients_data(app, runtime):
+@pytest.fixture()
+def isolation_budget() -> tuple[int, int]:
+    """(examples, steps per example): bounded for `make test`, raised by `make fuzz`; the
+    Citus suite runs the same test with a smaller budget of its own (tests/citus/suites/)."""
+    return budget("ISOLATION_EXAMPLES", 15), budget("ISOLATION_STEPS", 12)
+
+
+def test_no_one_ever_sees_or_changes_another_tenants_or_clients_data(app, runtime, isolation_budget):
+    examples, steps = isolation_budget
     IsolationMachine.world = build_world(runtime)
     IsolationMachine.http = app.test_client()
     IsolationMachine.runtime = runtime
@@ -420,8 +428,8 @@ def test_no_one_ever_sees_or_changes_another_tenants_or_clients_data(app, runtim
     run_state_machine_as_test(
         IsolationMachine,
         settings=settings(
-            max_examples=budget("ISOLATION_EXAMPLES", 15),
-            stateful_step_count=budget("ISOLATION_STEPS", 12),
+            max_examples=examples,
+            stateful_step_count=steps,
             deadline=None,
             database=None,
             phases=[Phase.explicit, Phase.generate, Phase.shrink],

@@ -1,4 +1,7 @@
-"""Fixtures of the defense suite: tenants made once per module, and the roles in play."""
+"""Fixtures of the defense suite: tenants made once per module, and the roles in play.
+
+A plugin (tests/conftest.py `pytest_plugins`), not this folder's conftest: the Citus suite runs
+the same tests on its session cluster (tests/citus/suites/) and needs the same fixtures."""
 
 from __future__ import annotations
 

@@ -1,0 +1,3 @@
+"""The JWT attack suite (tests/integration/defense/test_jwt_attacks.py) on the cluster."""
+
+from tests.integration.defense.test_jwt_attacks import *  # noqa: F403
