@@ -92,13 +92,18 @@ def app(settings):
     yield from session_app(settings)
 
 
-def session_app(settings: Settings):
+def session_app(settings: Settings, *, default_owner: bool = True):
+    """The session's app, migrated. `default_owner`: its owner is the one module fixtures reach
+    (they run before the per-test switch below): the root `app`'s. The Citus suite's app passes
+    False and switches per module itself (tests/citus/conftest.py): registered first in a
+    process, it used to become the default of the embedded modules that ran after it."""
     from backend import create_app
     from backend.api.auth import access_cache
     from backend.cli.tenants import migrate_shared
 
     application = create_app(settings)
-    owner.use(application)
+    if default_owner:
+        owner.use(application)
     with application.app_context():
         migrate_shared()
     yield application

@@ -19,8 +19,9 @@ _session: dict[str, OwnerAccess] = {}
 
 
 def use(app: Flask) -> OwnerAccess:
-    """The session's default owner: the first session app's. A later one (the Citus suite's,
-    in the same process) does not replace it; each test gets its own app's (tests/conftest.py)."""
+    """The session's default owner: the root session app's (the Citus suite's app does not
+    register; tests/conftest.py `session_app`); each test, and each module of tests/citus, gets
+    its own app's (tests/conftest.py, tests/citus/conftest.py)."""
     return _session.setdefault("access", owner_access(app))
 
 

@@ -28,7 +28,7 @@ def settings(database, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def app(settings):
-    yield from session_app(settings)
+    yield from session_app(settings, default_owner=False)
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +40,6 @@ def runtime(app):
 def owner_of_the_cluster(app):
     """Module fixtures (tenants made once per module: tests/citus/suites/) set up data as the
     owner before the per-test switch of tests/conftest.py applies: without this they reached
-    the session's default owner, the embedded server's when an earlier test of the same process
-    started it (`make test`'s workers run both)."""
+    the session's default owner, the embedded server's (`make test`'s workers run both)."""
     with owner.using(app):
         yield
