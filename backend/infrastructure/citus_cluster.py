@@ -472,12 +472,12 @@ def start_single(base_dir: Path) -> Node:
 
 def make_coordinator(node: Node) -> None:
     """Turn a running single server (start_single) into one that can be the coordinator, as
-    an operator upgrading from one server does: Citus preloaded, tenant roles refused at its
-    door (they log in to the workers only), restarted. Its data is untouched; the extension
-    and the workers come with `add_workers`."""
+    an operator upgrading from one server does: Citus preloaded, the coordinator's pg_hba
+    (tenant roles refused at its door: they log in to the workers only), restarted. Its data
+    is untouched; the extension and the workers come with `add_workers`."""
     with open(node.data_dir / "postgresql.conf", "a") as conf:
         conf.write("shared_preload_libraries = 'citus'\n")
-    node.refuse_tenant_roles()
+    node.apply_hba(COORDINATOR_HBA)
     node.stop()
     node.start()
 
@@ -497,6 +497,7 @@ def add_workers(base_dir: Path, coordinator: Node, *, workers: int = 2) -> Citus
     try:
         for worker in cluster.workers:
             worker.init()
+            worker.apply_hba(WORKER_HBA)
             worker.start()
         form_cluster(coordinator.url(), [worker.url() for worker in cluster.workers])
         if poolers_enabled():

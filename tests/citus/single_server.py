@@ -34,9 +34,11 @@ class SingleTenant:
 
 def single_server_app(urls: dict, var_dir: Path, *, citus: bool = False) -> Flask:
     """An app on that server, its shared schema migrated. Not closed through session_app's
-    generator: that would stop the process-wide access-cache listener of the suite's app."""
+    generator: that would stop the process-wide access-cache listener of the suite's app. Not
+    the session's default owner either (its server goes away with its test): helpers reach its
+    owner through `owner.using(app)`."""
     settings = session_settings({**urls, "citus": citus}, var_dir)
-    return next(session_app(settings))
+    return next(session_app(settings, default_owner=False))
 
 
 def keep_listener(session_app: Flask) -> None:
