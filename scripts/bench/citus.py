@@ -9,10 +9,13 @@ which runs the design without poolers for comparison. Both setups run at once on
 gunicorn; the read passes alternate between them for `--rounds` rounds so they share the noise
 of the moment. The cluster's three nodes, both gunicorns, the load generator and the single
 server share the same 2 cores: the ratio measures the coordinator hop's cost on one machine,
-not what separate machines would give. The move runs `tenants move` (service.placement with
-citus_schema_move, transfer mode auto: logical replication, or writes blocked for the copy
-behind PgBouncer before 1.23, docs/scale-out.md) under `--writers` threads
-POSTing to the moving tenant and one to another; every acknowledged write is then looked up.
+not what separate machines would give. So each setup's read passes also measure the CPU time per
+request of each of its process groups (`Measured`): on a machine whose cores every process
+shares, throughput follows total CPU per request, and the groups say where it goes; one client
+on each setup then gives the hop's latency without CPU contention. The move runs `tenants
+move` (service.placement with citus_schema_move, transfer mode auto: logical replication, or
+writes blocked for the copy behind PgBouncer before 1.23, docs/scale-out.md) under `--writers`
+threads POSTing to the moving tenant and one to another; every acknowledged write is then looked up.
 """
 
 from __future__ import annotations
@@ -25,23 +28,25 @@ import os
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from sqlalchemy import text
 
 from backend.core.db import set_tenant_search_path
 from backend.infrastructure import citus_cluster, embedded_postgres
 from backend.infrastructure.sql.placement import effective_mode
-from bench.common import BenchDatabase, Report, ms
+from bench.common import BenchDatabase, Report, ms, tree_cpu_seconds
 from bench.serving import Load, add_server_arguments, gunicorn, load, make_tenants
 
 # `bench.py all` (under 15 minutes in all).
 ALL_ARGS = ["--tenants", "100", "--requests", "2000", "--rounds", "2"]
 WARM_UP_PER_TENANT = 2
 RECONNECT_EVERY = 50
+ONE_CLIENT_REQUESTS = 400  # per setup, on one connection: the hop's latency without contention
 
 
 def skip_in_all(*, quick: bool) -> str | None:
@@ -85,7 +90,7 @@ def _environment(**values: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def single_server(base: Path) -> Iterator[BenchDatabase]:
+def single_server(base: Path) -> Iterator[tuple[BenchDatabase, citus_cluster.Node]]:
     node = citus_cluster.start_single(base)
     try:
         urls = {
@@ -95,7 +100,7 @@ def single_server(base: Path) -> Iterator[BenchDatabase]:
         }
         with _environment(**urls), BenchDatabase() as db:
             db.environment = urls
-            yield db
+            yield db, node
     finally:
         node.stop()
 
@@ -116,6 +121,45 @@ def cluster(base: Path) -> Iterator[tuple[BenchDatabase, citus_cluster.CitusClus
 def serving(db: BenchDatabase, args: argparse.Namespace):
     with _environment(**db.environment), gunicorn(db, args) as server:
         yield server
+
+
+def postmaster(node: citus_cluster.Node) -> psutil.Process:
+    """A node's postmaster (first line of postmaster.pid). It is the parent
+    of all the node's processes and reaps each one that exits, so a backend that ends during a
+    pass is counted too: its time moves into the postmaster's reaped-children time
+    (tree_cpu_seconds adds it)."""
+    return psutil.Process(int((node.data_dir / "postmaster.pid").read_text().split()[0]))
+
+
+@dataclass
+class Measured:
+    """The read passes of one setup and the CPU seconds each of its process groups (name:
+    the root of a process tree) used during them; the load generator's processes report theirs."""
+
+    groups: dict[str, psutil.Process]
+    postmasters: list[psutil.Process]
+    loads: list[Load] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    exited: int = 0  # database processes that ended during the passes (counted by their postmaster)
+
+    def run(self, server, tokens: list[str], requests: int, args: argparse.Namespace) -> None:
+        pids = self._database_pids()
+        before = {name: tree_cpu_seconds(root) for name, root in self.groups.items()}
+        result = load(server, tokens, requests, args)
+        after = {name: tree_cpu_seconds(root) for name, root in self.groups.items()}
+        self.exited += len(pids - self._database_pids())
+        self.cpu["load"] += result.cpu_s
+        for name in self.groups:
+            self.cpu[name] += after[name] - before[name]
+        self.loads.append(result)
+
+    def _database_pids(self) -> set[int]:
+        return {child.pid for root in self.postmasters for child in root.children(recursive=True)}
+
+    def ms_per_request(self) -> dict[str, float]:
+        requests = sum(len(one.latencies) for one in self.loads)
+        per_request = {name: 1000 * seconds / requests for name, seconds in self.cpu.items()}
+        return per_request | {"total": sum(per_request.values())}
 
 
 def placements(db: BenchDatabase) -> dict[str, str]:
@@ -290,7 +334,7 @@ def run(args: argparse.Namespace) -> Report:
         base.chmod(0o755)  # the nodes run as the server user, who must reach their folders
         (base / "nodes").mkdir(mode=0o755)
         with (
-            single_server(base / "nodes" / "single") as single,
+            single_server(base / "nodes" / "single") as (single, single_node),
             cluster(base / "nodes" / "cluster") as (multi, nodes),
         ):
             started = time.perf_counter()
@@ -306,17 +350,40 @@ def run(args: argparse.Namespace) -> Report:
             per_worker = Counter(where[tenant.schema_name] for tenant, _ in made)
             worker_names = [f"{citus_cluster.HOST}:{worker.port}" for worker in nodes.workers]
             placement_spread = spread(per_worker, worker_names)
-            passes: dict[str, list[Load]] = {"single": [], "cluster": []}
             with serving(single, args) as single_server_, serving(multi, args) as cluster_server:
                 servers = {
                     "single": (single_server_, single_tokens),
                     "cluster": (cluster_server, multi_tokens),
                 }
+                single_db = {"postgres": postmaster(single_node)}
+                cluster_db = {"coordinator": postmaster(nodes.coordinator)} | {
+                    f"worker{n}": postmaster(worker) for n, worker in enumerate(nodes.workers, start=1)
+                }
+                poolers = {
+                    f"pgbouncer{n}": psutil.Process(pooler.process.pid)
+                    for n, pooler in enumerate(nodes.poolers, start=1)
+                }
+                passes = {
+                    "single": Measured(
+                        {"api": psutil.Process(single_server_.process.pid), **single_db},
+                        list(single_db.values()),
+                    ),
+                    "cluster": Measured(
+                        {"api": psutil.Process(cluster_server.process.pid), **cluster_db, **poolers},
+                        list(cluster_db.values()),
+                    ),
+                }
                 for server, tokens in servers.values():
                     load(server, tokens, WARM_UP_PER_TENANT * len(tokens), args)
                 for _ in range(rounds):
                     for name, (server, tokens) in servers.items():
-                        passes[name].append(load(server, tokens, requests, args))
+                        passes[name].run(server, tokens, requests, args)
+                one_client = argparse.Namespace(**{**vars(args), "load_processes": 1, "connections": 1})
+                one_client_requests = 50 if args.quick else ONE_CLIENT_REQUESTS
+                latency = {
+                    name: load(server, tokens, one_client_requests, one_client)
+                    for name, (server, tokens) in servers.items()
+                }
                 connections = worker_connections(nodes)
                 moving = make_tenants(multi, 1, 0, "move")[0]
                 fill(multi, moving[0].schema_name, move_rows)
@@ -325,7 +392,20 @@ def run(args: argparse.Namespace) -> Report:
             with multi.owner_engine.connect() as connection:
                 move_mode = effective_mode(connection, "auto")
             server_version = f"{multi.server_version()} (3 local nodes) vs {single.server_version()}"
-    single_load, cluster_load = Load.merged(passes["single"]), Load.merged(passes["cluster"])
+    single_load, cluster_load = Load.merged(passes["single"].loads), Load.merged(passes["cluster"].loads)
+    cpu = {name: measured.ms_per_request() for name, measured in passes.items()}
+    cpu_ratio = cpu["cluster"]["total"] / cpu["single"]["total"]
+    one_client_p50 = {name: one.p(50) for name, one in latency.items()}
+    one, many = cpu["single"], cpu["cluster"]
+
+    def summed(prefix: str) -> str:
+        """The cluster's groups named prefix1, prefix2...: `a + b = sum ms`."""
+        values = [value for name, value in many.items() if name.startswith(prefix)]
+        return f"{' + '.join(f'{v:.2f}' for v in values)} = {sum(values):.2f} ms" if values else "none"
+
+    def pair(single_group: str, cluster_group: str) -> str:
+        return f"{one[single_group]:.2f} / {many[cluster_group]:.2f} ms"
+
     throughput_ratio = cluster_load.throughput / single_load.throughput
     p99_ratio = cluster_load.p(99) / single_load.p(99)
     throughputs = f"{single_load.throughput:.0f} / {cluster_load.throughput:.0f} req/s"
@@ -338,6 +418,19 @@ def run(args: argparse.Namespace) -> Report:
         ["p99 one server / cluster", f"{ms(single_load.p(99))} / {ms(cluster_load.p(99))}", ""],
         ["p99 cluster / one server", f"{p99_ratio:.2f}", "reported"],
         ["read errors (both)", str(single_load.errors + cluster_load.errors), "0"],
+        ["CPU per request, API (gunicorn): one server / cluster", pair("api", "api"), "reported"],
+        ["CPU per request, load generator: one server / cluster", pair("load", "load"), "reported"],
+        ["CPU per request, PostgreSQL: one server / the coordinator (the hop)",
+         pair("postgres", "coordinator"), "reported"],
+        ["CPU per request, the cluster's workers", summed("worker"), "reported"],
+        ["CPU per request, the cluster's PgBouncers", summed("pgbouncer"), "reported"],
+        ["CPU per request, total: one server / cluster", pair("total", "total"), "reported"],
+        ["CPU per request cluster / one server (its inverse: the throughput ratio if CPU-bound)",
+         f"{cpu_ratio:.2f} ({1 / cpu_ratio:.2f})", "reported"],
+        ["database processes that ended during the read passes: one server / cluster",
+         f"{passes['single'].exited} / {passes['cluster'].exited}", "reported"],
+        ["p50 at 1 client: one server / cluster",
+         f"{ms(one_client_p50['single'])} / {ms(one_client_p50['cluster'])}", "reported"],
         ["client connections on the busiest worker after the passes", str(connections), "reported"],
         ["tenants per worker", per_node, ""],
         ["placement spread (largest distance from even)", f"{placement_spread:.3f}", "<= 0.1"],
@@ -366,6 +459,13 @@ def run(args: argparse.Namespace) -> Report:
             else "Worker connections: no pooler (CITUS_POOLERS=0 or PgBouncer not installed): the "
             "coordinator keeps no worker connection, each tenant transaction starts a worker backend."
         ),
+        "CPU per request: user + system time of each process tree (psutil) over each setup's read "
+        "passes, divided by their requests; a tree's time includes the children its root reaped, so "
+        "PostgreSQL backends that ended during a pass count through their postmaster. The load "
+        "generator's processes report their own (start-up included). Not counted: the bench's own "
+        "process, which only waits during the passes. CPU time per request does not depend on how "
+        f"busy the shared machine is the way throughput does. 1 client: {one_client_requests} GETs "
+        "per setup on one keep-alive connection after the passes.",
         f"Move: `tenants move --mode auto`, which Citus ran as {move_mode}"
         + (" (PgBouncer 1.18 refuses the replication connection of a logical move)" if pooled else "")
         + f"; {args.writers} writer threads on the moving tenant and 1 on another, POSTs on keep-alive "
@@ -397,5 +497,18 @@ def run(args: argparse.Namespace) -> Report:
             "move_seconds": move.seconds,
             "read_errors": single_load.errors + cluster_load.errors,
             "worker_connections": connections,
+            "cpu_ms_single": one["total"],
+            "cpu_ms_cluster": many["total"],
+            "cpu_cluster_over_single": cpu_ratio,
+            "cpu_ms_coordinator": many["coordinator"],
+            **{
+                f"cpu_ms_{setup}_{group}": value
+                for setup in cpu
+                for group, value in cpu[setup].items()
+                if group != "total"
+            },
+            "database_processes_exited": passes["single"].exited + passes["cluster"].exited,
+            "p50_one_client_ms_single": 1000 * one_client_p50["single"],
+            "p50_one_client_ms_cluster": 1000 * one_client_p50["cluster"],
         },
     )

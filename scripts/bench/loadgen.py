@@ -3,7 +3,8 @@
 threads, each with one keep-alive http.client connection to 127.0.0.1:PORT, send GET PATH
 with the bearer tokens of TOKENS_FILE (round robin) until `--requests` are done; prints JSON
 {"latencies": [...seconds], "stamps": [...epoch seconds each request started], "errors": n,
-"statuses": {...}, "start": t0, "end": t1}."""
+"statuses": {...}, "start": t0, "end": t1, "cpu_s": CPU seconds this process used (user + system,
+all threads, its start-up included)}."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import argparse
 import http.client
 import itertools
 import json
+import os
 import sys
 import threading
 import time
@@ -85,6 +87,7 @@ def main() -> int:
     for thread in threads:
         thread.join()
     end = time.time()
+    cpu = os.times()
     json.dump(
         {
             "latencies": latencies,
@@ -93,6 +96,7 @@ def main() -> int:
             "statuses": statuses,
             "start": start,
             "end": end,
+            "cpu_s": cpu.user + cpu.system,
         },
         sys.stdout,
     )

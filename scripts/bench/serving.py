@@ -339,6 +339,7 @@ class Load:
     errors: int
     seconds: float
     stamps: list[float] = field(default_factory=list)  # epoch second each request started
+    cpu_s: float = 0.0  # CPU seconds the load generator's processes used
 
     @staticmethod
     def merged(loads: list[Load]) -> Load:
@@ -347,6 +348,7 @@ class Load:
             latencies=[x for one in loads for x in one.latencies],
             errors=sum(one.errors for one in loads),
             seconds=sum(one.seconds for one in loads),
+            cpu_s=sum(one.cpu_s for one in loads),
         )
 
     def between(self, start: float, end: float) -> Load:
@@ -404,4 +406,5 @@ def load(
         stamps=[x for r in results for x in r["stamps"]],
         errors=sum(r["errors"] for r in results),
         seconds=max(r["end"] for r in results) - min(r["start"] for r in results),
+        cpu_s=sum(r["cpu_s"] for r in results),
     )
