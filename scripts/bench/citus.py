@@ -463,9 +463,9 @@ def run(args: argparse.Namespace) -> Report:
         "passes, divided by their requests; a tree's time includes the children its root reaped, so "
         "PostgreSQL backends that ended during a pass count through their postmaster. The load "
         "generator's processes report their own (start-up included). Not counted: the bench's own "
-        "process, which only waits during the passes. CPU time per request does not depend on how "
-        f"busy the shared machine is the way throughput does. 1 client: {one_client_requests} GETs "
-        "per setup on one keep-alive connection after the passes.",
+        "process, which only waits during the passes. CPU time per request depends less than "
+        "throughput on the shared machine's other load, but still rises with it. 1 client: "
+        f"{one_client_requests} GETs per setup on one keep-alive connection after the passes.",
         f"Move: `tenants move --mode auto`, which Citus ran as {move_mode}"
         + (" (PgBouncer 1.18 refuses the replication connection of a logical move)" if pooled else "")
         + f"; {args.writers} writer threads on the moving tenant and 1 on another, POSTs on keep-alive "
