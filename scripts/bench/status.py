@@ -259,7 +259,7 @@ TARGETS = (
             "0.67), cluster 5.33 ms (API 2.58, load generator 0.40, coordinator 1.25, workers 0.27 + "
             "0.28, PgBouncers 0.27 + 0.27). Every process of both setups shares the same 2 cores, so "
             "throughput follows total CPU per request: cluster / one server 1.54, which allows 0.65; "
-            "0.58 measured. The 1.88 ms more are the database side (2.33 ms against 0.67): the "
+            "0.58 measured. The 1.88 ms more are the database side (2.34 ms against 0.67): the "
             "coordinator, the hop, 1.25 ms per request where one server spends 0.67 on all of it; the "
             "PgBouncers relaying its statements, 0.54 ms (their TLS with the coordinator included, "
             "not separated); the workers running the queries, 0.54 ms; the API and the load "
