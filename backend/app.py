@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy.engine import Engine, make_url
 
-from backend.api import init_api
+from backend.api import access_cache, init_api
 from backend.api.context import Runtime
 from backend.cli import tenants_cli
 from backend.cli.owner import EXTENSION as OWNER_EXTENSION
@@ -86,6 +86,7 @@ def build_app(settings: Settings | None = None, *, serving: bool = False) -> Fla
         engine=engine,
         runtime_role=role,
         jobs=ProcrastinateJobQueue(settings.database_url),
+        access_cache=access_cache.listening_on(settings.listener_database_url),
         tokens=TokenService(
             load_signing_keys(settings),
             issuer=settings.jwt_issuer,

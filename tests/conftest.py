@@ -98,7 +98,6 @@ def session_app(settings: Settings, *, default_owner: bool = True):
     False and switches per module itself (tests/citus/conftest.py): registered first in a
     process, it used to become the default of the embedded modules that ran after it."""
     from backend import create_app
-    from backend.api.auth import access_cache
     from backend.cli.tenants import migrate_shared
 
     application = create_app(settings)
@@ -107,7 +106,7 @@ def session_app(settings: Settings, *, default_owner: bool = True):
     with application.app_context():
         migrate_shared()
     yield application
-    access_cache.stop_listening()  # before the session's PostgreSQL stops
+    application.extensions["saas"].access_cache.stop_listening()  # before its PostgreSQL stops
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import current_app, g
 from sqlalchemy.engine import Engine
@@ -12,6 +13,9 @@ from backend.core.tokens import TokenService
 from backend.infrastructure.jobs import ProcrastinateJobQueue
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork, SqlTenantUnitOfWork
 
+if TYPE_CHECKING:  # the cache's module reaches this one through api.metrics
+    from backend.api.access_cache import AccessCache
+
 
 @dataclass
 class Runtime:
@@ -20,6 +24,7 @@ class Runtime:
     runtime_role: str | None  # its name (None: one role for both URLs, development only)
     tokens: TokenService
     jobs: ProcrastinateJobQueue  # enqueues background jobs as the runtime role (infrastructure/jobs.py)
+    access_cache: AccessCache  # the registry's answers to authentication, for this app's database
 
 
 def runtime() -> Runtime:

@@ -33,27 +33,17 @@ class SingleTenant:
 
 
 def single_server_app(urls: dict, var_dir: Path, *, citus: bool = False) -> Flask:
-    """An app on that server, its shared schema migrated. Not closed through session_app's
-    generator: that would stop the process-wide access-cache listener of the suite's app. Not
-    the session's default owner either (its server goes away with its test): helpers reach its
+    """An app on that server, its shared schema migrated; `release` closes it. Not the
+    session's default owner (its server goes away with its test): helpers reach its
     owner through `owner.using(app)`."""
     settings = session_settings({**urls, "citus": citus}, var_dir)
     return next(session_app(settings, default_owner=False))
 
 
-def keep_listener(session_app: Flask) -> None:
-    """The access cache's change listener is one per process, started by the first app that
-    serves a request, on that app's database. Started here by the suite's session app, so a
-    single server's app serving later never takes it (its database goes away with its test,
-    and the suite's cache would then miss every change)."""
-    from backend.api.auth import access_cache
-
-    with session_app.app_context():
-        access_cache.wait_listening(timeout=10)
-
-
 def release(app: Flask) -> None:
-    """Close the app's pooled connections (before its server restarts or stops)."""
+    """Close the app's connections, its access listener's included (before its server
+    restarts or stops)."""
+    app.extensions["saas"].access_cache.stop_listening()
     owner_access(app).dispose()
     app.extensions["saas"].engine.dispose()
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from backend.core.db import tenant_role_name
 from backend.infrastructure import citus_cluster, embedded_postgres, migrations
 from backend.infrastructure.sql.tenants import tenants as tenants_table
-from tests.citus.single_server import keep_listener, populate, release, single_server_app
+from tests.citus.single_server import populate, release, single_server_app
 from tests.citus.test_distributed_schemas import _placements
 from tests.citus.test_lifecycle import _shards_on_workers
 from tests.integration.lifecycle_data.conftest import schema_exists, table_rows
@@ -49,7 +49,6 @@ def _export_from(urls: dict, work: Path) -> tuple:
 @pytest.fixture(scope="module")
 def pg15_archive(app):
     """An archive from a plain PostgreSQL 15 server without Citus (the cluster's major)."""
-    keep_listener(app)
     work = Path(tempfile.mkdtemp(prefix="citus-single-archive-"))
     work.chmod(0o755)  # the server user must reach its data directory below
     node = citus_cluster.start_single(work / "server")
@@ -140,7 +139,6 @@ def test_an_archive_of_a_newer_postgresql_is_refused_before_anything_is_written(
     """The embedded server of the default tests runs a newer major than the cluster's 15:
     pg_restore 15 cannot read its dump, and PostgreSQL does not go back a major version. The
     restore refuses it in one line naming both versions; no registry row, no schema."""
-    keep_listener(app)
     work = Path(tempfile.mkdtemp(prefix="citus-embedded-archive-"))
     embedded = embedded_postgres.start(work / "pgdata", cleanup="delete")
     try:

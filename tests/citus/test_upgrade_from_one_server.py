@@ -20,7 +20,7 @@ from backend.cli.spares import refill_spare_pool
 from backend.core.db import tenant_role_name
 from backend.infrastructure import citus_cluster, migrations
 from backend.infrastructure.sql.spares import spare_schemas
-from tests.citus.single_server import keep_listener, populate, release, single_server_app, worker_headers
+from tests.citus.single_server import populate, release, single_server_app, worker_headers
 from tests.integration.lifecycle_data.conftest import table_rows
 
 API = "/api/v1"
@@ -50,9 +50,7 @@ def _audited(superuser_url: str) -> int:
 @pytest.fixture(scope="module")
 def upgraded(app):
     """The single server, its tenants and spare, then made a coordinator with two workers.
-    (`app`: the suite's, on its cluster: skips where Citus is not installed, and keeps the
-    process-wide access-cache listener on the suite's database: single_server.keep_listener.)"""
-    keep_listener(app)
+    (`app`: the suite's, on its cluster: skips where Citus is not installed.)"""
     base = Path(tempfile.mkdtemp(prefix="citus-upgrade-"))
     base.chmod(0o755)  # the server user must reach its data directories below
     node = citus_cluster.start_single(base / "single")

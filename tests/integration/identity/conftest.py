@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, update
 
-from backend.api.auth import access_cache, forget_access
 from backend.core.db import set_tenant_search_path
 from backend.domain.identity import Role
+from backend.infrastructure.access_events import AccessChange
 from backend.infrastructure.sql.clients import clients
 from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository, users
 from backend.infrastructure.sql.tenants import tenants
@@ -87,13 +87,13 @@ def bearer(value: str) -> dict:
 def update_tenant(runtime, tenant_id: uuid.UUID, **values) -> None:
     with owner_engine().begin() as connection:
         connection.execute(update(tenants).where(tenants.c.id == tenant_id).values(**values))
-    forget_access(tenant_id=tenant_id)
+    runtime.access_cache.forget(AccessChange(tenant_id=tenant_id))
 
 
 def mark_verified(runtime, user_id: uuid.UUID) -> None:
     with owner_engine().begin() as connection:
         connection.execute(update(users).where(users.c.id == user_id).values(verified_at=datetime.now(UTC)))
-    forget_access(user_id=user_id)
+    runtime.access_cache.forget(AccessChange(user_id=user_id))
 
 
 @dataclass
@@ -210,7 +210,7 @@ def mail_dir(runtime) -> Path:
 
 
 @pytest.fixture()
-def listening(app):
-    """The access cache's listener is delivering registry changes to this process."""
-    with app.app_context():
-        assert access_cache.wait_listening(10), "the access listener did not connect"
+def listening(runtime):
+    """The app's access cache, its listener delivering registry changes to this process."""
+    assert runtime.access_cache.wait_listening(10), "the access listener did not connect"
+    return runtime.access_cache

@@ -7,11 +7,13 @@ import uuid
 
 import psycopg
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import make_url, text, update
 
-from backend.api import auth
-from backend.api.auth import FALLBACK_TTL_S, AccessCache, access_cache
-from backend.infrastructure.access_events import AccessChange
+from backend import create_app
+from backend.api import access_cache
+from backend.api.access_cache import FALLBACK_TTL_S, AccessCache
+from backend.core.db import sqlalchemy_url
+from backend.infrastructure.access_events import AccessChange, listener_conninfo
 from backend.infrastructure.sql.identity import refresh_tokens
 from backend.infrastructure.sql.tenants import tenants
 from backend.service.identity import token_digest
@@ -20,14 +22,14 @@ from tests.integration.identity.conftest import bearer, mark_verified
 from tests.owner import owner_engine
 
 
-def settle(runtime) -> None:
+def settle(cache) -> None:
     """Wait until the listener handled every message sent so far (a setup's inserts notify
     too, and a late one would evict an entry a test has just cached): messages arrive in
     commit order, so once our own has been handled, so were the earlier ones."""
-    before = access_cache._generation
+    before = cache._generation
     with owner_engine().begin() as connection:
         connection.execute(text("SELECT pg_notify('access_changed', 'sync')"))
-    assert eventually(lambda: access_cache._generation, lambda generation: generation > before) > before
+    assert eventually(lambda: cache._generation, lambda generation: generation > before) > before
 
 
 def changed(client, headers):
@@ -50,11 +52,11 @@ def test_a_session_revoked_elsewhere_is_refused_at_once(client, signup, login, r
     assert response.status_code == 401 and response.json == {"detail": "invalid_token"}
 
 
-def test_without_its_notification_a_change_stays_unseen_until_the_ttl(client, member, runtime, listening):
+def test_without_its_notification_a_change_stays_unseen_until_the_ttl(client, member, listening):
     """The control for the tests above: they pass because of the notification, not because
     the cache does not cache."""
     m = member()
-    settle(runtime)
+    settle(listening)
     assert client.get("/api/v1/me", headers=m.worker).status_code == 200
     with owner_engine().begin() as connection:
         connection.execute(text("ALTER TABLE shared.tenants DISABLE TRIGGER notify_access_changed"))
@@ -62,22 +64,22 @@ def test_without_its_notification_a_change_stays_unseen_until_the_ttl(client, me
         connection.execute(text("ALTER TABLE shared.tenants ENABLE TRIGGER notify_access_changed"))
     stale = changed(client, m.worker)
     assert stale.status_code == 200  # still the cached answer, well past FALLBACK_TTL_S
-    auth.forget_access(tenant_id=m.tenant.id)
+    listening.forget(AccessChange(tenant_id=m.tenant.id))
     response = client.get("/api/v1/me", headers=m.worker)
     assert response.status_code == 403 and response.json == {"detail": "tenant_disabled"}
     with owner_engine().begin() as connection:
         connection.execute(update(tenants).where(tenants.c.id == m.tenant.id).values(status="active"))
 
 
-def test_other_tenants_entries_survive_a_change(client, member, runtime, listening):
+def test_other_tenants_entries_survive_a_change(client, member, listening):
     first, second = member(), member()
-    settle(runtime)
+    settle(listening)
     for m in (first, second):
         assert client.get("/api/v1/me", headers=m.worker).status_code == 200
     with owner_engine().begin() as connection:
         connection.execute(update(tenants).where(tenants.c.id == first.tenant.id).values(status="disabled"))
     assert changed(client, first.worker).status_code == 403
-    assert second.tenant.id in {key[1] for key in list(access_cache._entries)}
+    assert second.tenant.id in {key[1] for key in list(listening._entries)}
     with owner_engine().begin() as connection:
         connection.execute(update(tenants).where(tenants.c.id == first.tenant.id).values(status="active"))
 
@@ -87,7 +89,7 @@ def test_a_lost_listener_reconnects_and_starts_clean(app, client, member, databa
         pytest.skip("terminating another role's backend needs the embedded superuser")
     m = member()
     assert client.get("/api/v1/me", headers=m.worker).status_code == 200
-    assert len(access_cache) > 0
+    assert len(listening) > 0
     with psycopg.connect(database["superuser"], autocommit=True) as connection:
         (killed,) = connection.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -95,10 +97,9 @@ def test_a_lost_listener_reconnects_and_starts_clean(app, client, member, databa
         ).fetchone()
     assert killed >= 1
     # Messages may have been lost while it was away: listening again means an empty cache.
-    assert eventually(lambda: not access_cache._listener.healthy, bool, within_s=15)
-    with app.app_context():
-        assert access_cache.wait_listening(15)
-    assert len(access_cache) == 0
+    assert eventually(lambda: not listening._listener.healthy, bool, within_s=15)
+    assert listening.wait_listening(15)
+    assert len(listening) == 0
     assert client.get("/api/v1/me", headers=m.worker).status_code == 200
 
 
@@ -134,7 +135,7 @@ def test_an_answer_read_before_a_change_is_not_stored_after_it():
 
 def test_while_not_listening_entries_expire_after_the_fallback_ttl(monkeypatch):
     now = [1000.0]
-    monkeypatch.setattr(auth.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(access_cache.time, "monotonic", lambda: now[0])
     key = (uuid.uuid4(), uuid.uuid4(), None)
     deaf = AccessCache(listener_factory=lambda c: FakeListener(healthy=False))
     listening = AccessCache(listener_factory=lambda c: FakeListener(healthy=True))
@@ -183,3 +184,33 @@ def test_a_change_evicts_exactly_its_entries(change, evicted):
 )
 def test_payloads_parse_or_mean_drop_everything(payload, expected):
     assert AccessChange.parse(payload) == expected
+
+
+def test_apps_on_two_databases_in_one_process_each_hear_their_own(runtime, listening, settings, database):
+    """Each app's cache listens on that app's database: the test session serves the embedded
+    server and the Citus cluster side by side, and one process-wide cache listened only on the
+    database of the first app that served, so the other app missed every change (seven
+    identity tests failed in `make test` whenever a Citus suite ran first in their worker)."""
+    if "superuser" not in database:
+        pytest.skip("creating a second database needs the embedded superuser")
+    name = f"second_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database["superuser"], autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+        connection.execute(f'GRANT CONNECT ON DATABASE "{name}" TO "{runtime.runtime_role}"')
+    second_url = make_url(sqlalchemy_url(settings.database_url)).set(database=name).render_as_string(False)
+    other = create_app(settings.model_copy(update=dict(database_url=second_url)))
+    theirs = other.extensions["saas"].access_cache
+    try:
+        assert theirs is not listening and theirs.wait_listening(10)
+        ours = (listening, theirs, settings.database_url)
+        for cache, bystander, url in (ours, (theirs, listening, second_url)):
+            before, unmoved = cache._generation, bystander._generation
+            with psycopg.connect(listener_conninfo(url), autocommit=True) as connection:
+                connection.execute("SELECT pg_notify('access_changed', 'sync')")
+            assert eventually(lambda c=cache: c._generation, lambda g, b=before: g > b) > before
+            assert bystander._generation == unmoved
+    finally:
+        theirs.stop_listening()
+        other.extensions["saas"].engine.dispose()
+        with psycopg.connect(database["superuser"], autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -133,7 +133,7 @@ def test_an_access_cache_entry_expiring_during_the_lookup_is_a_miss_not_a_500():
 
     from cachetools import TTLCache
 
-    from backend.api.auth import AccessCache
+    from backend.api.access_cache import AccessCache
 
     class Listening:
         healthy = True
