@@ -18,8 +18,8 @@ import time
 import uuid
 
 from cachetools import TTLCache
+from prometheus_client import Counter
 
-from backend.api.metrics import ACCESS_CACHE_LOOKUPS
 from backend.domain.identity import AccessRecord
 from backend.infrastructure.access_events import AccessChange, AccessChangeListener, listener_conninfo
 
@@ -29,6 +29,11 @@ ACCESS_CACHE_TTL_S = 300.0
 FALLBACK_TTL_S = 2.0
 _MISSING = object()
 AccessKey = tuple[uuid.UUID, uuid.UUID, uuid.UUID | None]
+ACCESS_CACHE_LOOKUPS = Counter(
+    "saas_access_cache_lookups_total",
+    "Access answers from the cache (hit) or the registry (miss)",
+    ["result"],
+)
 _HITS, _MISSES = ACCESS_CACHE_LOOKUPS.labels("hit"), ACCESS_CACHE_LOOKUPS.labels("miss")
 
 

@@ -3,7 +3,8 @@
 - Requests: `saas_http_requests_total` and `saas_http_request_duration_seconds` by method,
   route (the URL rule, never the raw path) and status.
 - Pools: `saas_db_pool_checked_out` and `saas_db_pool_size` of the runtime engine (the API holds no other).
-- Access cache: `saas_access_cache_lookups_total` by result (hit, miss: a registry query).
+- Access cache: `saas_access_cache_lookups_total` by result (hit, miss: a registry query),
+  defined beside the cache (api/access_cache.py).
 - Fleet: `saas_tenants` by status and `saas_tenant_migrations` by result (at_head, pending,
   failed), from one GROUP BY on the registry, and `saas_spare_schemas` (ready, stale) from the
   pool of spare schemas; cached a few seconds so that scrapes stay cheap.
@@ -68,11 +69,6 @@ LATENCY = Histogram(
     "Time from the request to the response headers",
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-)
-ACCESS_CACHE_LOOKUPS = Counter(
-    "saas_access_cache_lookups_total",
-    "Access answers from the cache (hit) or the registry (miss)",
-    ["result"],
 )
 # livesum: in multi-process mode, the sum over the workers that are alive.
 POOL_CHECKED_OUT = Gauge(

@@ -20,7 +20,6 @@ import pytest
 from psycopg import pq
 from sqlalchemy import event
 
-from backend.api import auth
 from backend.core.db import PING_AFTER_IDLE_S
 
 from .conftest import API
@@ -112,7 +111,7 @@ def test_statements_per_request_of_the_main_routes(client, runtime, filled, rout
     assert "set_config" in warm[0] and "BEGIN" in warm[0]  # one message opens and scopes
     assert warm[0].endswith("; COMMIT") == (not closing)  # ... and ends it, for the list
 
-    auth.forget_access()
+    runtime.access_cache.forget()
     with counted(runtime.engine) as cold:
         assert client.get(path, headers=mine.worker).status_code == 200
     assert len(cold) == expected + 1, cold  # the registry lookup
@@ -121,7 +120,7 @@ def test_statements_per_request_of_the_main_routes(client, runtime, filled, rout
         assert client.get(path, headers=mine.worker).status_code == 200
     assert warm_trips["round_trips"] == expected + closing  # + ROLLBACK
     assert warm_trips["pings"] <= 1
-    auth.forget_access()
+    runtime.access_cache.forget()
     with round_trips(runtime.engine) as cold_trips:
         assert client.get(path, headers=mine.worker).status_code == 200
     assert cold_trips["round_trips"] == expected + closing + 1  # + the lookup

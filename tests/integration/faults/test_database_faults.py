@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import select, text
 
 from backend import create_app
-from backend.api.auth import forget_access
 from backend.cli.tenants import migrate_shared
 from backend.infrastructure import embedded_postgres
 from backend.infrastructure.sql.clients import SqlClientRepository
@@ -113,7 +112,7 @@ def test_postgresql_stopped_is_503_and_service_recovers_when_it_returns(settings
             assert http.get("/api/v1/clients", headers=headers).status_code == 200
 
             db.server.cleanup()  # PostgreSQL stops
-            forget_access()
+            runtime.access_cache.forget()
             for path in ("/health/ready", "/api/v1/clients"):
                 down = http.get(path, headers=headers)
                 assert down.status_code == 503, path

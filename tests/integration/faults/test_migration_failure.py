@@ -9,7 +9,6 @@ import json
 import pytest
 from sqlalchemy import select
 
-from backend.api.auth import forget_access
 from backend.core.tenancy import quoted_schema
 from backend.infrastructure import migrations
 from backend.infrastructure.sql.tenants import SqlTenantRepository, tenants
@@ -60,7 +59,7 @@ def test_one_tenant_fails_to_migrate_and_answers_503_while_the_others_serve(
         assert migrations.tenant_revision(connection, broken.schema_name) == OLD  # rolled back whole
         connection.rollback()
 
-    forget_access()
+    runtime.access_cache.forget()
     routes = [
         (workers[broken.id], path) for path in ("/clients", "/appointments", "/media", "/me", "/export")
     ]
@@ -83,7 +82,7 @@ def test_one_tenant_fails_to_migrate_and_answers_503_while_the_others_serve(
     with owner_engine().connect() as connection:
         row = connection.execute(select(tenants).where(tenants.c.id == broken.id)).first()
     assert (row.schema_version, row.last_migration_error) == (migrations.head_revision("tenant"), None)
-    forget_access()
+    runtime.access_cache.forget()
     names = [c["name"] for c in client.get(f"{API}/clients", headers=workers[broken.id]).json]
     assert names == ["A Client", f"Client of {broken.slug}"]  # the client user's record, and ours
     assert client.get(f"{API}/appointments", headers=person).status_code == 200

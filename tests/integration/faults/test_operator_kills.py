@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select, text
 
-from backend.api.auth import forget_access
 from backend.core.tenancy import quoted_schema
 from backend.infrastructure import migrations
 from backend.infrastructure.sql.identity import memberships, users
@@ -95,7 +94,7 @@ def test_purge_killed_while_dropping_the_schema_then_the_rerun_finishes(
     assert row.status == "deletion_scheduled"  # blocked for everyone: nothing half-removed shows
     assert schema_exists(runtime, tenant.schema_name) and any(media_dir.iterdir())
     assert orphans(owner_engine()) == before
-    forget_access()
+    runtime.access_cache.forget()
     blocked = client.get(f"{API}/clients", headers=headers)
     assert blocked.status_code == 403 and blocked.json["detail"] == "tenant_deleted"
 
@@ -177,6 +176,6 @@ def test_migration_killed_midway_rolls_back_and_the_rerun_migrates(
     assert again.returncode == 0, again.stderr
     row = registry_row(runtime, tenant.slug)
     assert (row.schema_version, row.last_migration_error) == (head, None)
-    forget_access()
+    runtime.access_cache.forget()
     assert [c["name"] for c in client.get(f"{API}/clients", headers=headers).json] == ["Stays"]
     assert client.get(f"{API}/appointments", headers=headers).status_code == 200

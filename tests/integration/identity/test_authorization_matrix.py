@@ -21,7 +21,6 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import insert, text
 
-from backend.api.auth import forget_access
 from backend.core.db import set_tenant_search_path
 from backend.core.tokens import TokenService, generate_key, load_signing_keys
 from backend.domain.identity import Role
@@ -332,7 +331,7 @@ def test_every_route_against_every_way_in(app, runtime, members):
                 headers = member.worker if role == "worker" else member.client
                 response = send(operation, headers, member, real_objects=False)
                 check(operation, f"{state}:{role}", response, expected_for(state, role, operation))
-    forget_access()
+    runtime.access_cache.forget()
 
     _report(matrix, tally)
     assert not failures, "\n".join(failures)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from backend.api.auth import forget_access
 from backend.infrastructure import migrations
 from tests.integration.lifecycle.conftest import add_revision
 from tests.integration.lifecycle.test_fleet_migrations import (
@@ -22,7 +21,8 @@ API = "/api/v1"
 
 def serves(client, headers) -> str:
     """The tenant's routes work for its worker: reads and writes (the runtime role's grants)."""
-    forget_access()  # the access cache would hide a registry change for up to 2 s
+    # The access cache would hide a registry change for up to 2 s.
+    client.application.extensions["saas"].access_cache.forget()
     created = client.post(f"{API}/clients", json={"name": "After"}, headers=headers)
     assert created.status_code == 201, created.json
     listed = client.get(f"{API}/clients", headers=headers)

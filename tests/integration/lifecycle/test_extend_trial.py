@@ -32,9 +32,7 @@ def test_an_expired_trial_is_extended_from_now_and_the_worker_can_write_again(
     set_tenant(runtime, tenant, trial_ends_at=datetime.now(UTC) - timedelta(days=3))
     other_end = trial_end(runtime, other)
     headers = worker_token(tenant)
-    from backend.api.auth import forget_access
-
-    forget_access()
+    runtime.access_cache.forget()
     assert client.post("/api/v1/clients", json={"name": "X"}, headers=headers).json["detail"] == "read_only"
 
     result = app.test_cli_runner().invoke(
@@ -45,7 +43,7 @@ def test_an_expired_trial_is_extended_from_now_and_the_worker_can_write_again(
     end = trial_end(runtime, tenant)
     assert timedelta(days=6, hours=23) < end - datetime.now(UTC) <= timedelta(days=7)
     assert trial_end(runtime, other) == other_end  # nobody else's trial moved
-    forget_access()
+    runtime.access_cache.forget()
     assert client.post("/api/v1/clients", json={"name": "X"}, headers=headers).status_code == 201
     with owner_engine().connect() as connection:
         event = connection.execute(

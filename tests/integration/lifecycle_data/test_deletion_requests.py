@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from backend.api.auth import forget_access
 from backend.domain.lifecycle import Actor
 from backend.infrastructure.sql.deletion import SqlDeletionUnitOfWork
 from backend.infrastructure.sql.tenants import tenants
@@ -55,7 +54,7 @@ def test_requesting_again_is_blocked_and_keeps_the_due_date(client, make_tenant,
     """Once scheduled, the tenant is blocked (`tenant_deleted`) except for export and cancel."""
     tenant = make_tenant()
     first = client.post(URL, json={"confirm_slug": tenant.slug}, headers=worker_token(tenant))
-    forget_access()
+    client.application.extensions["saas"].access_cache.forget()
     second = client.post(URL, json={"confirm_slug": tenant.slug}, headers=worker_token(tenant))
     assert second.status_code == 403
     assert second.json == {"detail": "tenant_deleted"}
