@@ -282,6 +282,11 @@ def _wait_for_job(connection: Connection, job_id: int) -> str:
             return state
         if any(refused_replication(m) for m in connection.execute(_JOB_ERRORS, {"job": job_id}).scalars()):
             connection.execute(text("SELECT citus_job_cancel(:job)"), {"job": job_id})
+            while connection.execute(_JOB_STATE, {"job": job_id}).scalar() not in _JOB_ENDED:
+                time.sleep(JOB_POLL_S)
+            # The cancelled task leaves its half-made shards on the target, its publication and
+            # slot on the source in pg_dist_cleanup for the maintenance daemon; drop them now.
+            connection.execute(text("CALL citus_cleanup_orphaned_resources()"))
             raise PlacementError(f"rebalance job {job_id} cancelled: {REPLICATION_REFUSED}")
         time.sleep(JOB_POLL_S)
 
