@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sqlalchemy import text
+
 from backend.infrastructure import citus_cluster
 from backend.infrastructure.sql.placement import effective_mode
 from bench.citus import cluster, fill, move_under_load, serving
@@ -63,10 +65,18 @@ def run(args: argparse.Namespace) -> Report:
                     started = time.perf_counter()
                     fill(multi, moving[0].schema_name, size)
                     print(f"{size:,} rows in {time.perf_counter() - started:.1f} s; moving", flush=True)
+                    with multi.owner_engine.connect() as connection:
+                        size_text = connection.execute(
+                            text(
+                                "SELECT schema_size FROM citus_schemas"
+                                " WHERE schema_name = CAST(:schema AS regnamespace)"
+                            ),
+                            {"schema": moving[0].schema_name},
+                        ).scalar()
                     move = move_under_load(multi, server, args, moving, other)
                     failed = ", ".join(f"{key}: {n}" for key, n in sorted(move.failures.items())) or "none"
                     rows.append([
-                        f"{size:,}", f"{move.seconds:.2f} s", f"{move.blocked_s:.3f} s",
+                        f"{size:,}", size_text, f"{move.seconds:.2f} s", f"{move.blocked_s:.3f} s",
                         str(move.acknowledged), f"{move.lost} / {move.duplicated} / {move.foreign}", failed,
                     ])  # fmt: skip
                     print(" | ".join(rows[-1]), flush=True)
@@ -78,6 +88,7 @@ def run(args: argparse.Namespace) -> Report:
     return Report(
         headers=[
             "rows",
+            "schema size (citus_schemas)",
             "move",
             "longest write during it",
             "writes acknowledged",
