@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> Report:
                     with multi.owner_engine.connect() as connection:
                         size_text = connection.execute(
                             text(
-                                "SELECT schema_size FROM citus_schemas"
+                                "SELECT schema_size FROM public.citus_schemas"
                                 " WHERE schema_name = CAST(:schema AS regnamespace)"
                             ),
                             {"schema": moving[0].schema_name},
