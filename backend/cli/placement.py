@@ -15,6 +15,7 @@ from backend.cli.owner import owner_access
 from backend.cli.tenants import owner_uow, tenants_cli
 from backend.domain.placement import Distribution, DistributionOutcome
 from backend.infrastructure.sql.placement import (
+    BLOCK_WRITES,
     REBALANCE_STRATEGIES,
     TRANSFER_MODES,
     CitusPlacement,
@@ -116,8 +117,10 @@ def move(slug: str, target: str, mode: str) -> None:
     if not done.moved:
         click.echo(f"{slug} is already on {target}: nothing moved")
         return
-    click.echo(f"moved {slug} ({done.tenant.schema_name}) from {done.source} to {target} "
-               f"in {time.perf_counter() - started:.1f} s ({mode})")  # fmt: skip
+    click.echo(
+        f"moved {slug} ({done.tenant.schema_name}) from {done.source} to {target} "
+        f"in {time.perf_counter() - started:.1f} s ({_transfer_line(mode, done.transfer)})"
+    )
 
 
 @tenants_cli.command("rebalance")
@@ -134,12 +137,26 @@ def rebalance(strategy: str, mode: str) -> None:
     """Even the tenants over the workers with Citus's rebalancer (after adding a node); waits
     for it to finish, each tenant serving while it moves; audited per tenant."""
     started = time.perf_counter()
-    moves = service.rebalance_tenants(
+    done = service.rebalance_tenants(
         strategy=strategy, mode=mode, uow_factory=owner_uow, placement=_placement()
     )
-    if not moves:
+    if not done.moves:
         click.echo("the tenants are balanced: nothing moved")
         return
-    for tenant, step in moves:
+    for tenant, step in done.moves:
         click.echo(f"moved {tenant.slug} ({step.schema_name}) from {step.source} to {step.target}")
-    click.echo(f"{len(moves)} tenant(s) moved in {time.perf_counter() - started:.1f} s ({strategy}, {mode})")
+    click.echo(
+        f"{len(done.moves)} tenant(s) moved in {time.perf_counter() - started:.1f} s "
+        f"({strategy}, {_transfer_line(mode, done.transfer)})"
+    )
+
+
+def _transfer_line(mode: str, transfer: str | None) -> str:
+    """What Citus ran, after the mode asked when it differs: behind poolers that refuse
+    replication `auto` runs as block_writes, the tenant's writes waited for the whole copy."""
+    why = (
+        "writes waited for the whole copy"
+        if transfer == BLOCK_WRITES
+        else "writes waited only for the switch"
+    )
+    return f"{transfer}: {why}" if mode == transfer else f"{mode} ran as {transfer}: {why}"

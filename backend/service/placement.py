@@ -27,6 +27,13 @@ class TenantMove:
     source: str
     target: str
     moved: bool  # False: it was already on the target
+    transfer: str | None = None  # how Citus copied it: logical | block_writes (None: not moved)
+
+
+@dataclass(frozen=True)
+class Rebalance:
+    moves: list[tuple[Tenant, SchemaMove]]  # empty: the fleet was balanced
+    transfer: str | None = None  # how Citus copied them: logical | block_writes
 
 
 def move_tenant(
@@ -38,7 +45,8 @@ def move_tenant(
     placement: TenantPlacement,
 ) -> TenantMove:
     """Moves the tenant's schema to the worker `target` (HOST:PORT) while it keeps serving,
-    and audits it; a tenant already there is left alone."""
+    and audits it with the mode asked and how Citus copied it (`auto` runs as block_writes
+    behind poolers that refuse replication); a tenant already there is left alone."""
     with uow_factory() as uow:
         tenant = uow.tenants.get_by_slug(slug)
     if tenant is None or tenant.status is TenantStatus.DELETED:
@@ -46,9 +54,10 @@ def move_tenant(
     source = placement.node_of(tenant.schema_name)
     if source == target:
         return TenantMove(tenant, source, target, moved=False)
-    placement.move(tenant.schema_name, target, mode)
-    _audit_moves(uow_factory, [(tenant, SchemaMove(tenant.schema_name, source or "-", target))], "operator")
-    return TenantMove(tenant, source or "-", target, moved=True)
+    transfer = placement.move(tenant.schema_name, target, mode)
+    step = SchemaMove(tenant.schema_name, source or "-", target)
+    _audit_moves(uow_factory, [(tenant, step)], "operator", mode, transfer)
+    return TenantMove(tenant, source or "-", target, moved=True, transfer=transfer)
 
 
 def rebalance_tenants(
@@ -57,18 +66,19 @@ def rebalance_tenants(
     mode: str,
     uow_factory: Callable[[], RegistryUnitOfWork],
     placement: TenantPlacement,
-) -> list[tuple[Tenant, SchemaMove]]:
+) -> Rebalance:
     """Runs Citus's rebalancer to its end and audits each tenant it moved (the plan it
-    followed); returns those moves, empty when the fleet was already balanced."""
+    followed) with how Citus copied them; returns those moves, none when the fleet was
+    already balanced."""
     planned = placement.rebalance_plan(strategy)
     if not planned:
-        return []
-    placement.rebalance(strategy, mode)
+        return Rebalance([])
+    transfer = placement.rebalance(strategy, mode)
     with uow_factory() as uow:
         by_schema = {tenant.schema_name: tenant for tenant in uow.tenants.list()}
     moves = [(by_schema[move.schema_name], move) for move in planned if move.schema_name in by_schema]
-    _audit_moves(uow_factory, moves, "rebalance")
-    return moves
+    _audit_moves(uow_factory, moves, "rebalance", mode, transfer)
+    return Rebalance(moves, transfer)
 
 
 def distribute_schemas(
@@ -125,7 +135,11 @@ def _audit_distribution(
 
 
 def _audit_moves(
-    uow_factory: Callable[[], RegistryUnitOfWork], moves: list[tuple[Tenant, SchemaMove]], reason: str
+    uow_factory: Callable[[], RegistryUnitOfWork],
+    moves: list[tuple[Tenant, SchemaMove]],
+    reason: str,
+    mode: str,
+    transfer: str,
 ) -> None:
     with uow_factory() as uow:
         for tenant, move in moves:
@@ -140,6 +154,8 @@ def _audit_moves(
                     "from_node": move.source,
                     "node": move.target,
                     "reason": reason,
+                    "mode": mode,  # asked by the operator
+                    "transfer": transfer,  # what Citus ran: logical | block_writes
                 },
             )
         uow.commit()

@@ -195,8 +195,7 @@ def write_until(port: int, token: str, prefix: str, stop: threading.Event, out: 
         try:
             connection.request("POST", "/api/v1/clients", body=body, headers=headers)
             response = connection.getresponse()
-            response.read()
-            status = str(response.status)
+            status = answer(response.status, response.getheader("Retry-After"), response.read())
         except (OSError, http.client.HTTPException):
             connection.close()
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -206,6 +205,18 @@ def write_until(port: int, token: str, prefix: str, stop: threading.Event, out: 
         if status == "201":
             out.acknowledged.append(name)
     connection.close()
+
+
+def answer(status: int, retry_after: str | None, body: bytes) -> str:
+    """`201`, or a failure as `<status> <detail> Retry-After <s>`: the error contract asks
+    for 503 + Retry-After, the detail says which cause (docs/error-codes.md)."""
+    if status == 201:
+        return "201"
+    try:
+        detail = json.loads(body).get("detail", "-")
+    except (ValueError, AttributeError):
+        detail = "(not JSON)"
+    return f"{status} {detail} Retry-After {retry_after or 'none'}"
 
 
 def worker_connections(nodes: citus_cluster.CitusCluster) -> int:
@@ -281,7 +292,7 @@ def move_under_load(db: BenchDatabase, server, args: argparse.Namespace, moving,
         move_tenant(
             slug=tenant.slug,
             target=target,
-            mode="auto",
+            mode=getattr(args, "mode", "auto"),
             uow_factory=lambda: SqlRegistryUnitOfWork(db.owner_engine, db.runtime.runtime_role),
             placement=CitusPlacement(db.owner_engine),
         )

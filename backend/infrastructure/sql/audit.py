@@ -65,6 +65,8 @@ ALLOWED_METADATA_KEYS = frozenset(
         "dropped",
         "node",
         "from_node",
+        "mode",  # tenant.moved: the transfer mode asked (auto | force_logical | block_writes)
+        "transfer",  # tenant.moved: how Citus copied (logical | block_writes)
     }
 )
 

@@ -9,12 +9,14 @@ through logical replication keeps the tenant serving, writes wait only for the f
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 
 from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from backend.core.db import tenant_role_name
 from backend.core.tenancy import validate_schema_name
@@ -34,6 +36,33 @@ TRANSFER_MODES = ("auto", "force_logical", "block_writes")
 _ROUTED_THROUGH_POOLERS = text("SELECT EXISTS (SELECT 1 FROM pg_dist_poolinfo)")
 
 
+# What Citus ran, as printed and audited: `auto` and `force_logical` both copy by logical
+# replication on PostgreSQL 10+ (Citus's `auto` refuses a table without a replica identity rather
+# than block writes: shard_transfer.c), so a move is either `logical` or `block_writes`.
+LOGICAL = "logical"
+BLOCK_WRITES = "block_writes"
+# PgBouncer before 1.23 answers a replication connection with this (src/client.c); Citus relays
+# it inside its own XX000 "connection to the remote node ... failed" error.
+_POOLER_REFUSES_REPLICATION = "unsupported startup parameter: replication"
+REPLICATION_REFUSED = (
+    "the coordinator reaches the workers through poolers (pg_dist_poolinfo) that refuse the "
+    "replication connection of a logical move (PgBouncer before 1.23): nothing was moved. "
+    "Use --mode auto (copies with the tenant's writes blocked for the whole copy; "
+    'docs/scale-out.md, "Placement and moving tenants"), or poolers that pass replication '
+    "through (PgBouncer 1.23+)"
+)
+
+
+def transfer_ran(mode: str) -> str:
+    """`logical` or `block_writes`: how Citus copied, for a mode effective_mode returned."""
+    return BLOCK_WRITES if mode == BLOCK_WRITES else LOGICAL
+
+
+def refused_replication(error: BaseException | str | None) -> bool:
+    """Whether a move failed because a pooler refused its replication connection."""
+    return error is not None and _POOLER_REFUSES_REPLICATION in str(error)
+
+
 def effective_mode(connection: Connection, mode: str) -> str:
     """The transfer mode Citus is asked for: `auto` becomes `block_writes` where the
     coordinator reaches the workers through poolers (pg_dist_poolinfo)."""
@@ -49,6 +78,10 @@ REBALANCE_STRATEGIES = ("by_shard_count", "by_disk_size")
 
 class PlacementError(Exception):
     """A move or rebalance Citus cannot do as asked (unknown node, not distributed...)."""
+
+
+class ReplicationRefused(PlacementError):
+    """A pooler in front of a worker refused the replication connection of a logical move."""
 
 
 @dataclass(frozen=True)
@@ -122,10 +155,13 @@ def worker_nodes(connection: Connection) -> list[str]:
     return list(connection.execute(_WORKERS).scalars())
 
 
-def move_schema(connection: Connection, schema_name: str, target: str, mode: str) -> None:
+def move_schema(connection: Connection, schema_name: str, target: str, mode: str) -> str:
     """Move the tenant's distributed schema (all its co-located tables) to `target`
-    (HOST:PORT). Runs outside a transaction block: Citus refuses a move inside one. The
-    caller's connection must be in autocommit mode."""
+    (HOST:PORT); returns how Citus copied it (`logical` or `block_writes`, transfer_ran). Runs
+    outside a transaction block: Citus refuses a move inside one. The caller's connection must
+    be in autocommit mode. A pooler refusing the replication connection of a logical move is a
+    PlacementError saying so; Citus has then undone the move (its cleanup records of the
+    operation are processed before the error returns: tests/citus/test_placement.py)."""
     mode = effective_mode(connection, mode)
     if target not in worker_nodes(connection):
         raise PlacementError(f"{target} is not an active worker of this cluster")
@@ -134,10 +170,16 @@ def move_schema(connection: Connection, schema_name: str, target: str, mode: str
     host, port = target.rsplit(":", 1)
     # The mode is a literal from TRANSFER_MODES: as a parameter it would need a cast to
     # citus.shard_transfer_mode, whose schema the owner role may not use.
-    connection.execute(
-        text(f"SELECT citus_schema_move(CAST(:schema AS regnamespace), :host, :port, '{mode}')"),
-        {"schema": schema_name, "host": host, "port": int(port)},
-    )
+    try:
+        connection.execute(
+            text(f"SELECT citus_schema_move(CAST(:schema AS regnamespace), :host, :port, '{mode}')"),
+            {"schema": schema_name, "host": host, "port": int(port)},
+        )
+    except DBAPIError as error:
+        if refused_replication(error.orig):
+            raise ReplicationRefused(REPLICATION_REFUSED) from error
+        raise
+    return transfer_ran(mode)
 
 
 def tenant_schemas(connection: Connection) -> list[TenantSchema]:
@@ -209,9 +251,9 @@ def rebalance_plan(connection: Connection, strategy: str) -> list[SchemaMove]:
     return [SchemaMove(row.schema_name, row.source, row.target) for row in rows]
 
 
-def rebalance(connection: Connection, strategy: str, mode: str) -> int | None:
-    """Start Citus's background rebalancer and wait for it to finish; the job id, or None
-    when nothing needed to move. Autocommit connection, as for a move."""
+def rebalance(connection: Connection, strategy: str, mode: str) -> str:
+    """Start Citus's background rebalancer and wait for it to finish; returns how Citus copied
+    the tenants (transfer_ran). Autocommit connection, as for a move."""
     _check_strategy(strategy)
     mode = effective_mode(connection, mode)
     job_id = connection.execute(
@@ -221,13 +263,42 @@ def rebalance(connection: Connection, strategy: str, mode: str) -> int | None:
         {"strategy": strategy},
     ).scalar()
     if job_id is not None:
-        connection.execute(text("SELECT citus_rebalance_wait()"))
-        state = connection.execute(
-            text("SELECT state::text FROM pg_dist_background_job WHERE job_id = :job"), {"job": job_id}
-        ).scalar()
+        state = _wait_for_job(connection, job_id)
         if state != "finished":
             raise PlacementError(f"rebalance job {job_id} ended {state}: see citus_rebalance_status()")
-    return job_id
+    return transfer_ran(mode)
+
+
+_JOB_STATE = text("SELECT state::text FROM pg_dist_background_job WHERE job_id = :job")
+_JOB_ERRORS = text("SELECT message FROM pg_dist_background_task WHERE job_id = :job AND message IS NOT NULL")
+_JOB_ENDED = ("finished", "failed", "cancelled")
+JOB_POLL_S = 0.5
+
+
+def _wait_for_job(connection: Connection, job_id: int) -> str:
+    """Wait for the rebalance job to end (what citus_rebalance_wait does), watching its tasks:
+    a move refused by a pooler would be retried by Citus for about half an hour (backoff 5 s,
+    20 s, then 1 min, 32 tries: background_jobs.c, CalculateBackoffDelay), so the job is
+    cancelled at the first such error and the operator told why. Returns the job's end state."""
+    while True:
+        state = connection.execute(_JOB_STATE, {"job": job_id}).scalar()
+        if state in _JOB_ENDED:
+            return state
+        if any(refused_replication(m) for m in connection.execute(_JOB_ERRORS, {"job": job_id}).scalars()):
+            connection.execute(text("SELECT citus_job_cancel(:job)"), {"job": job_id})
+            while connection.execute(_JOB_STATE, {"job": job_id}).scalar() not in _JOB_ENDED:
+                time.sleep(JOB_POLL_S)
+            clean_up_after_failure(connection)
+            raise PlacementError(f"rebalance job {job_id} cancelled: {REPLICATION_REFUSED}")
+        time.sleep(JOB_POLL_S)
+
+
+def clean_up_after_failure(connection: Connection) -> None:
+    """A failed or cancelled move can leave its half-made shards on the target and its
+    publication or slot on the source as pg_dist_cleanup records for the maintenance daemon
+    (seen here after a refused logical move, in some runs); Citus's public procedure drops
+    them now, so the operator is told of a failure that left nothing behind."""
+    connection.execute(text("CALL citus_cleanup_orphaned_resources()"))
 
 
 def _check_strategy(strategy: str) -> None:
@@ -250,9 +321,16 @@ class CitusPlacement:
         with self._connect() as connection:
             return node_of(connection, schema_name)
 
-    def move(self, schema_name: str, target: str, mode: str) -> None:
-        with self._connect() as connection:
-            move_schema(connection, schema_name, target, mode)
+    def move(self, schema_name: str, target: str, mode: str) -> str:
+        try:
+            with self._connect() as connection:
+                return move_schema(connection, schema_name, target, mode)
+        except ReplicationRefused:
+            # From another session: the failed move's session may still hold the operation's
+            # lock, and Citus skips the records of an operation it sees running.
+            with self._connect() as connection:
+                clean_up_after_failure(connection)
+            raise
 
     def tenant_schemas(self) -> list[TenantSchema]:
         with self._connect() as connection:
@@ -269,6 +347,6 @@ class CitusPlacement:
         with self._connect() as connection:
             return rebalance_plan(connection, strategy)
 
-    def rebalance(self, strategy: str, mode: str) -> None:
+    def rebalance(self, strategy: str, mode: str) -> str:
         with self._connect() as connection:
-            rebalance(connection, strategy, mode)
+            return rebalance(connection, strategy, mode)

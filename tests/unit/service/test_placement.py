@@ -24,20 +24,23 @@ class FakeCluster:
         self.distributed: list[str] = []
         self.refused: set[str] = set()
         self.busy: set[str] = set()
+        self.transfer = "block_writes"  # how the cluster copies (behind poolers refusing replication)
 
     def node_of(self, schema_name: str) -> str | None:
         return self.nodes.get(schema_name)
 
-    def move(self, schema_name: str, target: str, mode: str) -> None:
+    def move(self, schema_name: str, target: str, mode: str) -> str:
         self.moves.append((schema_name, target, mode))
         self.nodes[schema_name] = target
+        return self.transfer
 
     def rebalance_plan(self, strategy: str) -> list[SchemaMove]:
         return list(self.plan)
 
-    def rebalance(self, strategy: str, mode: str) -> None:
+    def rebalance(self, strategy: str, mode: str) -> str:
         for move in self.plan:
             self.nodes[move.schema_name] = move.target
+        return self.transfer
 
     def tenant_schemas(self) -> list[TenantSchema]:
         return []
@@ -69,10 +72,12 @@ def test_a_tenant_moves_to_the_named_worker_and_the_move_is_audited(uow):
         slug="acme", target="w2:5432", mode="auto", uow_factory=lambda: uow, placement=cluster
     )
     assert (done.moved, done.source, done.target) == (True, "w1:5432", "w2:5432")
+    assert done.transfer == "block_writes"  # what the cluster ran, not the "auto" asked
     assert cluster.moves == [(tenant.schema_name, "w2:5432", "auto")]
     assert moved_events(uow) == [
-        {"slug": "acme", "from_node": "w1:5432", "node": "w2:5432", "reason": "operator"}
-    ]
+        {"slug": "acme", "from_node": "w1:5432", "node": "w2:5432", "reason": "operator",
+         "mode": "auto", "transfer": "block_writes"}
+    ]  # fmt: skip
 
 
 def test_a_tenant_already_there_is_left_alone_and_nothing_is_audited(uow):
@@ -105,24 +110,25 @@ def test_an_unknown_or_deleted_tenant_is_not_found(uow):
 def test_a_rebalance_audits_each_tenant_of_its_plan_and_an_even_cluster_moves_nothing(uow):
     first, second = workspace(uow, "acme"), workspace(uow, "beta", owner="b@example.com")
     cluster = FakeCluster()
-    assert (
-        placement.rebalance_tenants(
-            strategy="by_shard_count", mode="auto", uow_factory=lambda: uow, placement=cluster
-        )
-        == []
+    balanced = placement.rebalance_tenants(
+        strategy="by_shard_count", mode="auto", uow_factory=lambda: uow, placement=cluster
     )
+    assert (balanced.moves, balanced.transfer) == ([], None)
     cluster.plan = [
         SchemaMove(second.schema_name, "w1:5432", "w2:5432"),
         SchemaMove("not_a_tenant", "w1:5432", "w2:5432"),
     ]
-    moves = placement.rebalance_tenants(
-        strategy="by_shard_count", mode="auto", uow_factory=lambda: uow, placement=cluster
+    cluster.transfer = "logical"
+    done = placement.rebalance_tenants(
+        strategy="by_shard_count", mode="force_logical", uow_factory=lambda: uow, placement=cluster
     )
-    assert [(tenant.slug, move.target) for tenant, move in moves] == [("beta", "w2:5432")]
+    assert [(tenant.slug, move.target) for tenant, move in done.moves] == [("beta", "w2:5432")]
+    assert done.transfer == "logical"
     assert cluster.nodes[second.schema_name] == "w2:5432" and first.schema_name not in cluster.nodes
     assert moved_events(uow) == [
-        {"slug": "beta", "from_node": "w1:5432", "node": "w2:5432", "reason": "rebalance"}
-    ]
+        {"slug": "beta", "from_node": "w1:5432", "node": "w2:5432", "reason": "rebalance",
+         "mode": "force_logical", "transfer": "logical"}
+    ]  # fmt: skip
 
 
 def test_distribution_isolates_a_failing_schema_skips_done_ones_and_audits_each_change(uow):
