@@ -40,11 +40,11 @@ def _schema_nodes(superuser_url: str) -> dict[str, int]:
     return dict(rows)
 
 
-def _audited(superuser_url: str) -> int:
+def _audited(superuser_url: str) -> list[dict]:
+    """The metadata of every `tenant.distributed` event."""
     with psycopg.connect(superuser_url) as conn:
-        return conn.execute(
-            "SELECT count(*) FROM shared.audit_events WHERE event = 'tenant.distributed'"
-        ).fetchone()[0]
+        rows = conn.execute("SELECT metadata FROM shared.audit_events WHERE event = 'tenant.distributed'")
+        return [metadata for (metadata,) in rows]
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,11 @@ def test_distribute_turns_a_single_servers_schemas_into_distributed_schemas(upgr
         assert nodes[schema] in worker_ports
     # Citus places the schemas it distributes round robin: both workers hold tenants.
     assert set(nodes.values()) == worker_ports
-    assert _audited(superuser) == len(good) + 1
+    audited = _audited(superuser)
+    assert sorted(a["schema_name"] for a in audited) == sorted(
+        [m.tenant.schema_name for m in good] + [upgraded["spare"]]
+    )
+    assert all(a["role_login"] is True and a["node"].endswith(f":{nodes[a['schema_name']]}") for a in audited)
 
     # Rows intact, and the API serves every tenant through the hop, as its own role.
     client, owner_engine = app.test_client(), app.extensions["saas.owner"].engine
@@ -168,7 +172,7 @@ def test_distribute_turns_a_single_servers_schemas_into_distributed_schemas(upgr
     assert code == 1
     assert f"0 distributed, {len(good) + 1} already distributed, 0 busy (another run), 1 failed" in output
     assert _schema_nodes(superuser) == nodes
-    assert _audited(superuser) == len(good) + 1
+    assert len(_audited(superuser)) == len(good) + 1
 
     # The operator removes the cause; the next run finishes that schema and only it.
     with psycopg.connect(superuser, autocommit=True) as conn:

@@ -67,6 +67,8 @@ ALLOWED_METADATA_KEYS = frozenset(
         "from_node",
         "mode",  # tenant.moved: the transfer mode asked (auto | force_logical | block_writes)
         "transfer",  # tenant.moved: how Citus copied (logical | block_writes)
+        "schema_name",  # tenant.distributed: a spare schema has no tenant to name it by
+        "role_login",  # tenant.distributed: whether its tenant role was made LOGIN by this run
     }
 )
 
