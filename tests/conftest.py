@@ -106,7 +106,7 @@ def session_app(settings: Settings, *, default_owner: bool = True):
     with application.app_context():
         migrate_shared()
     yield application
-    application.extensions["saas"].access_cache.stop_listening()  # before its PostgreSQL stops
+    close_app(application)  # before its PostgreSQL stops
 
 
 @pytest.fixture(autouse=True)
@@ -164,6 +164,18 @@ def drain_workspaces(runtime) -> None:
     from backend.infrastructure.spares import SparePool
 
     SparePool(owner_engine(), runtime.runtime_role, 0).refill(target=0, shrink=True, drop_stale=True)
+
+
+def close_app(application) -> None:
+    """Close an app a test built for itself: its access listener (started when it served; it
+    would outlive the test, holding a connection) and its pools."""
+    from backend.cli.owner import EXTENSION as OWNER_EXTENSION
+
+    runtime = application.extensions["saas"]
+    runtime.access_cache.stop_listening()
+    runtime.engine.dispose()
+    if OWNER_EXTENSION in application.extensions:
+        application.extensions[OWNER_EXTENSION].dispose()
 
 
 def unique_slug(prefix: str = "t") -> str:

@@ -22,7 +22,7 @@ from backend.infrastructure.sql.identity import memberships
 from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
 from backend.service.tenants import provision_tenant
 from tests import owner
-from tests.conftest import unique_slug, verify_owner
+from tests.conftest import close_app, unique_slug, verify_owner
 from tests.owner import owner_engine
 from tests.sessions import session_token
 
@@ -50,7 +50,7 @@ def test_pool_exhausted_fails_fast_with_503_and_recovers(settings, make_tenant, 
         held.close()
         assert http.get("/api/v1/clients", headers=worker_token(tenant)).status_code == 200
     finally:
-        engine.dispose()
+        close_app(application)
 
 
 def test_backend_killed_mid_request_is_503_then_recovers(
@@ -84,7 +84,7 @@ def test_backend_killed_mid_request_is_503_then_recovers(
     assert response.json == {"detail": "database_unavailable"}
     monkeypatch.undo()
     assert http.get("/api/v1/clients", headers=worker_token(tenant)).status_code == 200
-    application.extensions["saas"].engine.dispose()
+    close_app(application)
 
 
 def test_postgresql_stopped_is_503_and_service_recovers_when_it_returns(settings):
@@ -124,8 +124,7 @@ def test_postgresql_stopped_is_503_and_service_recovers_when_it_returns(settings
             assert http.get("/api/v1/clients", headers=headers).status_code == 200
             again.server.cleanup()
         finally:
-            runtime.engine.dispose()
-            owner_engine().dispose()
+            close_app(application)
             shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 

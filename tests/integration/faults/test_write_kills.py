@@ -16,6 +16,7 @@ from backend.core.tenancy import quoted_schema
 from backend.infrastructure.sql.appointments import SqlAppointmentRepository
 from backend.infrastructure.sql.clients import SqlClientRepository
 from backend.infrastructure.sql.media import SqlMediaRepository
+from tests.conftest import close_app
 from tests.integration.faults.killing import WAIT_S, poll
 from tests.integration.proof.seed import png_with_text, upload
 from tests.owner import owner_engine
@@ -28,7 +29,7 @@ API = "/api/v1"
 def fault_app(settings):
     application = create_app(settings.model_copy(update=dict(pool_size=2, pool_max_overflow=0)))
     yield application
-    application.extensions["saas"].engine.dispose()
+    close_app(application)
 
 
 def stall_after(monkeypatch, repository: type, marker: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backend import create_app
+from tests.conftest import close_app
 
 
 @pytest.fixture()
@@ -16,7 +17,7 @@ def crashing_app(settings):
         raise RuntimeError("secret internals /etc/passwd")
 
     yield application
-    application.extensions["saas"].engine.dispose()
+    close_app(application)
 
 
 def test_unknown_route_is_404_not_found(client):

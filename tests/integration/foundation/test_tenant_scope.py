@@ -11,6 +11,7 @@ from sqlalchemy import insert, text
 from backend import create_app
 from backend.core.db import DEFAULT_SEARCH_PATH, create_db_engine, set_tenant_search_path
 from backend.infrastructure.sql.clients import clients
+from tests.conftest import close_app
 from tests.owner import owner_engine
 
 
@@ -18,7 +19,7 @@ from tests.owner import owner_engine
 def one_connection_app(settings):
     application = create_app(settings.model_copy(update=dict(pool_size=1, pool_max_overflow=0)))
     yield application
-    application.extensions["saas"].engine.dispose()
+    close_app(application)
 
 
 def _add_clients(runtime, tenant, names):

@@ -17,6 +17,7 @@ from backend.infrastructure.access_events import AccessChange, listener_conninfo
 from backend.infrastructure.sql.identity import refresh_tokens
 from backend.infrastructure.sql.tenants import tenants
 from backend.service.identity import token_digest
+from tests.conftest import close_app
 from tests.eventually import eventually
 from tests.integration.identity.conftest import bearer, mark_verified
 from tests.owner import owner_engine
@@ -210,7 +211,6 @@ def test_apps_on_two_databases_in_one_process_each_hear_their_own(runtime, liste
             assert eventually(lambda c=cache: c._generation, lambda g, b=before: g > b) > before
             assert bystander._generation == unmoved
     finally:
-        theirs.stop_listening()
-        other.extensions["saas"].engine.dispose()
+        close_app(other)
         with psycopg.connect(database["superuser"], autocommit=True) as connection:
             connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -10,6 +10,7 @@ import pytest
 from flask import jsonify, request
 
 from backend.core.logging import json_handler
+from tests.conftest import close_app
 
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"
 BODY_LIMIT = 1024
@@ -28,7 +29,8 @@ def ops_app(settings):
         logging.getLogger("tests.ops").warning("echo item %s", item_id)
         return jsonify(item_id=item_id, size=len(request.get_json()["data"]))
 
-    return application
+    yield application
+    close_app(application)
 
 
 @pytest.fixture()

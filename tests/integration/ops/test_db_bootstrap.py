@@ -12,9 +12,9 @@ import psycopg
 import pytest
 
 from backend import create_app
-from backend.cli.owner import owner_access
 from backend.cli.tenants import migrate_shared
 from backend.infrastructure.embedded_postgres import DATABASE, OWNER_ROLE, RUNTIME_ROLE, bootstrap
+from tests.conftest import close_app
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "db_bootstrap.py"
@@ -110,7 +110,6 @@ def test_roles_and_database_default_to_pg_catalog_and_an_older_database_keeps_wo
             migrate_shared()
         assert database_defaults(superuser_url).get("") == ["search_path=pg_catalog"]
     finally:
-        app.extensions["saas"].engine.dispose()
-        owner_access(app).dispose()
+        close_app(app)
         bootstrap(superuser_url)
     assert database_defaults(superuser_url)[RUNTIME_ROLE] == ["search_path=pg_catalog"]

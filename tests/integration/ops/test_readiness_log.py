@@ -10,9 +10,9 @@ import socket
 from sqlalchemy.engine import make_url
 
 from backend import create_app
-from backend.cli.owner import owner_access
 from backend.core.db import sqlalchemy_url
 from backend.core.logging import JsonLineFormatter
+from tests.conftest import close_app
 
 HEALTH_LOGGER = "backend.api.health"
 
@@ -31,8 +31,7 @@ def ready(settings, caplog, **overrides):
             caplog.clear()
             return application.test_client().get("/health/ready")
     finally:
-        application.extensions["saas"].engine.dispose()
-        owner_access(application).dispose()
+        close_app(application)
 
 
 def test_database_unreachable_is_logged(settings, caplog):

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import insert, select
 
 from backend import create_app
-from backend.cli.owner import owner_access
 from backend.core.db import set_tenant_search_path
 from backend.infrastructure.sql.clients import clients
+from tests.conftest import close_app
 from tests.integration.pgbouncer.conftest import SERVER_CONNECTIONS
 from tests.owner import owner_engine
 
@@ -51,8 +51,7 @@ def bounced_app(settings, pgbouncer):
         )
     )
     yield app
-    app.extensions["saas"].engine.dispose()
-    owner_access(app).dispose()
+    close_app(app)
 
 
 def names_in(runtime, tenant) -> list[str]:
@@ -136,5 +135,4 @@ def test_a_session_setting_leaked_by_another_pooler_client_is_refused(
         again = http.get(f"{API}/clients", headers=worker_token(tenant))
         assert again.status_code == 200, again.json
     finally:
-        app.extensions["saas"].engine.dispose()
-        owner_access(app).dispose()
+        close_app(app)
