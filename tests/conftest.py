@@ -225,24 +225,25 @@ def make_tenant(app, runtime):
     return make
 
 
-@pytest.fixture()
-def worker_token(runtime):
-    """A valid access token for the tenant's owner (worker)."""
+def worker_headers(runtime, tenant) -> dict:
+    """Bearer headers of a new session of the tenant's owner (its worker)."""
     from sqlalchemy import select
 
     from backend.infrastructure.sql.identity import memberships
 
-    def token(tenant) -> dict:
-        with owner_engine().connect() as connection:
-            user_id = connection.execute(
-                select(memberships.c.user_id).where(
-                    memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
-                )
-            ).scalar_one()
-        value = session_token(runtime, user_id=user_id, tenant_id=tenant.id)
-        return {"Authorization": f"Bearer {value}"}
+    with owner_engine().connect() as connection:
+        user_id = connection.execute(
+            select(memberships.c.user_id).where(
+                memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
+            )
+        ).scalar_one()
+    return {"Authorization": f"Bearer {session_token(runtime, user_id=user_id, tenant_id=tenant.id)}"}
 
-    return token
+
+@pytest.fixture()
+def worker_token(runtime):
+    """A valid access token for the tenant's owner (worker)."""
+    return lambda tenant: worker_headers(runtime, tenant)
 
 
 @pytest.fixture()

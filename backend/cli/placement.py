@@ -12,7 +12,7 @@ import click
 from flask.cli import with_appcontext
 
 from backend.cli.owner import owner_access
-from backend.cli.tenants import owner_uow, tenants_cli
+from backend.cli.tenants import lock_timeout_option, owner_uow, tenants_cli
 from backend.domain.placement import Distribution, DistributionOutcome
 from backend.infrastructure.sql.placement import (
     BLOCK_WRITES,
@@ -40,13 +40,8 @@ def _placement() -> CitusPlacement:
 
 
 @tenants_cli.command("distribute")
-@click.option(
-    "--lock-timeout",
-    "lock_timeout_ms",
-    type=click.IntRange(0),
-    default=5000,
-    show_default=True,
-    help="Milliseconds a schema may wait for its table locks before it fails (retried by the next run)",
+@lock_timeout_option(
+    "Milliseconds a schema may wait for its table locks before it fails (retried by the next run)"
 )
 @with_appcontext
 def distribute(lock_timeout_ms: int) -> None:

@@ -39,6 +39,18 @@ def fail(message: str) -> None:
     raise click.ClickException(message)
 
 
+def lock_timeout_option(help_text: str):
+    """`--lock-timeout` (ms) of the commands that change tenant schemas under their table locks."""
+    return click.option(
+        "--lock-timeout",
+        "lock_timeout_ms",
+        type=click.IntRange(0),
+        default=5000,
+        show_default=True,
+        help=help_text,
+    )
+
+
 @click.group("tenants", cls=OperatorGroup)
 def tenants_cli() -> None:
     """Provision, list, migrate, disable and enable tenants."""
@@ -129,14 +141,9 @@ def migrate_shared() -> str:
     show_default=True,
     help="Tenants migrated in parallel, each worker on its own connection",
 )
-@click.option(
-    "--lock-timeout",
-    "lock_timeout_ms",
-    type=click.IntRange(0),
-    default=5000,
-    show_default=True,
-    help="Milliseconds a schema change may wait for a table lock before the tenant fails "
-    "(recorded, retried by the next run); also bounds how long requests queue behind it",
+@lock_timeout_option(
+    "Milliseconds a schema change may wait for a table lock before the tenant fails "
+    "(recorded, retried by the next run); also bounds how long requests queue behind it"
 )
 @with_appcontext
 def migrate(slug: str | None, jobs: int, lock_timeout_ms: int) -> None:

@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from tests.conftest import unique_slug, verify_owner
 from tests.owner import owner_engine
-from tests.sessions import session_token
 
 
 @pytest.fixture(scope="module")
@@ -67,17 +66,3 @@ def runtime_role(runtime) -> str:
 @pytest.fixture(scope="module")
 def owner_role(runtime) -> str:
     return owner_engine().url.username
-
-
-def worker_headers(runtime, tenant) -> dict:
-    """A valid access token of the tenant's owner (worker), without a function fixture."""
-    from backend.infrastructure.sql.identity import memberships
-
-    with owner_engine().connect() as connection:
-        user_id = connection.execute(
-            select(memberships.c.user_id).where(
-                memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
-            )
-        ).scalar_one()
-    value = session_token(runtime, user_id=user_id, tenant_id=tenant.id)
-    return {"Authorization": f"Bearer {value}"}

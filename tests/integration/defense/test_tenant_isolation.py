@@ -236,7 +236,7 @@ def test_api_requests_run_as_the_callers_tenant_role(client, runtime, alpha, bet
     """End to end: the clients route lists the caller's tenant only, executed as its role."""
     from backend.core.db import TenantScope
     from backend.infrastructure.sql import clients as clients_sql
-    from tests.integration.defense.fixtures import worker_headers
+    from tests.conftest import worker_headers
 
     # The page is read in the scope's own message (core/db.read_in_tenant_scope): the role it
     # ran as rides on each row, just before the total.

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.proof.seed import owner_headers, provision, seed_workspace
+from tests.conftest import worker_headers
+from tests.integration.proof.seed import provision, seed_workspace
 
 
 @pytest.fixture(scope="module")
@@ -15,6 +16,6 @@ def seeded(app, runtime):
 
     def make(label: str, **kwargs):
         tenant = provision(runtime, label)
-        return seed_workspace(http, runtime, tenant, owner_headers(runtime, tenant), tag=label, **kwargs)
+        return seed_workspace(http, runtime, tenant, worker_headers(runtime, tenant), tag=label, **kwargs)
 
     return make

@@ -14,10 +14,8 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
-
 from backend.domain.identity import Role
-from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository, memberships
+from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository
 from tests.conftest import unique_slug, verify_owner
 from tests.owner import owner_engine
 from tests.sessions import session_token
@@ -97,17 +95,6 @@ def provision(runtime, label: str):
     )
     verify_owner(runtime, tenant)
     return tenant
-
-
-def owner_headers(runtime, tenant) -> dict:
-    """A valid access token of the workspace's owner (worker), in a session of its own."""
-    with owner_engine().connect() as connection:
-        user_id = connection.execute(
-            select(memberships.c.user_id).where(
-                memberships.c.tenant_id == tenant.id, memberships.c.role == "worker"
-            )
-        ).scalar_one()
-    return session_headers(runtime, tenant, user_id)
 
 
 def session_headers(runtime, tenant, user_id: uuid.UUID) -> dict:

@@ -11,8 +11,9 @@ import os
 
 import pytest
 
+from tests.conftest import worker_headers
 from tests.integration.proof.fuzzing import Actor, FuzzReport, fuzz, served, strict_document
-from tests.integration.proof.seed import owner_headers, session_headers
+from tests.integration.proof.seed import session_headers
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +56,7 @@ def test_fuzz_as_worker_never_fails_nor_leaks(app, runtime, seeded, stranger, re
         home.worker,
         forbidden=frozenset(stranger.markers),
         own=frozenset(home.markers),
-        renew=lambda: owner_headers(runtime, home.tenant),
+        renew=lambda: worker_headers(runtime, home.tenant),
     )
     with served(app) as base_url:
         report = fuzz(strict_document(app), base_url, actor, seed=seed())

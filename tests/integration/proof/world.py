@@ -13,7 +13,8 @@ from sqlalchemy import insert
 from backend.core.db import set_tenant_search_path
 from backend.core.tenancy import schema_identifier
 from backend.infrastructure.sql.clients import clients
-from tests.integration.proof.seed import add_client_user, owner_headers, provision
+from tests.conftest import worker_headers
+from tests.integration.proof.seed import add_client_user, provision
 from tests.owner import owner_engine
 
 SLOTS = 12  # appointment start times a step may pick: overlaps happen, on purpose
@@ -110,7 +111,7 @@ def build_world(runtime, size: int = 3) -> list[Workspace]:
             client_id = uuid.uuid4()
             user_id, headers = add_client_user(runtime, tenant, client_id, "Person")
             people.append(Person(index, str(client_id), str(user_id), headers))
-        workspaces.append(Workspace(index, tenant, owner_headers(runtime, tenant), tuple(people)))
+        workspaces.append(Workspace(index, tenant, worker_headers(runtime, tenant), tuple(people)))
     return workspaces
 
 
