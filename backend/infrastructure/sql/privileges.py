@@ -43,6 +43,12 @@ JOBS_TABLE = sql.SQL("jobs.procrastinate_jobs")
 # 0008, a SECURITY DEFINER function; docs/security-database.md).
 CLAIM_FUNCTION = sql.SQL("shared.claim_spare_schema(text)")
 JOB_EVENTS_TABLE = sql.SQL("jobs.procrastinate_events")
+# The sequences behind the two rows a defer writes: the job's id, and the id of the `deferred`
+# (or `scheduled`) event that procrastinate's insert triggers add. Those trigger functions are
+# not SECURITY DEFINER: they run as the role that inserts the job, so the API draws from both.
+# The queue's other sequences (periodic defers, workers) are the worker's, which runs as the
+# owner (shared migration 0011 revoked them from an install that had them).
+ENQUEUE_SEQUENCES = sql.SQL("jobs.procrastinate_jobs_id_seq, jobs.procrastinate_events_id_seq")
 MAX_IDENTIFIER_LENGTH = 63  # NAMEDATALEN - 1: PostgreSQL would silently truncate a longer name
 
 
@@ -183,7 +189,8 @@ def _enqueue_grants(runtime: sql.Identifier) -> list[sql.Composed]:
             "GRANT SELECT (id, queue_name, task_name, status, scheduled_at, queueing_lock) ON {} TO {}"
         ).format(JOBS_TABLE, runtime),
         sql.SQL("GRANT SELECT (job_id, type, at) ON {} TO {}").format(JOB_EVENTS_TABLE, runtime),
-        sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(JOBS, runtime),
+        # USAGE (nextval) on the two sequences by name, not ON ALL SEQUENCES IN SCHEMA.
+        sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(ENQUEUE_SEQUENCES, runtime),
     ]
 
 

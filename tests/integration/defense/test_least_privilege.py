@@ -263,6 +263,74 @@ def test_granting_again_removes_a_direct_runtime_grant(runtime, tenant, runtime_
         }
 
 
+# What a defer needs in `jobs` (docs/jobs.md): the job row, the event row procrastinate's insert
+# triggers write as the inserting role, and the two sequences behind their ids. The columns the
+# API may read (its defer's RETURNING id, /metrics) are column grants, outside relacl.
+QUEUE_SEQUENCES_IN_USE = ("procrastinate_jobs_id_seq", "procrastinate_events_id_seq")
+QUEUE_SEQUENCES_OF_THE_WORKER = ("procrastinate_periodic_defers_id_seq", "procrastinate_workers_id_seq")
+
+
+def expected_queue_grants(runtime_role: str) -> dict[str, set[tuple[str, str]]]:
+    return {
+        "procrastinate_jobs": {(runtime_role, "INSERT")},
+        "procrastinate_events": {(runtime_role, "INSERT")},
+        **{name: {(runtime_role, "USAGE")} for name in QUEUE_SEQUENCES_IN_USE},
+    }
+
+
+def test_queue_grants_are_exactly_what_a_defer_needs(runtime_role):
+    with owner_engine().connect() as connection:
+        sequences = column(
+            connection,
+            "SELECT relname FROM pg_catalog.pg_class WHERE relkind = 'S'"
+            " AND relnamespace = 'jobs'::regnamespace ORDER BY relname",
+        )
+        # Every sequence of the queue is accounted for: a new one is granted to nobody.
+        assert set(sequences) == {*QUEUE_SEQUENCES_IN_USE, *QUEUE_SEQUENCES_OF_THE_WORKER}
+        assert relation_grants(connection, "jobs") == expected_queue_grants(runtime_role)
+
+
+def test_runtime_draws_only_from_the_sequences_of_a_defer(as_runtime):
+    for name in QUEUE_SEQUENCES_IN_USE:
+        assert scalar(as_runtime, f"SELECT nextval('jobs.{name}')") > 0, name
+    for name in QUEUE_SEQUENCES_OF_THE_WORKER:
+        refused(as_runtime, f"SELECT nextval('jobs.{name}')")
+        refused(as_runtime, f"SELECT setval('jobs.{name}', 1)")
+
+
+def test_queue_sequence_revision_revokes_what_older_releases_granted(runtime_role):
+    """Releases before shared revision 0011 granted USAGE on every sequence of `jobs`: the
+    revision takes the worker's sequences back from every role but the owner and leaves what a
+    defer needs. In one transaction, rolled back (grants and DDL are transactional)."""
+    from alembic import command
+
+    from backend.infrastructure import migrations
+
+    grant_all = psql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA jobs TO {}, PUBLIC").format(
+        psql.Identifier(runtime_role)
+    )
+    with owner_engine().connect() as connection:
+        transaction = connection.begin()
+        try:
+            command.downgrade(migrations.alembic_config("shared", connection), "0010_scheduled_work")
+            connection.exec_driver_sql(grant_all.as_string(None))
+            worker_sequence = relation_grants(connection, "jobs")[QUEUE_SEQUENCES_OF_THE_WORKER[0]]
+            assert (runtime_role, "USAGE") in worker_sequence
+            migrations.upgrade_shared(connection)
+            grants = relation_grants(connection, "jobs")
+            # PUBLIC (grantee 0) is not in pg_roles: counted separately.
+            public = column(
+                connection,
+                "SELECT c.relname FROM pg_catalog.pg_class c"
+                " CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a"
+                " WHERE c.relnamespace = 'jobs'::regnamespace AND a.grantee = 0 ORDER BY c.relname",
+            )
+        finally:
+            transaction.rollback()
+    assert public == sorted(QUEUE_SEQUENCES_IN_USE)  # the revision keeps its hands off those two
+    assert grants == expected_queue_grants(runtime_role)
+
+
 MEMBERSHIPS_OF_ROLE = (
     "SELECT m.member::regrole::text AS member, m.roleid::regrole::text AS role,"
     " {options} FROM pg_catalog.pg_auth_members m"
