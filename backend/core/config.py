@@ -102,6 +102,13 @@ class RateLimits(BaseModel):
     # The second login step: per IP, and failures per MFA challenge.
     mfa_ip: str = "20 per minute;200 per hour"
     mfa_account: str = "5 per minute;20 per hour"
+    # A client's own data download: each one streams a zip from a snapshot (a pooled
+    # connection, the media files); a few a day is what a person needs, retries included.
+    my_data_user: str = Field(
+        "5 per hour",
+        description="downloads of a client's own data (`GET /me/data`) per login, from any address; "
+        "only downloads that start count ([security.md](security.md#abuse-limits))",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RateLimits:

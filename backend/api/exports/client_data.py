@@ -1,7 +1,8 @@
 """A client's own data, streamed as a zip (GET /me/data): their profile, their appointments
 with the shared notes, their media. It has slots of its own, like the export's (each download
 holds a pooled connection while its rows are written), so clients downloading at once never
-take the worker's export slots."""
+take the worker's export slots. Each login may start a few downloads per window
+(RATE_LIMIT_MY_DATA_USER, api/identity/limits.py)."""
 
 from functools import partial
 
@@ -11,6 +12,7 @@ from backend.api.auth import request_id
 from backend.api.context import registry_uow, runtime
 from backend.api.exports.routes import zip_download
 from backend.api.extension import Blueprint
+from backend.api.identity import limits
 from backend.domain.identity import Role
 from backend.infrastructure.client_data import open_client_snapshot
 from backend.infrastructure.exports import ZipStream
@@ -32,9 +34,14 @@ ZIP_RESPONSE = {
 
 @blueprint.route("/me/data")
 @blueprint.protected(Role.CLIENT)
+@limits.my_data  # inside `protected`: counted per authenticated login
 @blueprint.doc(responses={200: ZIP_RESPONSE}, operationId="downloadMyData")
 @blueprint.alt_response(404, description="not_found: the login is not linked to a client record")
-@blueprint.alt_response(429, description="Too many exports running; retry after Retry-After")
+@blueprint.alt_response(
+    429,
+    description="rate_limited: this login's downloads per window (RATE_LIMIT_MY_DATA_USER) are used "
+    "up, or too many downloads are running; retry after Retry-After",
+)
 def download_my_data():
     """Download my own data (client): profile, appointments, media"""
     rt = runtime()

@@ -24,7 +24,7 @@ import functools
 import logging
 from collections.abc import Callable
 
-from flask import after_this_request, request
+from flask import after_this_request, g, request
 from limits import parse_many
 
 from backend.api.context import runtime
@@ -168,3 +168,20 @@ confirm_email = _limits("verify", _body_key("token", lower=False), failures_only
 mfa_login = _limits("mfa", _body_key("challenge", lower=False), failures_only=True)
 # Confirming or disabling a factor checks a code: failures per bearer token, like login's.
 mfa_manage = _limits("mfa", _bearer_key, failures_only=True)
+
+
+def _user_key() -> str:
+    """The signed-in user (keyed HMAC of their id): `protected` has set the principal when
+    the limit runs inside it; the address if ever there is none, so the key never raises."""
+    principal = g.get("principal")
+    return limiter_key("user", str(principal.user_id)) if principal is not None else _address_key()
+
+
+def _started(response) -> bool:
+    return response.status_code == 200
+
+
+# A client's own data download (GET /me/data), per login whatever the address: applied inside
+# `protected` (the key is the authenticated user). Only a download that starts counts; one
+# refused (no client record, every download slot busy, the limit itself) costs nothing.
+my_data = limiter.limit(_setting("my_data_user"), key_func=_user_key, deduct_when=_started)

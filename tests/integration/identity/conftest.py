@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, update
 
+from backend.core.config import RateLimits
 from backend.core.db import set_tenant_search_path
 from backend.domain.identity import Role
 from backend.infrastructure.access_events import AccessChange
@@ -214,3 +215,18 @@ def listening(runtime):
     """The app's access cache, its listener delivering registry changes to this process."""
     assert runtime.access_cache.wait_listening(10), "the access listener did not connect"
     return runtime.access_cache
+
+
+@pytest.fixture()
+def limits(runtime, monkeypatch):
+    """Tighten some abuse limits on the live settings (the suite runs with generous ones)."""
+
+    def tighten(**values: str) -> None:
+        generous = {name: "10000 per minute" for name in RateLimits.model_fields}
+        monkeypatch.setattr(
+            runtime,
+            "settings",
+            runtime.settings.model_copy(update=dict(rate_limits=RateLimits(**generous | values))),
+        )
+
+    return tighten

@@ -202,3 +202,54 @@ def test_clients_downloading_never_take_the_workers_export_slots(app, client, me
             app.extensions.pop(key, None)
             if slots is not None:
                 app.extensions[key] = slots
+
+
+def exports_recorded(tenant_id) -> int:
+    with owner_engine().connect() as connection:
+        return len(
+            connection.execute(
+                select(audit_events.c.id).where(
+                    audit_events.c.tenant_id == tenant_id, audit_events.c.event == "client.data_exported"
+                )
+            ).all()
+        )
+
+
+def test_downloads_are_limited_per_login_whatever_the_address(client, member, runtime, limits):
+    """RATE_LIMIT_MY_DATA_USER: past the login's budget the next download is 429 `rate_limited`
+    with Retry-After (from any address), builds nothing, and no other login is affected."""
+    limits(my_data_user="2 per hour")
+    home, elsewhere = member(), member()
+    _, neighbour = second_client(runtime, home)
+    for address in ("10.7.0.1", "10.7.0.2"):
+        response = client.get(URL, headers=home.client, buffered=True, environ_base={"REMOTE_ADDR": address})
+        assert response.status_code == 200
+    limited = client.get(URL, headers=home.client, buffered=True, environ_base={"REMOTE_ADDR": "10.7.0.3"})
+    assert (limited.status_code, limited.json) == (429, {"detail": "rate_limited"})
+    assert 0 < int(limited.headers["Retry-After"]) <= 3600
+    assert exports_recorded(home.tenant.id) == 2  # the refused one built no archive
+    # Another client of the same workspace, from the same address, and another workspace's.
+    same_address = {"REMOTE_ADDR": "10.7.0.3"}
+    assert client.get(URL, headers=neighbour, buffered=True, environ_base=same_address).status_code == 200
+    assert client.get(URL, headers=elsewhere.client, buffered=True).status_code == 200
+
+
+def test_a_download_refused_for_busy_slots_does_not_use_the_budget(
+    app, client, member, runtime, limits, monkeypatch
+):
+    limits(my_data_user="2 per hour")
+    monkeypatch.setattr(runtime, "settings", runtime.settings.model_copy(update={"export_max_concurrent": 1}))
+    saved = app.extensions.pop("saas_export_slots_client_data", None)  # new slots, of the size above
+    m = member()
+    try:
+        held = client.get(URL, headers=m.client)  # first of the budget; its stream keeps the slot
+        assert held.status_code == 200
+        busy = client.get(URL, headers=m.client, buffered=True)
+        assert (busy.status_code, busy.headers["Retry-After"]) == (429, "30")  # the slots' answer
+        held.close()
+        assert client.get(URL, headers=m.client, buffered=True).status_code == 200  # second
+        assert client.get(URL, headers=m.client, buffered=True).status_code == 429  # the budget's
+    finally:
+        app.extensions.pop("saas_export_slots_client_data", None)
+        if saved is not None:
+            app.extensions["saas_export_slots_client_data"] = saved

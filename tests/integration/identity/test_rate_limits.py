@@ -15,19 +15,6 @@ from tests.integration.identity.conftest import PASSWORD, mark_verified, signup_
 _addresses = (f"10.9.{i // 250}.{i % 250 + 1}" for i in itertools.count())
 
 
-@pytest.fixture()
-def limits(runtime, monkeypatch):
-    def tighten(**values: str) -> None:
-        generous = {name: "10000 per minute" for name in RateLimits.model_fields}
-        monkeypatch.setattr(
-            runtime,
-            "settings",
-            runtime.settings.model_copy(update=dict(rate_limits=RateLimits(**generous | values))),
-        )
-
-    return tighten
-
-
 def post(client, path: str, body: dict, address: str):
     return client.post(path, json=body, environ_base={"REMOTE_ADDR": address})
 
