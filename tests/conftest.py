@@ -3,6 +3,7 @@ migrated once; every test makes its own tenants with unique slugs."""
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import uuid
@@ -200,29 +201,32 @@ def verify_owner(runtime, tenant) -> None:
         )
 
 
-@pytest.fixture()
-def make_tenant(app, runtime):
-    """Provision a tenant the way operators do, its owner's email verified (pass
-    verified=False for an unverified worker); returns the domain Tenant."""
+def provision_workspace(
+    runtime, slug: str | None = None, owner_email: str | None = None, verified: bool = True
+):
+    """A tenant provisioned the way operators do, its owner's email verified (verified=False:
+    an unverified worker); returns the domain Tenant."""
     from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
     from backend.service.tenants import provision_tenant
 
-    def make(slug: str | None = None, owner_email: str | None = None, verified: bool = True):
-        slug = slug or unique_slug()
-        owner_email = owner_email or f"owner-{slug}@example.com"
-        tenant = provision_tenant(
-            slug=slug,
-            name=f"Workspace {slug}",
-            owner_email=owner_email,
-            trial_days=14,
-            now=datetime.now(UTC),
-            uow=SqlRegistryUnitOfWork(owner_engine(), runtime.runtime_role),
-        )
-        if verified:
-            verify_owner(runtime, tenant)
-        return tenant
+    slug = slug or unique_slug()
+    tenant = provision_tenant(
+        slug=slug,
+        name=f"Workspace {slug}",
+        owner_email=owner_email or f"owner-{slug}@example.com",
+        trial_days=14,
+        now=datetime.now(UTC),
+        uow=SqlRegistryUnitOfWork(owner_engine(), runtime.runtime_role),
+    )
+    if verified:
+        verify_owner(runtime, tenant)
+    return tenant
 
-    return make
+
+@pytest.fixture()
+def make_tenant(app, runtime):
+    """`provision_workspace` on this test's database (`app` makes its owner the test's own)."""
+    return functools.partial(provision_workspace, runtime)
 
 
 def worker_headers(runtime, tenant) -> dict:

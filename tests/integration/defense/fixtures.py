@@ -5,12 +5,10 @@ the same tests on its session cluster (tests/citus/suites/) and needs the same f
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import unique_slug, verify_owner
+from tests.conftest import provision_workspace, unique_slug
 from tests.owner import owner_engine
 
 
@@ -18,23 +16,11 @@ from tests.owner import owner_engine
 def module_tenants(app, runtime):
     """Provision tenants the way operators do, once for the module (provisioning is the slow
     part of these tests); returns a factory that caches by label."""
-    from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
-    from backend.service.tenants import provision_tenant
-
     made: dict[str, object] = {}
 
     def tenant(label: str):
         if label not in made:
-            slug = unique_slug(label)
-            made[label] = provision_tenant(
-                slug=slug,
-                name=f"Workspace {slug}",
-                owner_email=f"owner-{slug}@example.com",
-                trial_days=14,
-                now=datetime.now(UTC),
-                uow=SqlRegistryUnitOfWork(owner_engine(), runtime.runtime_role),
-            )
-            verify_owner(runtime, made[label])
+            made[label] = provision_workspace(runtime, unique_slug(label))
         return made[label]
 
     return tenant

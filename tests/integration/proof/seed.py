@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from backend.domain.identity import Role
 from backend.infrastructure.sql.identity import SqlMembershipRepository, SqlUserRepository
-from tests.conftest import unique_slug, verify_owner
+from tests.conftest import provision_workspace, unique_slug
 from tests.owner import owner_engine
 from tests.sessions import session_token
 
@@ -81,20 +81,7 @@ class Markers:
 
 def provision(runtime, label: str):
     """A workspace made the way operators make one, its owner verified."""
-    from backend.infrastructure.sql.unit_of_work import SqlRegistryUnitOfWork
-    from backend.service.tenants import provision_tenant
-
-    slug = unique_slug(label)
-    tenant = provision_tenant(
-        slug=slug,
-        name=f"Workspace {slug}",
-        owner_email=f"owner-{slug}@example.com",
-        trial_days=14,
-        now=datetime.now(UTC),
-        uow=SqlRegistryUnitOfWork(owner_engine(), runtime.runtime_role),
-    )
-    verify_owner(runtime, tenant)
-    return tenant
+    return provision_workspace(runtime, unique_slug(label))
 
 
 def session_headers(runtime, tenant, user_id: uuid.UUID) -> dict:
