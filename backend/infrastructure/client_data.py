@@ -15,11 +15,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from backend.core.db import set_tenant_search_path
 from backend.core.tenancy import validate_schema_name
-from backend.infrastructure.exports import copy_chunks
+from backend.infrastructure.exports import copy_chunks, instant_as_api_text
 from backend.infrastructure.sql.clients import clients
 from backend.infrastructure.sql.media import media
-
-INSTANT = "to_json({}) #>> '{{}}'"  # ISO 8601 in the session's time zone (UTC here)
 
 # What the client is shown in the API, about themselves; never the worker's private notes.
 APPOINTMENT_COLUMNS = ("id", "starts_at", "ends_at", "status", "shared_notes", "cancelled_at")
@@ -32,7 +30,8 @@ def _select_list(columns: tuple[str, ...]) -> sql.Composable:
     for name in columns:
         column = sql.Identifier(name)
         if name in INSTANT_COLUMNS:
-            items.append(sql.SQL(INSTANT + " AS {}").format(column, column))
+            # ISO 8601 in the session's time zone (UTC here), as the workspace export writes it
+            items.append(sql.SQL("{} AS {}").format(instant_as_api_text(column), column))
         else:
             items.append(column)
     return sql.SQL(", ").join(items)
