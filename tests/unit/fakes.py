@@ -996,3 +996,26 @@ class FakeExportFiles:
 
     def remove(self, path: Path) -> bool:
         return self.files.pop(path, None) is not None
+
+
+def stored_media(
+    uow, storage, tenant_id: uuid.UUID, *, created_at: datetime, deleted_at: datetime | None
+) -> Media:
+    """A media row in the fake tenant unit of work and its file in the fake storage,
+    soft-deleted at `deleted_at` (None: live)."""
+    item = Media(
+        id=uuid.uuid4(),
+        client_id=uuid.uuid4(),
+        appointment_id=None,
+        filename="f.png",
+        content_type="image/png",
+        size_bytes=3,
+        sha256="x",
+        uploaded_by=uuid.uuid4(),
+        uploaded_by_role="worker",
+        created_at=created_at,
+        deleted_at=deleted_at,
+    )
+    uow.media.rows[item.id] = item
+    storage.save(tenant_id, item.id, [b"abc"])
+    return item

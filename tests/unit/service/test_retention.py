@@ -7,31 +7,15 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from backend.domain.media import Media
 from backend.service import retention
-from tests.unit.fakes import FakeMediaStorage, FakeTenantUnitOfWork
+from tests.unit.fakes import FakeMediaStorage, FakeTenantUnitOfWork, stored_media
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TENANT = uuid.uuid4()
 
 
 def stored(uow, storage, deleted_at):
-    item = Media(
-        id=uuid.uuid4(),
-        client_id=uuid.uuid4(),
-        appointment_id=None,
-        filename="f.png",
-        content_type="image/png",
-        size_bytes=3,
-        sha256="x",
-        uploaded_by=uuid.uuid4(),
-        uploaded_by_role="worker",
-        created_at=NOW - timedelta(days=90),
-        deleted_at=deleted_at,
-    )
-    uow.media.rows[item.id] = item
-    storage.save(TENANT, item.id, [b"abc"])
-    return item
+    return stored_media(uow, storage, TENANT, created_at=NOW - timedelta(days=90), deleted_at=deleted_at)
 
 
 def purge(uow, storage, dry_run):

@@ -12,10 +12,15 @@ from pathlib import Path
 
 from backend.domain.identity import Principal, Role
 from backend.domain.lifecycle import SCHEDULER, RetentionPolicy
-from backend.domain.media import Media
 from backend.domain.tenants import TenantStatus
 from backend.service import clients, deletion, media, retention, tenants, unverified
-from tests.unit.fakes import FakeExportFiles, FakeMediaStorage, FakeRetentionUnitOfWork, FakeTenantUnitOfWork
+from tests.unit.fakes import (
+    FakeExportFiles,
+    FakeMediaStorage,
+    FakeRetentionUnitOfWork,
+    FakeTenantUnitOfWork,
+    stored_media,
+)
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 POLICY = RetentionPolicy(media_days=30, export_days=14, audit_days=365)
@@ -29,21 +34,8 @@ def tenant_in(registry, slug: str):
 
 def trashed(uow: FakeTenantUnitOfWork, storage, deleted_at) -> uuid.UUID:
     """A media item soft-deleted at `deleted_at` (row and file), noted as the service notes it."""
-    item = Media(
-        id=uuid.uuid4(),
-        client_id=uuid.uuid4(),
-        appointment_id=None,
-        filename="f.png",
-        content_type="image/png",
-        size_bytes=3,
-        sha256="x",
-        uploaded_by=uuid.uuid4(),
-        uploaded_by_role="worker",
-        created_at=NOW - timedelta(days=90),
-        deleted_at=deleted_at,
-    )
-    uow.media.rows[item.id] = item
-    storage.save(uow.tenant_id, item.id, [b"abc"])
+    created_at = NOW - timedelta(days=90)
+    item = stored_media(uow, storage, uow.tenant_id, created_at=created_at, deleted_at=deleted_at)
     if deleted_at is not None:
         uow.media_trash.trashed(deleted_at)
     return item.id
