@@ -15,17 +15,10 @@ from backend.infrastructure.sql.schemas import SqlSchemaManager
 from backend.infrastructure.sql.tenants import tenants as tenants_table
 from tests.citus.test_distributed_schemas import _placements
 from tests.integration.lifecycle.conftest import add_revision, copy_tree, in_schema
+from tests.integration.lifecycle.test_fleet_migrations import ADD_ARCHIVED_AT, DROP_ARCHIVED_AT
 from tests.owner import owner_engine
 
 FLEET = 110
-ADD_ARCHIVED_AT = """
-op.add_column("clients", sa.Column("archived_at", sa.DateTime(timezone=True)))
-op.create_index("ix_clients_archived_at", "clients", ["archived_at"])
-"""
-DROP_ARCHIVED_AT = """
-op.drop_index("ix_clients_archived_at", table_name="clients")
-op.drop_column("clients", "archived_at")
-"""
 
 
 @pytest.fixture()
